@@ -1,0 +1,280 @@
+-- Tables.  Every tenant-owned table has user_id uuid NOT NULL defaulting to
+-- the current tenant, and UNIQUE (user_id, id) so that references between
+-- tenant tables are composite keys: a row can only point at a row of its
+-- own tenant.  Deleting a parent sets only the referencing id to NULL
+-- (PostgreSQL 15's SET NULL (column)), never user_id.
+
+-- The owners to reach.
+CREATE TABLE crefinder.property_records (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id           uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    owner_name        text,
+    owner_phone       text,
+    owner_email       text,
+    property_address  text,
+    property_city     text,
+    property_state    text,
+    property_zip      text,
+    mailing_address   text,
+    mailing_state     text,
+    mailing_zip       text,
+    timezone          text,
+    skip_trace_data   jsonb NOT NULL DEFAULT '{}',
+    lead_status       text NOT NULL DEFAULT 'new'
+        CHECK (lead_status IN ('new', 'contacted', 'responded', 'interested', 'nurture',
+                               'not_interested', 'do_not_contact', 'converted')),
+    interest_level    smallint CHECK (interest_level BETWEEN 0 AND 10),
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, id),
+    CHECK (property_state IS NULL OR property_state ~ '^[A-Z]{2}$'),
+    CHECK (mailing_state IS NULL OR mailing_state ~ '^[A-Z]{2}$')
+);
+CREATE INDEX ON crefinder.property_records (user_id, owner_phone);
+CREATE INDEX ON crefinder.property_records (user_id, lower(owner_email));
+
+-- Message templates: {{variable}} placeholders, rendered per recipient.
+CREATE TABLE crefinder.templates (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    name        text NOT NULL CHECK (name <> ''),
+    channel     text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    subject     text,
+    body        text NOT NULL,
+    html        text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, id),
+    UNIQUE (user_id, name, channel),
+    CHECK (subject IS NULL OR channel = 'email')
+);
+
+-- Multi-step sequences: steps is a validated array of
+-- {channel, delay, template | variants[], subject?, on_positive, on_negative, on_no_response}.
+CREATE TABLE crefinder.sequences (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    name        text NOT NULL CHECK (name <> ''),
+    steps       jsonb NOT NULL CHECK (jsonb_typeof(steps) = 'array'),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, id),
+    UNIQUE (user_id, name)
+);
+
+CREATE TABLE crefinder.campaigns (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    name          text NOT NULL CHECK (name <> ''),
+    sequence_id   bigint,
+    status        text NOT NULL DEFAULT 'active'
+        CHECK (status IN ('draft', 'active', 'paused', 'completed', 'cancelled')),
+    settings      jsonb NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    started_at    timestamptz,
+    completed_at  timestamptz,
+    UNIQUE (user_id, id),
+    FOREIGN KEY (user_id, sequence_id) REFERENCES crefinder.sequences (user_id, id)
+        ON DELETE RESTRICT
+);
+CREATE INDEX ON crefinder.campaigns (user_id, sequence_id);
+
+-- One property's walk through a campaign's sequence.
+CREATE TABLE crefinder.enrollments (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id          uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    campaign_id      bigint NOT NULL,
+    property_id      bigint NOT NULL,
+    status           text NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'waiting', 'nurture', 'completed', 'stopped')),
+    current_step     integer NOT NULL DEFAULT 0 CHECK (current_step >= 0),
+    next_step_at     timestamptz,
+    variant_key      integer NOT NULL DEFAULT 0,
+    stop_reason      text,
+    last_message_id  bigint,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, id),
+    UNIQUE (campaign_id, property_id),
+    FOREIGN KEY (user_id, campaign_id) REFERENCES crefinder.campaigns (user_id, id)
+        ON DELETE CASCADE,
+    FOREIGN KEY (user_id, property_id) REFERENCES crefinder.property_records (user_id, id)
+        ON DELETE CASCADE
+);
+CREATE INDEX enrollments_due_idx ON crefinder.enrollments (next_step_at)
+    WHERE status = 'active';
+CREATE INDEX ON crefinder.enrollments (user_id, property_id);
+
+-- The outbox and its history: one row per message.
+--   queued -> sending -> sent -> delivered, with exits blocked (compliance
+--   said no; block_reason keeps why), failed, cancelled and unknown (the
+--   worker died between handing the request over and recording the
+--   answer: never re-sent automatically).
+CREATE TABLE crefinder.outbound_events (
+    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id              uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    channel              text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    to_contact           text NOT NULL,
+    status               text NOT NULL DEFAULT 'queued'
+        CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'blocked', 'failed',
+                          'cancelled', 'unknown')),
+    block_reason         text,
+    provider_status      text,
+    provider_message_id  text,
+    campaign_id          bigint,
+    property_id          bigint,
+    enrollment_id        bigint,
+    step                 integer,
+    variant              text,
+    attempts             integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at      timestamptz NOT NULL DEFAULT now(),
+    last_error           text,
+    cost_cents           numeric(14, 4),
+    payload              jsonb NOT NULL DEFAULT '{}',
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    sent_at              timestamptz,
+    delivered_at         timestamptz,
+    opened_at            timestamptz,
+    clicked_at           timestamptz,
+    responded_at         timestamptz,
+    UNIQUE (user_id, id),
+    CHECK ((status = 'blocked') = (block_reason IS NOT NULL)),
+    FOREIGN KEY (user_id, campaign_id) REFERENCES crefinder.campaigns (user_id, id)
+        ON DELETE SET NULL (campaign_id),
+    FOREIGN KEY (user_id, property_id) REFERENCES crefinder.property_records (user_id, id)
+        ON DELETE SET NULL (property_id),
+    FOREIGN KEY (user_id, enrollment_id) REFERENCES crefinder.enrollments (user_id, id)
+        ON DELETE SET NULL (enrollment_id)
+);
+-- The dispatcher's claim: due queued rows, oldest first.
+CREATE INDEX outbound_events_due_idx ON crefinder.outbound_events (next_attempt_at)
+    WHERE status = 'queued';
+-- Crash recovery finds rows left in sending.
+CREATE INDEX outbound_events_sending_idx ON crefinder.outbound_events (id)
+    WHERE status = 'sending';
+-- Webhooks find their message by the provider's id.
+CREATE INDEX outbound_events_provider_message_idx
+    ON crefinder.outbound_events (provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+-- Frequency caps: a tenant's recent messages to one contact.
+CREATE INDEX outbound_events_contact_idx
+    ON crefinder.outbound_events (user_id, to_contact, created_at);
+CREATE INDEX ON crefinder.outbound_events (campaign_id, channel) WHERE campaign_id IS NOT NULL;
+CREATE INDEX ON crefinder.outbound_events (property_id) WHERE property_id IS NOT NULL;
+CREATE INDEX ON crefinder.outbound_events (enrollment_id) WHERE enrollment_id IS NOT NULL;
+
+ALTER TABLE crefinder.enrollments
+    ADD FOREIGN KEY (user_id, last_message_id) REFERENCES crefinder.outbound_events (user_id, id)
+        ON DELETE SET NULL (last_message_id);
+
+-- A tenant's settings for one provider.  config holds the plain fields
+-- (defaults applied); secrets maps each secret field to its AES-256-GCM
+-- envelope.  Written by crefinder.configure(), never by hand.
+CREATE TABLE crefinder.integration_configs (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id        uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    provider       text NOT NULL CHECK (provider IN ('vapi', 'twilio', 'sendgrid')),
+    config         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(config) = 'object'),
+    secrets        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(secrets) = 'object'),
+    paused_at      timestamptz,
+    paused_reason  text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, provider)
+);
+-- Twilio webhooks name the account, not the tenant.
+CREATE INDEX integration_configs_twilio_account_idx
+    ON crefinder.integration_configs ((config ->> 'accountSid'))
+    WHERE provider = 'twilio';
+
+-- Opt-outs (STOP, unsubscribe, manual).  A row is active until revoked_at.
+-- channel is the channel the opt-out came in on; the compliance engine
+-- extends a phone opt-out to every phone channel.
+CREATE TABLE crefinder.opt_outs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id         uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    channel         text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    contact         text NOT NULL,
+    source          text NOT NULL DEFAULT 'manual',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    revoked_at      timestamptz,
+    revoked_source  text,
+    UNIQUE (user_id, id)
+);
+CREATE UNIQUE INDEX opt_outs_active_idx ON crefinder.opt_outs (user_id, contact, channel)
+    WHERE revoked_at IS NULL;
+
+-- Email addresses that must not be mailed: bounces, drops, spam reports,
+-- unsubscribes.  email is stored lower-cased.
+CREATE TABLE crefinder.email_suppressions (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id      uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    email        text NOT NULL CHECK (email = lower(email)),
+    reason       text NOT NULL
+        CHECK (reason IN ('bounce', 'dropped', 'spamreport', 'unsubscribe',
+                          'group_unsubscribe', 'invalid', 'manual')),
+    source       text NOT NULL DEFAULT 'manual',
+    detail       text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    removed_at   timestamptz,
+    UNIQUE (user_id, id)
+);
+CREATE UNIQUE INDEX email_suppressions_active_idx
+    ON crefinder.email_suppressions (user_id, email, reason)
+    WHERE removed_at IS NULL;
+
+-- Consents to be contacted (TCPA prior express / express written consent).
+CREATE TABLE crefinder.consents (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id         uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    contact         text NOT NULL,
+    channel         text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    kind            text NOT NULL CHECK (kind IN ('express', 'express_written')),
+    source          text NOT NULL,
+    evidence        jsonb NOT NULL DEFAULT '{}',
+    granted_at      timestamptz NOT NULL DEFAULT now(),
+    revoked_at      timestamptz,
+    revoked_source  text,
+    UNIQUE (user_id, id)
+);
+CREATE INDEX consents_active_idx ON crefinder.consents (user_id, contact, channel)
+    WHERE revoked_at IS NULL;
+
+-- Do-Not-Call numbers.  Registry lists (national, state, litigator) loaded
+-- by a superuser apply to every tenant and have user_id NULL; a tenant's
+-- internal list has its user_id.  phone_number is the E.164 number's
+-- digits as an integer (13055550123): compact for tens of millions of rows.
+CREATE TABLE crefinder.dnc_numbers (
+    phone_number  bigint NOT NULL CHECK (phone_number > 0),
+    list          text NOT NULL CHECK (list IN ('national', 'state', 'internal', 'litigator')),
+    user_id       uuid,
+    source        text,
+    added_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK ((list = 'internal') = (user_id IS NOT NULL))
+);
+CREATE UNIQUE INDEX dnc_numbers_key ON crefinder.dnc_numbers (phone_number, list, user_id)
+    NULLS NOT DISTINCT;
+
+-- Raw webhook deliveries, kept for idempotency (provider event ids are
+-- unique per provider) and audit, including rejected ones (signature_valid
+-- false; user_id NULL when no tenant could be told).
+CREATE TABLE crefinder.webhook_events (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id          uuid,
+    provider         text NOT NULL CHECK (provider IN ('vapi', 'twilio', 'sendgrid')),
+    event_id         text,
+    event_type       text,
+    signature_valid  boolean NOT NULL,
+    http_status      integer NOT NULL,
+    message_id       bigint,
+    body             text NOT NULL,
+    headers          jsonb NOT NULL DEFAULT '{}',
+    error            text,
+    received_at      timestamptz NOT NULL DEFAULT now(),
+    processed_at     timestamptz
+);
+CREATE UNIQUE INDEX webhook_events_dedupe_idx ON crefinder.webhook_events (provider, event_id)
+    WHERE event_id IS NOT NULL AND signature_valid;
+CREATE INDEX ON crefinder.webhook_events (user_id, received_at);

@@ -1,0 +1,142 @@
+/*
+ * guc.c
+ *		Every crefinder.* setting (GUC) is defined here and nowhere else.
+ *
+ * Settings that reveal or redirect secrets (the encryption key, the
+ * provider base URLs) are superuser-only.  The key is deliberately not
+ * checked by a GUC check hook: PostgreSQL's "invalid value" message would
+ * echo the value into the server log.  crypto.c validates it at use.
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "guc.h"
+#include "tenant.h"
+
+char	   *crefinder_database = NULL;
+char	   *crefinder_secret_key = NULL;
+char	   *crefinder_user_id = NULL;
+char	   *crefinder_twilio_api_url = NULL;
+char	   *crefinder_sendgrid_api_url = NULL;
+char	   *crefinder_vapi_api_url = NULL;
+int			crefinder_batch_size = 500;
+int			crefinder_max_connections = 64;
+int			crefinder_http_timeout_ms = 10000;
+int			crefinder_max_attempts = 5;
+
+/*
+ * check_user_id accepts an empty setting (no tenant) or anything the uuid
+ * type accepts.
+ */
+static bool
+check_user_id(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!crefinder_uuid_text_is_valid(*newval))
+	{
+		GUC_check_errdetail("crefinder.user_id must be a UUID.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * crefinder_define_gucs registers every setting; called once from _PG_init.
+ */
+void
+crefinder_define_gucs(void)
+{
+	DefineCustomStringVariable("crefinder.database",
+							   gettext_noop("Database the crefinder background worker serves."),
+							   NULL,
+							   &crefinder_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crefinder.secret_key",
+							   gettext_noop("Key (64 hexadecimal characters) that encrypts provider secrets at rest."),
+							   NULL,
+							   &crefinder_secret_key,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crefinder.user_id",
+							   gettext_noop("Tenant (UUID) on whose behalf this session acts, when auth.uid() does not exist."),
+							   NULL,
+							   &crefinder_user_id,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   check_user_id, NULL, NULL);
+
+	DefineCustomStringVariable("crefinder.twilio_api_url",
+							   gettext_noop("Base URL of the Twilio REST API."),
+							   NULL,
+							   &crefinder_twilio_api_url,
+							   "https://api.twilio.com",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crefinder.sendgrid_api_url",
+							   gettext_noop("Base URL of the SendGrid v3 API."),
+							   NULL,
+							   &crefinder_sendgrid_api_url,
+							   "https://api.sendgrid.com",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crefinder.vapi_api_url",
+							   gettext_noop("Base URL of the Vapi API."),
+							   NULL,
+							   &crefinder_vapi_api_url,
+							   "https://api.vapi.ai",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.batch_size",
+							gettext_noop("Messages the dispatcher claims per batch."),
+							NULL,
+							&crefinder_batch_size,
+							500, 1, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.max_connections",
+							gettext_noop("Most HTTP connections the dispatcher opens to one provider host."),
+							NULL,
+							&crefinder_max_connections,
+							64, 1, 1024,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.http_timeout_ms",
+							gettext_noop("Timeout of one provider HTTP request."),
+							NULL,
+							&crefinder_http_timeout_ms,
+							10000, 100, 600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.max_attempts",
+							gettext_noop("Attempts before a message that keeps failing temporarily is marked failed."),
+							NULL,
+							&crefinder_max_attempts,
+							5, 1, 100,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("crefinder");
+}

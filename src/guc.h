@@ -1,0 +1,21 @@
+/*
+ * guc.h
+ *		The crefinder.* settings, all defined in guc.c.
+ */
+#ifndef CREFINDER_GUC_H
+#define CREFINDER_GUC_H
+
+extern char *crefinder_database;
+extern char *crefinder_secret_key;
+extern char *crefinder_user_id;
+extern char *crefinder_twilio_api_url;
+extern char *crefinder_sendgrid_api_url;
+extern char *crefinder_vapi_api_url;
+extern int	crefinder_batch_size;
+extern int	crefinder_max_connections;
+extern int	crefinder_http_timeout_ms;
+extern int	crefinder_max_attempts;
+
+extern void crefinder_define_gucs(void);
+
+#endif							/* CREFINDER_GUC_H */

@@ -1,0 +1,16 @@
+/*
+ * validate.h
+ *		Format checks for values people type into provider settings.
+ */
+#ifndef CREFINDER_VALIDATE_H
+#define CREFINDER_VALIDATE_H
+
+extern bool crefinder_is_e164(const char *s);
+extern bool crefinder_is_email(const char *s);
+extern bool crefinder_is_hostname(const char *s);
+extern const char *crefinder_check_url(const char *s, bool forbid_underscore_host);
+extern bool crefinder_is_prefixed_hex(const char *s, const char *prefix, int hex_digits);
+extern bool crefinder_has_control_chars(const char *s);
+extern bool crefinder_is_p256_public_key(const char *base64_der);
+
+#endif							/* CREFINDER_VALIDATE_H */
