@@ -12,8 +12,9 @@
  * the same document with each secret masked as "****" and its last four
  * characters.
  *
- * Errors raised here hide the statement (errhidestmt) so that the server
- * log never repeats a configure() call, and with it a secret.
+ * Any error raised while configure() or rotate_secret_key() runs is marked
+ * to hide the statement (CallHidingStatement), so that the server log never
+ * repeats such a call, and with it a secret.
  */
 #include "postgres.h"
 
@@ -674,8 +675,8 @@ FetchStored(const char *user_id, const char *provider, bool for_update,
  * tenant's settings for provider; returns them masked.  A new config
  * clears a pause the dispatcher put on the provider.
  */
-Datum
-crefinder_configure(PG_FUNCTION_ARGS)
+static Datum
+configure_internal(PG_FUNCTION_ARGS)
 {
 	char	   *provider_name;
 	Jsonb	   *input;
@@ -693,16 +694,14 @@ crefinder_configure(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("provider and config must not be null"),
-				 errhidestmt(true)));
+				 errmsg("provider and config must not be null")));
 	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	input = PG_GETARG_JSONB_P(1);
 	provider = FindProvider(provider_name);
 	if (!JB_ROOT_IS_OBJECT(input) || JB_ROOT_IS_SCALAR(input))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s configuration must be a JSON object", provider->name),
-				 errhidestmt(true)));
+				 errmsg("%s configuration must be a JSON object", provider->name)));
 
 	user_id = TenantText();
 	crefinder_server_key(&key);
@@ -718,8 +717,7 @@ crefinder_configure(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid %s configuration", provider->name),
 				 errdetail("%s", errors.data),
-				 errhint("%s fields are: %s.", provider->name, FieldList(provider)),
-				 errhidestmt(true)));
+				 errhint("%s fields are: %s.", provider->name, FieldList(provider))));
 
 	{
 		Oid			argtypes[4] = {UUIDOID, TEXTOID, JSONBOID, JSONBOID};
@@ -790,8 +788,7 @@ ParseKeyArgument(FunctionCallInfo fcinfo, int argno, const char *argname, Crefin
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname),
-				 errhidestmt(true)));
+				 errmsg("%s must not be null", argname)));
 	hex = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (!crefinder_parse_key(hex, key))
 	{
@@ -799,8 +796,7 @@ ParseKeyArgument(FunctionCallInfo fcinfo, int argno, const char *argname, Crefin
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is not a valid key", argname),
-				 errdetail("A key is exactly 64 hexadecimal characters (256 bits)."),
-				 errhidestmt(true)));
+				 errdetail("A key is exactly 64 hexadecimal characters (256 bits).")));
 	}
 	crefinder_wipe_string(hex);
 }
@@ -813,8 +809,8 @@ ParseKeyArgument(FunctionCallInfo fcinfo, int argno, const char *argname, Crefin
  * run again.  Superuser only.  Afterwards set crefinder.secret_key to
  * new_key and reload.
  */
-Datum
-crefinder_rotate_secret_key(PG_FUNCTION_ARGS)
+static Datum
+rotate_secret_key_internal(PG_FUNCTION_ARGS)
 {
 	CrefinderKey old_key;
 	CrefinderKey new_key;
@@ -827,8 +823,7 @@ crefinder_rotate_secret_key(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to rotate the crefinder secret key"),
-				 errhint("Only superusers may rotate the key."),
-				 errhidestmt(true)));
+				 errhint("Only superusers may rotate the key.")));
 
 	ParseKeyArgument(fcinfo, 0, "old_key", &old_key);
 	ParseKeyArgument(fcinfo, 1, "new_key", &new_key);
@@ -895,8 +890,7 @@ crefinder_rotate_secret_key(PG_FUNCTION_ARGS)
 						 errmsg("old_key does not decrypt every stored secret"),
 						 errdetail("The %s secret %s of tenant %s opens with neither old_key nor new_key.",
 								   provider, field, user_id),
-						 errhint("Nothing was changed."),
-						 errhidestmt(true)));
+						 errhint("Nothing was changed.")));
 			}
 			PushPair(&state, field, &out);
 		}
@@ -922,4 +916,54 @@ crefinder_rotate_secret_key(PG_FUNCTION_ARGS)
 	crefinder_wipe_key(&old_key);
 	crefinder_wipe_key(&new_key);
 	PG_RETURN_INT32(rotated);
+}
+
+/*
+ * CallHidingStatement runs fn and, should it fail for any reason (a bad
+ * field, a missing key, a missing privilege), re-raises the error marked
+ * so that the server log does not repeat the statement: its text holds
+ * the secrets this function was given.
+ */
+static Datum
+CallHidingStatement(PGFunction fn, FunctionCallInfo fcinfo)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = fn(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * crefinder.configure(provider text, config jsonb) returns jsonb (see
+ * configure_internal).
+ */
+Datum
+crefinder_configure(PG_FUNCTION_ARGS)
+{
+	return CallHidingStatement(configure_internal, fcinfo);
+}
+
+/*
+ * crefinder.rotate_secret_key(old_key text, new_key text) returns integer
+ * (see rotate_secret_key_internal).
+ */
+Datum
+crefinder_rotate_secret_key(PG_FUNCTION_ARGS)
+{
+	return CallHidingStatement(rotate_secret_key_internal, fcinfo);
 }

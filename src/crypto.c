@@ -10,17 +10,22 @@
  * to its place (tenant, provider, field): copied elsewhere it no longer
  * decrypts.
  *
- * The key is crefinder.secret_key (64 hexadecimal characters).  No
+ * The key is 64 hexadecimal characters, held in the file named by
+ * crefinder.secret_key_file or in crefinder.secret_key itself.  No
  * function here puts a key or a plaintext into an error message, and
  * plaintext buffers are wiped when done with.
  */
 #include "postgres.h"
+
+#include <ctype.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/base64.h"
+#include "storage/fd.h"
 
 #include "crypto.h"
 #include "guc.h"
@@ -68,22 +73,77 @@ crefinder_parse_key(const char *hex, CrefinderKey *key)
 }
 
 /*
- * crefinder_server_key loads crefinder.secret_key, or raises an error that
- * says how to set it (without ever showing a value).
+ * ReadKeyFile reads the hexadecimal key held in path into buf (at most
+ * buflen - 1 characters, surrounding white space dropped).  The file must
+ * not be readable by others.
+ */
+static void
+ReadKeyFile(const char *path, char *buf, size_t buflen)
+{
+	FILE	   *file;
+	struct stat st;
+	size_t		len;
+	char	   *start = buf;
+
+	file = AllocateFile(path, "r");
+	if (file == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open crefinder.secret_key_file \"%s\": %m", path)));
+	if (fstat(fileno(file), &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat crefinder.secret_key_file \"%s\": %m", path)));
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) & ~(S_IRGRP))
+	{
+		FreeFile(file);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crefinder.secret_key_file \"%s\" is accessible to other users", path),
+				 errhint("Make it readable only by the server's user: chmod 600.")));
+	}
+	len = fread(buf, 1, buflen - 1, file);
+	FreeFile(file);
+	buf[len] = '\0';
+	while (len > 0 && isspace((unsigned char) buf[len - 1]))
+		buf[--len] = '\0';
+	while (isspace((unsigned char) *start))
+		start++;
+	if (start != buf)
+		memmove(buf, start, strlen(start) + 1);
+}
+
+/*
+ * crefinder_server_key loads the server's key: from crefinder.secret_key_file
+ * when that is set, else from crefinder.secret_key.  Raises an error that
+ * says how to set one, never showing a value.
  */
 void
 crefinder_server_key(CrefinderKey *key)
 {
-	if (crefinder_secret_key == NULL || crefinder_secret_key[0] == '\0')
+	char		file_key[2 * CREFINDER_KEY_BYTES + 8];
+	const char *hex = crefinder_secret_key;
+	bool		ok;
+
+	if (crefinder_secret_key_file != NULL && crefinder_secret_key_file[0] != '\0')
+	{
+		ReadKeyFile(crefinder_secret_key_file, file_key, sizeof(file_key));
+		hex = file_key;
+	}
+	else if (hex == NULL || hex[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("crefinder.secret_key is not set"),
 				 errdetail("Provider secrets are encrypted at rest and need a key."),
-				 errhint("Set crefinder.secret_key to 64 hexadecimal characters in postgresql.conf (for example the output of \"openssl rand -hex 32\") and reload the configuration.")));
-	if (!crefinder_parse_key(crefinder_secret_key, key))
+				 errhint("Put 64 hexadecimal characters (for example the output of \"openssl rand -hex 32\") in a file readable only by the server and name it in crefinder.secret_key_file, or set crefinder.secret_key; then reload the configuration.")));
+
+	ok = crefinder_parse_key(hex, key);
+	OPENSSL_cleanse(file_key, sizeof(file_key));
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("crefinder.secret_key is not a valid key"),
+				 errmsg("%s is not a valid key",
+						hex == crefinder_secret_key ? "crefinder.secret_key" : "crefinder.secret_key_file"),
 				 errdetail("The key must be exactly 64 hexadecimal characters (256 bits)."),
 				 errhint("Generate one with \"openssl rand -hex 32\".")));
 }

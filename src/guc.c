@@ -6,6 +6,10 @@
  * provider base URLs) are superuser-only.  The key is deliberately not
  * checked by a GUC check hook: PostgreSQL's "invalid value" message would
  * echo the value into the server log.  crypto.c validates it at use.
+ *
+ * PostgreSQL also logs the new value of any setting changed by a reload,
+ * so crefinder.secret_key_file (a path; the key stays in the file) is the
+ * form to use where the key is changed without a restart.
  */
 #include "postgres.h"
 
@@ -16,6 +20,7 @@
 
 char	   *crefinder_database = NULL;
 char	   *crefinder_secret_key = NULL;
+char	   *crefinder_secret_key_file = NULL;
 char	   *crefinder_user_id = NULL;
 char	   *crefinder_twilio_api_url = NULL;
 char	   *crefinder_sendgrid_api_url = NULL;
@@ -64,6 +69,15 @@ crefinder_define_gucs(void)
 							   "",
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("crefinder.secret_key_file",
+							   gettext_noop("File holding the key that encrypts provider secrets; takes precedence over crefinder.secret_key."),
+							   gettext_noop("The file holds 64 hexadecimal characters and must not be readable by others."),
+							   &crefinder_secret_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("crefinder.user_id",

@@ -7,6 +7,7 @@
 
 extern char *crefinder_database;
 extern char *crefinder_secret_key;
+extern char *crefinder_secret_key_file;
 extern char *crefinder_user_id;
 extern char *crefinder_twilio_api_url;
 extern char *crefinder_sendgrid_api_url;

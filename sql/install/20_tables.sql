@@ -244,12 +244,13 @@ CREATE INDEX consents_active_idx ON crefinder.consents (user_id, contact, channe
 
 -- Do-Not-Call numbers.  Registry lists (national, state, litigator) loaded
 -- by a superuser apply to every tenant and have user_id NULL; a tenant's
--- internal list has its user_id.  phone_number is the E.164 number's
+-- internal list has its user_id (the default: the current tenant; a
+-- registry load names user_id NULL).  phone_number is the E.164 number's
 -- digits as an integer (13055550123): compact for tens of millions of rows.
 CREATE TABLE crefinder.dnc_numbers (
     phone_number  bigint NOT NULL CHECK (phone_number > 0),
     list          text NOT NULL CHECK (list IN ('national', 'state', 'internal', 'litigator')),
-    user_id       uuid,
+    user_id       uuid DEFAULT crefinder.current_user_id(),
     source        text,
     added_at      timestamptz NOT NULL DEFAULT now(),
     CHECK ((list = 'internal') = (user_id IS NOT NULL))

@@ -1,0 +1,97 @@
+-- Row-level security: an ordinary role acting for one tenant sees and
+-- changes nothing of another's.
+CREATE ROLE regress_crefinder_app;
+SELECT crefinder.grant_access('regress_crefinder_app');
+SET ROLE regress_crefinder_app;
+
+-- Tenant A writes a little of everything.
+SET crefinder.user_id = 'aaaaaaaa-0000-4000-8000-000000000001';
+SELECT crefinder.configure('twilio', '{"accountSid": "AC0123456789abcdef0123456789abcdef",
+                                       "authToken": "0123456789abcdef0123456789abcdef"}') ->> 'authToken';
+INSERT INTO crefinder.property_records (owner_name, owner_phone, property_state)
+VALUES ('Ada Owner', '+13055550123', 'FL');
+INSERT INTO crefinder.templates (name, channel, body) VALUES ('intro', 'sms', 'Hi {{owner_name}}');
+INSERT INTO crefinder.sequences (name, steps) VALUES ('default', '[]');
+INSERT INTO crefinder.campaigns (name, sequence_id) SELECT 'spring', id FROM crefinder.sequences;
+INSERT INTO crefinder.enrollments (campaign_id, property_id)
+SELECT c.id, p.id FROM crefinder.campaigns c, crefinder.property_records p;
+INSERT INTO crefinder.outbound_events (channel, to_contact, campaign_id, property_id)
+SELECT 'sms', '+13055550123', c.id, p.id FROM crefinder.campaigns c, crefinder.property_records p;
+INSERT INTO crefinder.opt_outs (channel, contact, source) VALUES ('sms', '+13055550199', 'STOP');
+INSERT INTO crefinder.email_suppressions (email, reason) VALUES ('gone@example.com', 'bounce');
+INSERT INTO crefinder.consents (contact, channel, kind, source) VALUES ('+13055550123', 'voice', 'express_written', 'web form');
+INSERT INTO crefinder.dnc_numbers (phone_number, list) VALUES (13055550177, 'internal');
+
+CREATE TEMP VIEW tenant_rows AS
+SELECT 'property_records' AS t, count(*) FROM crefinder.property_records
+UNION ALL SELECT 'templates', count(*) FROM crefinder.templates
+UNION ALL SELECT 'sequences', count(*) FROM crefinder.sequences
+UNION ALL SELECT 'campaigns', count(*) FROM crefinder.campaigns
+UNION ALL SELECT 'enrollments', count(*) FROM crefinder.enrollments
+UNION ALL SELECT 'outbound_events', count(*) FROM crefinder.outbound_events
+UNION ALL SELECT 'integration_configs', count(*) FROM crefinder.integration_configs
+UNION ALL SELECT 'opt_outs', count(*) FROM crefinder.opt_outs
+UNION ALL SELECT 'email_suppressions', count(*) FROM crefinder.email_suppressions
+UNION ALL SELECT 'consents', count(*) FROM crefinder.consents
+UNION ALL SELECT 'dnc_numbers', count(*) FROM crefinder.dnc_numbers
+UNION ALL SELECT 'webhook_events', count(*) FROM crefinder.webhook_events;
+SELECT * FROM tenant_rows;
+
+-- Tenant B sees none of it ...
+SET crefinder.user_id = 'bbbbbbbb-0000-4000-8000-000000000002';
+SELECT * FROM tenant_rows;
+SELECT crefinder.integration_config('twilio') IS NULL AS no_twilio_config;
+-- ... changes none of it ...
+UPDATE crefinder.property_records SET owner_name = 'Mallory';
+DELETE FROM crefinder.outbound_events;
+UPDATE crefinder.integration_configs SET paused_at = now();
+-- ... and cannot write rows in A's name, nor registry DNC rows.
+INSERT INTO crefinder.property_records (user_id, owner_name)
+VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'Mallory');
+INSERT INTO crefinder.dnc_numbers (phone_number, list, user_id) VALUES (13055550100, 'national', NULL);
+-- B's own rows are B's alone.
+INSERT INTO crefinder.property_records (owner_name) VALUES ('Bea Owner');
+SELECT owner_name FROM crefinder.property_records;
+-- Without a tenant nothing is visible at all.
+RESET crefinder.user_id;
+SELECT count(*) FROM crefinder.property_records;
+-- Settings tables are not for direct deletes, and raw deliveries are read-only.
+SET crefinder.user_id = 'aaaaaaaa-0000-4000-8000-000000000001';
+DELETE FROM crefinder.integration_configs;
+INSERT INTO crefinder.webhook_events (provider, signature_valid, http_status, body)
+VALUES ('twilio', true, 200, '');
+
+-- Registry DNC lists (loaded by a superuser) are visible to every tenant.
+RESET ROLE;
+INSERT INTO crefinder.dnc_numbers (phone_number, list, user_id, source) VALUES (13055550100, 'national', NULL, 'test');
+SET ROLE regress_crefinder_app;
+SET crefinder.user_id = 'bbbbbbbb-0000-4000-8000-000000000002';
+SELECT phone_number, list FROM crefinder.dnc_numbers ORDER BY phone_number;
+SET crefinder.user_id = 'aaaaaaaa-0000-4000-8000-000000000001';
+SELECT phone_number, list FROM crefinder.dnc_numbers ORDER BY phone_number;
+-- Tenant A still has everything, unchanged.
+SELECT * FROM tenant_rows;
+SELECT owner_name FROM crefinder.property_records;
+SELECT paused_at IS NULL AS not_paused FROM crefinder.integration_configs;
+-- Superusers see all tenants.
+RESET ROLE;
+SELECT count(DISTINCT user_id) AS tenants_with_properties FROM crefinder.property_records;
+
+-- Clean up.
+DELETE FROM crefinder.outbound_events;
+DELETE FROM crefinder.enrollments;
+DELETE FROM crefinder.campaigns;
+DELETE FROM crefinder.sequences;
+DELETE FROM crefinder.templates;
+DELETE FROM crefinder.property_records;
+DELETE FROM crefinder.opt_outs;
+DELETE FROM crefinder.email_suppressions;
+DELETE FROM crefinder.consents;
+DELETE FROM crefinder.dnc_numbers;
+DELETE FROM crefinder.integration_configs;
+DROP VIEW tenant_rows;
+REVOKE ALL ON ALL TABLES IN SCHEMA crefinder FROM regress_crefinder_app;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA crefinder FROM regress_crefinder_app;
+REVOKE ALL ON SCHEMA crefinder FROM regress_crefinder_app;
+DROP ROLE regress_crefinder_app;
+RESET crefinder.user_id;
