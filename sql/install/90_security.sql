@@ -9,7 +9,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['property_records', 'templates', 'sequences', 'campaigns',
                              'enrollments', 'outbound_events', 'integration_configs',
-                             'opt_outs', 'email_suppressions', 'consents', 'webhook_events']
+                             'opt_outs', 'email_suppressions', 'consents', 'webhook_events',
+                             'tenant_settings']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -29,17 +30,20 @@ CREATE POLICY dnc_write_internal ON crefinder.dnc_numbers FOR ALL
     WITH CHECK (list = 'internal' AND user_id = (SELECT crefinder.current_user_id()));
 
 -- Tenant data lives in extension tables: mark them (and their identity
--- sequences) so that pg_dump keeps it.
+-- sequences) so that pg_dump keeps it.  Of calling_rules only the
+-- operator's rows are dumped: the defaults come with the extension.
 DO $$
 DECLARE
     r regclass;
 BEGIN
     FOR r IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
              WHERE c.relnamespace = 'crefinder'::regnamespace AND c.relkind IN ('r', 'S')
+               AND c.relname <> 'calling_rules'
              ORDER BY c.relkind, c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r, '');
     END LOOP;
+    PERFORM pg_catalog.pg_extension_config_dump('crefinder.calling_rules', 'WHERE source <> ''default''');
 END
 $$;
 
@@ -61,7 +65,8 @@ BEGIN
                    'crefinder.property_records, crefinder.templates, crefinder.sequences, '
                    'crefinder.campaigns, crefinder.enrollments, crefinder.outbound_events, '
                    'crefinder.opt_outs, crefinder.email_suppressions, crefinder.consents, '
-                   'crefinder.dnc_numbers TO %s', role);
+                   'crefinder.dnc_numbers, crefinder.tenant_settings TO %s', role);
+    EXECUTE format('GRANT SELECT ON crefinder.calling_rules, crefinder.state_holidays TO %s', role);
     -- Settings change only through configure(); deliveries only through the handlers.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON crefinder.integration_configs TO %s', role);
     EXECUTE format('GRANT SELECT ON crefinder.webhook_events TO %s', role);

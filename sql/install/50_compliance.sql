@@ -1,0 +1,276 @@
+-- Compliance: who may be contacted, on which channel, and when.
+--
+-- calling_rules holds the federal window (region 'US') and one row per
+-- state with stricter rules.  Shipped rows (source 'default') are
+-- read-only; an operator overrides a region by inserting a row with
+-- source 'operator', which wins over the default and is kept by pg_dump.
+
+CREATE FUNCTION crefinder.valid_day_windows(windows jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT jsonb_typeof(windows) = 'object' AND NOT EXISTS (
+        SELECT 1 FROM jsonb_each(windows) AS e(day, w)
+        WHERE e.day NOT IN ('sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat')
+           OR jsonb_typeof(e.w) <> 'array' OR jsonb_array_length(e.w) <> 2
+           OR (e.w ->> 0)::time >= (e.w ->> 1)::time)
+$$;
+
+CREATE TABLE crefinder.calling_rules (
+    region        text NOT NULL CHECK (region ~ '^[A-Z]{2}$'),
+    source        text NOT NULL DEFAULT 'operator' CHECK (source IN ('default', 'operator')),
+    window_start  time NOT NULL,
+    window_end    time NOT NULL,
+    day_windows   jsonb NOT NULL DEFAULT '{}' CHECK (crefinder.valid_day_windows(day_windows)),
+    no_sundays    boolean NOT NULL DEFAULT false,
+    no_holidays   boolean NOT NULL DEFAULT false,
+    cap_count     integer CHECK (cap_count > 0),
+    cap_window    interval NOT NULL DEFAULT '24 hours' CHECK (cap_window > interval '0'),
+    cap_channels  text[] NOT NULL DEFAULT '{voice,sms,whatsapp}'
+        CHECK (cap_channels <@ ARRAY['voice', 'sms', 'whatsapp']),
+    channels      text[] NOT NULL DEFAULT '{voice,sms,whatsapp}'
+        CHECK (channels <@ ARRAY['voice', 'sms', 'whatsapp']),
+    note          text,
+    PRIMARY KEY (region, source),
+    CHECK (window_start < window_end)
+);
+COMMENT ON TABLE crefinder.calling_rules IS
+    'Calling windows in the recipient''s local time, day bans and frequency caps: region US is federal, others are states (area code state and mailing state both apply).';
+
+INSERT INTO crefinder.calling_rules
+    (region, source, window_start, window_end, day_windows, no_sundays, no_holidays,
+     cap_count, cap_window, cap_channels, note)
+VALUES
+    ('US', 'default', '08:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', '47 CFR 64.1200(c)(1)'),
+    ('FL', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp}', 'Florida Telephone Solicitation Act'),
+    ('OK', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp}', 'Oklahoma Telephone Solicitation Act'),
+    ('MD', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp}', 'Maryland Stop the Spam Calls Act'),
+    ('WA', 'default', '08:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('TX', 'default', '09:00', '21:00', '{"sun": ["12:00", "21:00"]}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('AL', 'default', '08:00', '20:00', '{}', true, true, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('LA', 'default', '08:00', '20:00', '{}', true, true, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('MS', 'default', '08:00', '20:00', '{}', true, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('CT', 'default', '09:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('KY', 'default', '10:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('MA', 'default', '08:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('MI', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('MN', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('NM', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('NV', 'default', '09:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
+    ('ME', 'default', '08:00', '21:00', '{}', false, false, 1, '8 hours', '{voice}', '1 automated call per 8 hours');
+
+CREATE FUNCTION crefinder.protect_default_rules() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'shipped calling rules are read-only'
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = format('Region %s is a default rule shipped with crefinder.', OLD.region),
+              HINT = format('Override it with INSERT INTO crefinder.calling_rules (region, source, ...) VALUES (%L, ''operator'', ...).', OLD.region);
+END
+$$;
+CREATE TRIGGER protect_default_rules BEFORE UPDATE OR DELETE ON crefinder.calling_rules
+    FOR EACH ROW WHEN (OLD.source = 'default') EXECUTE FUNCTION crefinder.protect_default_rules();
+
+-- Extra holidays of states whose rules ban calls on holidays (federal
+-- holidays are computed: crefinder.us_federal_holidays(year)).
+CREATE TABLE crefinder.state_holidays (
+    region  text NOT NULL CHECK (region ~ '^[A-Z]{2}$'),
+    day     date NOT NULL,
+    name    text NOT NULL,
+    PRIMARY KEY (region, day)
+);
+
+CREATE FUNCTION crefinder.us_federal_holidays(year integer)
+    RETURNS TABLE (day date, observed date, name text)
+    LANGUAGE c IMMUTABLE STRICT
+    AS 'MODULE_PATHNAME', 'crefinder_us_federal_holidays';
+
+-- A tenant's own policy: contact windows per channel (they can only narrow
+-- the legal ones), consent for AI voice, an own cap, deal assumptions for
+-- ROI.  A tenant without a row gets the column defaults.
+CREATE TABLE crefinder.tenant_settings (
+    user_id                 uuid PRIMARY KEY DEFAULT crefinder.current_user_id(),
+    voice_window_start      time NOT NULL DEFAULT '09:00',
+    voice_window_end        time NOT NULL DEFAULT '20:00',
+    sms_window_start        time NOT NULL DEFAULT '09:00',
+    sms_window_end          time NOT NULL DEFAULT '20:00',
+    whatsapp_window_start   time NOT NULL DEFAULT '09:00',
+    whatsapp_window_end     time NOT NULL DEFAULT '20:00',
+    voice_requires_consent  boolean NOT NULL DEFAULT true,
+    max_messages_per_24h    integer CHECK (max_messages_per_24h > 0),
+    average_deal_value      numeric(14, 2) CHECK (average_deal_value >= 0),
+    conversion_rate         numeric(7, 6) CHECK (conversion_rate BETWEEN 0 AND 1),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    CHECK (voice_window_start < voice_window_end),
+    CHECK (sms_window_start < sms_window_end),
+    CHECK (whatsapp_window_start < whatsapp_window_end)
+);
+
+-- Phone numbers and places.
+CREATE FUNCTION crefinder.normalize_phone(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_normalize_phone';
+CREATE FUNCTION crefinder.phone_timezones(text) RETURNS text[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_phone_timezones';
+CREATE FUNCTION crefinder.phone_region(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_phone_region_sql';
+CREATE FUNCTION crefinder.zip_timezone(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_zip_timezone';
+CREATE FUNCTION crefinder.normalize_contact(channel text, contact text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_normalize_contact';
+COMMENT ON FUNCTION crefinder.normalize_contact(text, text) IS
+    'A contact in the form crefinder stores it: E.164 for voice, sms and whatsapp (a whatsapp: prefix is dropped), lower-case for email; raises 22023 when invalid.';
+
+-- The decision.
+CREATE FUNCTION crefinder.can_contact(channel text, contact text, at timestamptz DEFAULT now(),
+                                      property_id bigint DEFAULT NULL)
+    RETURNS TABLE (allowed boolean, reason text, next_allowed_at timestamptz)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'crefinder_can_contact';
+COMMENT ON FUNCTION crefinder.can_contact(text, text, timestamptz, bigint) IS
+    'May the current tenant contact this person on this channel at this instant?  reason is NULL when allowed, else invalid_contact, opted_out, suppressed, dnc, no_consent, unknown_timezone, quiet_hours, day_restricted or frequency_cap; next_allowed_at is the earliest instant from at when every time-based check passes.';
+
+CREATE FUNCTION crefinder.scrub(channel text, contacts text[], at timestamptz DEFAULT now())
+    RETURNS TABLE (contact text, allowed boolean, reason text, next_allowed_at timestamptz)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'crefinder_scrub';
+COMMENT ON FUNCTION crefinder.scrub(text, text[], timestamptz) IS
+    'can_contact for many contacts at once (one row per element, in order).';
+
+-- Opt-outs, consents, suppressions.
+
+CREATE FUNCTION crefinder.opt_out(channel text, contact text, source text DEFAULT 'manual')
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    normalized text := crefinder.normalize_contact(channel, contact);
+    opt_out_id bigint;
+BEGIN
+    INSERT INTO crefinder.opt_outs (channel, contact, source)
+    VALUES (channel, normalized, coalesce(source, 'manual'))
+    ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING
+    RETURNING id INTO opt_out_id;
+    IF opt_out_id IS NULL THEN
+        SELECT o.id INTO opt_out_id FROM crefinder.opt_outs o
+        WHERE o.user_id = crefinder.current_user_id() AND o.contact = normalized
+          AND o.channel = opt_out.channel AND o.revoked_at IS NULL;
+    END IF;
+    -- An opt-out revokes consent on every phone channel (FCC 24-24).
+    IF channel <> 'email' THEN
+        UPDATE crefinder.consents c
+        SET revoked_at = now(), revoked_source = 'opt-out: ' || coalesce(opt_out.source, 'manual')
+        WHERE c.user_id = crefinder.current_user_id() AND c.contact = normalized
+          AND c.channel <> 'email' AND c.revoked_at IS NULL;
+    END IF;
+    RETURN opt_out_id;
+END
+$$;
+COMMENT ON FUNCTION crefinder.opt_out(text, text, text) IS
+    'Record an opt-out (STOP, unsubscribe, a request).  A phone opt-out blocks voice, sms and whatsapp and revokes phone consents; an email opt-out blocks email.';
+
+CREATE FUNCTION crefinder.opt_in(channel text, contact text, source text DEFAULT 'manual')
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    normalized text := crefinder.normalize_contact(channel, contact);
+    lifted integer;
+BEGIN
+    UPDATE crefinder.opt_outs o
+    SET revoked_at = now(), revoked_source = coalesce(opt_in.source, 'manual')
+    WHERE o.user_id = crefinder.current_user_id() AND o.contact = normalized
+      AND o.revoked_at IS NULL
+      AND (CASE WHEN opt_in.channel = 'email' THEN o.channel = 'email' ELSE o.channel <> 'email' END);
+    GET DIAGNOSTICS lifted = ROW_COUNT;
+    IF channel = 'email' THEN
+        UPDATE crefinder.email_suppressions s SET removed_at = now()
+        WHERE s.user_id = crefinder.current_user_id() AND s.email = normalized
+          AND s.reason IN ('unsubscribe', 'group_unsubscribe') AND s.removed_at IS NULL;
+    END IF;
+    RETURN lifted;
+END
+$$;
+COMMENT ON FUNCTION crefinder.opt_in(text, text, text) IS
+    'Lift opt-outs (START, YES, UNSTOP; a re-subscribe): every phone opt-out for a phone channel, email opt-outs and unsubscribes for email.  Returns how many opt-outs were lifted.  Consents revoked by the opt-out stay revoked.';
+
+CREATE FUNCTION crefinder.record_consent(contact text, channel text, kind text, source text,
+                                         evidence jsonb DEFAULT '{}')
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    INSERT INTO crefinder.consents (contact, channel, kind, source, evidence)
+    VALUES (crefinder.normalize_contact(channel, contact), channel, kind, source, coalesce(evidence, '{}'))
+    RETURNING id
+$$;
+
+CREATE FUNCTION crefinder.revoke_consent(contact text, channel text, source text DEFAULT 'manual')
+    RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH revoked AS (
+        UPDATE crefinder.consents c SET revoked_at = now(), revoked_source = coalesce(revoke_consent.source, 'manual')
+        WHERE c.user_id = crefinder.current_user_id()
+          AND c.contact = crefinder.normalize_contact(revoke_consent.channel, revoke_consent.contact)
+          AND c.channel = revoke_consent.channel AND c.revoked_at IS NULL
+        RETURNING 1)
+    SELECT count(*)::integer FROM revoked
+$$;
+
+CREATE FUNCTION crefinder.add_suppression(email text, reason text, source text DEFAULT 'manual',
+                                          detail text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    normalized text := crefinder.normalize_contact('email', email);
+    suppression_id bigint;
+BEGIN
+    INSERT INTO crefinder.email_suppressions (email, reason, source, detail)
+    VALUES (normalized, reason, coalesce(source, 'manual'), detail)
+    ON CONFLICT (user_id, email, reason) WHERE removed_at IS NULL DO NOTHING
+    RETURNING id INTO suppression_id;
+    IF suppression_id IS NULL THEN
+        SELECT s.id INTO suppression_id FROM crefinder.email_suppressions s
+        WHERE s.user_id = crefinder.current_user_id() AND s.email = normalized
+          AND s.reason = add_suppression.reason AND s.removed_at IS NULL;
+    END IF;
+    RETURN suppression_id;
+END
+$$;
+
+-- Do-Not-Call.
+CREATE FUNCTION crefinder.dnc_load(path text, source text) RETURNS bigint
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'crefinder_dnc_load';
+COMMENT ON FUNCTION crefinder.dnc_load(text, text) IS
+    'Superuser (or pg_read_server_files): load a Do-Not-Call registry file (areacode,number or 10-digit lines) into the list named by source (national, state, litigator; optionally followed by ":detail").  Returns the numbers added.';
+REVOKE ALL ON FUNCTION crefinder.dnc_load(text, text) FROM PUBLIC;
+
+CREATE FUNCTION crefinder.dnc_add(contact text, source text DEFAULT 'internal') RETURNS boolean
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH added AS (
+        INSERT INTO crefinder.dnc_numbers (phone_number, list, source)
+        VALUES (ltrim(crefinder.normalize_phone(contact), '+')::bigint, 'internal', source)
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM added)
+$$;
+COMMENT ON FUNCTION crefinder.dnc_add(text, text) IS
+    'Put a number on the current tenant''s internal Do-Not-Call list; false when it was already there.';

@@ -1,0 +1,1318 @@
+/*
+ * compliance.c
+ *		The compliance decision: may the current tenant contact this person,
+ *		on this channel, at this instant?  crefinder.can_contact() for one
+ *		contact, crefinder.scrub() for many; both run the same evaluation.
+ *
+ * A contact is refused for the first reason that holds, in this order:
+ * permanent reasons (invalid_contact, opted_out, suppressed, dnc,
+ * no_consent, unknown_timezone) and then time-based ones (quiet_hours,
+ * day_restricted, frequency_cap).  For a time-based refusal the decision
+ * also names next_allowed_at: the earliest instant, from the one asked
+ * about, at which every time-based check passes.
+ *
+ * The words used here:
+ *	- a place is where a phone contact may be: the set of time zones its
+ *	  area code spans (plus the owner's mailing ZIP zone and the property's
+ *	  own zone when known) and the rules that apply there (the federal rule,
+ *	  the area code's state, the owner's mailing state);
+ *	- a window is the part of a local day when contact is allowed: the
+ *	  intersection of the applicable rules' windows and the tenant's own;
+ *	- a cap limits how many messages a recipient gets within a trailing
+ *	  period (state caps and the tenant's own);
+ *	- a contact passes the time checks at instant t when, in every zone of
+ *	  its place, t falls inside the window of that local day, the local day
+ *	  is not banned (Sundays, holidays), and no cap is reached at t.
+ *
+ * Local times come from PostgreSQL's own time zone database.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "holiday.h"
+#include "phone.h"
+#include "tenant.h"
+#include "tzdata.h"
+#include "validate.h"
+
+PG_FUNCTION_INFO_V1(crefinder_can_contact);
+PG_FUNCTION_INFO_V1(crefinder_scrub);
+PG_FUNCTION_INFO_V1(crefinder_normalize_contact);
+
+#define CHANNEL_VOICE 0
+#define CHANNEL_SMS 1
+#define CHANNEL_WHATSAPP 2
+#define CHANNEL_EMAIL 3
+#define PHONE_CHANNELS ((1 << CHANNEL_VOICE) | (1 << CHANNEL_SMS) | (1 << CHANNEL_WHATSAPP))
+
+#define MAX_PLACE_ZONES 16
+#define MAX_PLACE_RULES 4
+#define SEARCH_DAYS 400			/* how far next_allowed_at is looked for */
+#define MAX_SEARCH_STEPS 2000
+
+static const char *const channel_names[] = {"voice", "sms", "whatsapp", "email"};
+
+/* One region's rule (a row of crefinder.calling_rules). */
+typedef struct Rule
+{
+	char		region[3];
+	int64		start[7];		/* window per local weekday (0 = Sunday), */
+	int64		end[7];			/* microseconds since local midnight */
+	bool		no_sundays;
+	bool		no_holidays;
+	int			cap_count;		/* 0 = no cap */
+	int64		cap_window;		/* microseconds */
+	int			cap_channels;	/* bit mask of channels the cap counts */
+	int			channels;		/* bit mask of channels the rule governs */
+} Rule;
+
+/* A state's extra holiday. */
+typedef struct StateHoliday
+{
+	char		region[3];
+	int			jd;
+} StateHoliday;
+
+/* Everything the time checks need that does not depend on the contact. */
+typedef struct Policy
+{
+	int			channel;
+	Rule	   *rules;
+	int			nrules;
+	const Rule *federal;
+	int64		tenant_start;	/* the tenant's window for this channel */
+	int64		tenant_end;
+	bool		voice_requires_consent;
+	int			tenant_cap;		/* per 24 hours; 0 = none */
+	int		   *federal_holidays;	/* sorted Julian days (dates and observed) */
+	int			nfederal_holidays;
+	StateHoliday *state_holidays;
+	int			nstate_holidays;
+} Policy;
+
+/* Where a phone contact may be. */
+typedef struct Place
+{
+	int			nzones;
+	pg_tz	   *zones[MAX_PLACE_ZONES];
+	int			nrules;
+	const Rule *rules[MAX_PLACE_RULES];
+} Place;
+
+/* A recent message counted by caps: when it goes out, on which channel. */
+typedef struct RecentMessage
+{
+	TimestampTz at;
+	int			channel;
+} RecentMessage;
+
+/* What the caller knows about the property, for can_contact(). */
+typedef struct PropertyContext
+{
+	char	   *mailing_state;
+	char	   *mailing_zip;
+	char	   *timezone;
+} PropertyContext;
+
+/* One contact under evaluation. */
+typedef struct Contact
+{
+	const char *input;
+	char	   *normalized;		/* E.164 or lower-case email; NULL if invalid */
+	CrefinderPhone phone;
+	const char *reason;			/* NULL while allowed */
+	bool		has_next;
+	TimestampTz next;
+	RecentMessage *recent;		/* sorted by time */
+	int			nrecent;
+} Contact;
+
+/* ----------------------------------------------------------------------
+ * Channels and contacts
+ * ---------------------------------------------------------------------- */
+
+static int
+ParseChannel(const char *name)
+{
+	for (int i = 0; i < (int) lengthof(channel_names); i++)
+		if (strcmp(name, channel_names[i]) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown channel \"%s\"", name),
+			 errhint("Channels are voice, sms, whatsapp and email.")));
+	return -1;					/* keep compiler quiet */
+}
+
+/*
+ * NormalizeContact puts a contact in the form crefinder stores: E.164 for
+ * phone channels (a "whatsapp:" prefix dropped), lower-case for email.
+ * Returns NULL and sets *reason when the contact cannot be one.
+ */
+static char *
+NormalizeContact(int channel, const char *input, CrefinderPhone *phone, const char **reason)
+{
+	*reason = NULL;
+	if (channel == CHANNEL_EMAIL)
+	{
+		const char *start = input;
+		size_t		len;
+		char	   *email;
+
+		while (isspace((unsigned char) *start))
+			start++;
+		len = strlen(start);
+		while (len > 0 && isspace((unsigned char) start[len - 1]))
+			len--;
+		email = pnstrdup(start, len);
+		for (char *p = email; *p; p++)
+			*p = pg_ascii_tolower((unsigned char) *p);
+		if (!crefinder_is_email(email))
+		{
+			*reason = "is not an email address";
+			return NULL;
+		}
+		return email;
+	}
+	if (channel == CHANNEL_WHATSAPP && strncmp(input, "whatsapp:", 9) == 0)
+		input += 9;
+	*reason = crefinder_parse_phone(input, phone);
+	if (*reason != NULL)
+		return NULL;
+	return pstrdup(phone->e164);
+}
+
+/*
+ * crefinder.normalize_contact(channel text, contact text) returns text.
+ */
+Datum
+crefinder_normalize_contact(PG_FUNCTION_ARGS)
+{
+	int			channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	char	   *input = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	CrefinderPhone phone;
+	const char *reason;
+	char	   *normalized = NormalizeContact(channel, input, &phone, &reason);
+
+	if (normalized == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s contact \"%s\"", channel_names[channel], input),
+				 errdetail("The contact %s.", reason)));
+	PG_RETURN_TEXT_P(cstring_to_text(normalized));
+}
+
+/* ----------------------------------------------------------------------
+ * Loading the policy
+ * ---------------------------------------------------------------------- */
+
+static int
+CompareInt(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+ArrayToInt64(Datum array, int64 *out, int n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TIMEOID, sizeof(int64), true, TYPALIGN_DOUBLE,
+					  &elems, &nulls, &count);
+	if (count != n)
+		elog(ERROR, "calling rule has %d day windows, expected %d", count, n);
+	for (int i = 0; i < n; i++)
+		out[i] = DatumGetTimeADT(elems[i]);
+}
+
+/*
+ * LoadRules reads crefinder.calling_rules (an operator row of a region wins
+ * over its default row) into policy.  Runs inside SPI.
+ */
+static void
+LoadRules(Policy *policy)
+{
+	int			rc;
+
+	rc = SPI_execute("SELECT DISTINCT ON (r.region) r.region, "
+					 " ARRAY(SELECT coalesce((r.day_windows -> d.day ->> 0)::time, r.window_start) "
+					 "       FROM unnest('{sun,mon,tue,wed,thu,fri,sat}'::text[]) WITH ORDINALITY AS d(day, n) "
+					 "       ORDER BY d.n), "
+					 " ARRAY(SELECT coalesce((r.day_windows -> d.day ->> 1)::time, r.window_end) "
+					 "       FROM unnest('{sun,mon,tue,wed,thu,fri,sat}'::text[]) WITH ORDINALITY AS d(day, n) "
+					 "       ORDER BY d.n), "
+					 " r.no_sundays, r.no_holidays, coalesce(r.cap_count, 0), "
+					 " (extract(epoch FROM r.cap_window) * 1000000)::bigint, "
+					 " ('voice' = ANY (r.cap_channels))::int | (('sms' = ANY (r.cap_channels))::int << 1) "
+					 "   | (('whatsapp' = ANY (r.cap_channels))::int << 2), "
+					 " ('voice' = ANY (r.channels))::int | (('sms' = ANY (r.channels))::int << 1) "
+					 "   | (('whatsapp' = ANY (r.channels))::int << 2) "
+					 "FROM crefinder.calling_rules r "
+					 "ORDER BY r.region, r.source = 'operator' DESC",
+					 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read crefinder.calling_rules: %s", SPI_result_code_string(rc));
+
+	policy->nrules = SPI_processed;
+	policy->rules = palloc0(sizeof(Rule) * Max(policy->nrules, 1));
+	policy->federal = NULL;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Rule	   *rule = &policy->rules[i];
+		bool		isnull;
+		char	   *region = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
+
+		strlcpy(rule->region, region, sizeof(rule->region));
+		ArrayToInt64(SPI_getbinval(tuple, desc, 2, &isnull), rule->start, 7);
+		ArrayToInt64(SPI_getbinval(tuple, desc, 3, &isnull), rule->end, 7);
+		rule->no_sundays = DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull));
+		rule->no_holidays = DatumGetBool(SPI_getbinval(tuple, desc, 5, &isnull));
+		rule->cap_count = DatumGetInt32(SPI_getbinval(tuple, desc, 6, &isnull));
+		rule->cap_window = DatumGetInt64(SPI_getbinval(tuple, desc, 7, &isnull));
+		rule->cap_channels = DatumGetInt32(SPI_getbinval(tuple, desc, 8, &isnull));
+		rule->channels = DatumGetInt32(SPI_getbinval(tuple, desc, 9, &isnull));
+		if (strcmp(rule->region, "US") == 0)
+			policy->federal = rule;
+	}
+	if (policy->federal == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crefinder.calling_rules has no federal rule"),
+				 errhint("Restore the row for region US.")));
+}
+
+/*
+ * LoadHolidays computes federal holidays and reads state holidays for the
+ * days the search may visit.
+ */
+static void
+LoadHolidays(Policy *policy, TimestampTz at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			year;
+	int			n = 0;
+	int			rc;
+	Oid			argtypes[1] = {DATEOID};
+	Datum		args[1];
+	int			at_jd;
+
+	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	year = tm.tm_year;
+	at_jd = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday);
+
+	policy->federal_holidays = palloc(sizeof(int) * CREFINDER_MAX_HOLIDAYS * 2 * 4);
+	for (int y = year - 1; y <= year + 2; y++)
+	{
+		CrefinderHoliday h[CREFINDER_MAX_HOLIDAYS];
+		int			count = crefinder_federal_holidays(y, h);
+
+		for (int i = 0; i < count; i++)
+		{
+			policy->federal_holidays[n++] = h[i].jd;
+			if (h[i].observed_jd != h[i].jd)
+				policy->federal_holidays[n++] = h[i].observed_jd;
+		}
+	}
+	qsort(policy->federal_holidays, n, sizeof(int), CompareInt);
+	policy->nfederal_holidays = n;
+
+	args[0] = DateADTGetDatum(at_jd - POSTGRES_EPOCH_JDATE);
+	rc = SPI_execute_with_args("SELECT region, day FROM crefinder.state_holidays "
+							   "WHERE day BETWEEN $1 - 2 AND $1 + 402",
+							   1, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read crefinder.state_holidays: %s", SPI_result_code_string(rc));
+	policy->nstate_holidays = SPI_processed;
+	policy->state_holidays = palloc0(sizeof(StateHoliday) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *region = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 1, &isnull));
+		DateADT		day = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 2, &isnull));
+
+		strlcpy(policy->state_holidays[i].region, region, 3);
+		policy->state_holidays[i].jd = day + POSTGRES_EPOCH_JDATE;
+	}
+}
+
+/*
+ * LoadTenantSettings reads the tenant's windows, consent policy and cap,
+ * with the column defaults when the tenant has no row.
+ */
+static void
+LoadTenantSettings(Policy *policy, Datum tenant)
+{
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		args[1] = {tenant};
+	int			rc;
+
+	policy->tenant_start = 9 * USECS_PER_HOUR;
+	policy->tenant_end = 20 * USECS_PER_HOUR;
+	policy->voice_requires_consent = true;
+	policy->tenant_cap = 0;
+
+	rc = SPI_execute_with_args("SELECT voice_window_start, voice_window_end, sms_window_start, "
+							   "sms_window_end, whatsapp_window_start, whatsapp_window_end, "
+							   "voice_requires_consent, coalesce(max_messages_per_24h, 0) "
+							   "FROM crefinder.tenant_settings WHERE user_id = $1",
+							   1, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read crefinder.tenant_settings: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1 && policy->channel != CHANNEL_EMAIL)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			col = 1 + 2 * policy->channel;
+
+		policy->tenant_start = DatumGetTimeADT(SPI_getbinval(tuple, desc, col, &isnull));
+		policy->tenant_end = DatumGetTimeADT(SPI_getbinval(tuple, desc, col + 1, &isnull));
+		policy->voice_requires_consent = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull));
+		policy->tenant_cap = DatumGetInt32(SPI_getbinval(tuple, desc, 8, &isnull));
+	}
+}
+
+static const Rule *
+FindRule(const Policy *policy, const char *region)
+{
+	for (int i = 0; i < policy->nrules; i++)
+		if (strcmp(policy->rules[i].region, region) == 0)
+			return &policy->rules[i];
+	return NULL;
+}
+
+/* ----------------------------------------------------------------------
+ * Places and local time
+ * ---------------------------------------------------------------------- */
+
+static pg_tz *
+ZoneByIndex(int zone)
+{
+	static pg_tz **cache = NULL;
+
+	if (cache == NULL)
+		cache = MemoryContextAllocZero(TopMemoryContext, sizeof(pg_tz *) * crefinder_zone_count);
+	if (cache[zone] == NULL)
+		cache[zone] = pg_tzset(crefinder_zone_names[zone]);
+	return cache[zone];
+}
+
+static void
+AddZone(Place *place, pg_tz *tz)
+{
+	if (tz == NULL)
+		return;
+	for (int i = 0; i < place->nzones; i++)
+		if (place->zones[i] == tz)
+			return;
+	if (place->nzones < MAX_PLACE_ZONES)
+		place->zones[place->nzones++] = tz;
+}
+
+static void
+AddRule(Place *place, const Policy *policy, const Rule *rule)
+{
+	if (rule == NULL || !(rule->channels & (1 << policy->channel)))
+		return;
+	for (int i = 0; i < place->nrules; i++)
+		if (place->rules[i] == rule)
+			return;
+	place->rules[place->nrules++] = rule;
+}
+
+/*
+ * BuildPlace collects the zones and rules of a phone contact: its area
+ * code's zones and state, and from the property the mailing ZIP's zone,
+ * the property's own zone and the mailing state.
+ */
+static void
+BuildPlace(const Policy *policy, const CrefinderPhone *phone, const PropertyContext *property,
+		   Place *place)
+{
+	int			set = crefinder_phone_zone_set(phone);
+	const char *region = crefinder_phone_region(phone);
+	const CrefinderAreaCode *ac = phone->nanp ? crefinder_area_code(phone->npa) : NULL;
+
+	place->nzones = 0;
+	place->nrules = 0;
+	if (set >= 0)
+	{
+		const CrefinderZoneSet *zs = &crefinder_zone_sets[set];
+
+		for (int i = 0; i < zs->count; i++)
+			AddZone(place, ZoneByIndex(crefinder_zone_set_members[zs->first + i]));
+	}
+	AddRule(place, policy, policy->federal);
+	if (region != NULL && ac != NULL && strcmp(ac->country, "US") == 0)
+		AddRule(place, policy, FindRule(policy, region));
+
+	if (property != NULL)
+	{
+		if (property->mailing_zip != NULL)
+		{
+			bool		valid;
+			char		zip5[6];
+			int			zone;
+
+			strlcpy(zip5, property->mailing_zip, sizeof(zip5));
+			zone = crefinder_zip_zone(zip5, &valid);
+			if (zone >= 0)
+				AddZone(place, ZoneByIndex(zone));
+		}
+		if (property->timezone != NULL)
+			AddZone(place, pg_tzset(property->timezone));
+		if (property->mailing_state != NULL)
+			AddRule(place, policy, FindRule(policy, property->mailing_state));
+	}
+}
+
+/* LocalTime breaks an instant down in a zone. */
+static void
+LocalTime(TimestampTz t, pg_tz *tz, int *jd, int64 *time_of_day, int *dow)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			offset;
+
+	if (timestamp2tm(t, &offset, &tm, &fsec, NULL, tz) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	*jd = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday);
+	*time_of_day = ((int64) (tm.tm_hour * 60 + tm.tm_min) * 60 + tm.tm_sec) * USECS_PER_SEC + fsec;
+	*dow = j2day(*jd);
+}
+
+/* FromLocalTime is the instant at a local day and time of day in a zone. */
+static TimestampTz
+FromLocalTime(int jd, int64 time_of_day, pg_tz *tz)
+{
+	struct pg_tm tm;
+	int			offset;
+	TimestampTz result;
+	int64		seconds = time_of_day / USECS_PER_SEC;
+
+	memset(&tm, 0, sizeof(tm));
+	j2date(jd, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+	tm.tm_hour = seconds / 3600;
+	tm.tm_min = (seconds / 60) % 60;
+	tm.tm_sec = seconds % 60;
+	offset = DetermineTimeZoneOffset(&tm, tz);
+	if (tm2timestamp(&tm, time_of_day % USECS_PER_SEC, &offset, &result) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return result;
+}
+
+/* Window is the allowed part of a local weekday; empty when start >= end. */
+static void
+Window(const Policy *policy, const Place *place, int dow, int64 *start, int64 *end)
+{
+	*start = policy->tenant_start;
+	*end = policy->tenant_end;
+	for (int i = 0; i < place->nrules; i++)
+	{
+		*start = Max(*start, place->rules[i]->start[dow]);
+		*end = Min(*end, place->rules[i]->end[dow]);
+	}
+}
+
+static bool
+IsFederalHoliday(const Policy *policy, int jd)
+{
+	return bsearch(&jd, policy->federal_holidays, policy->nfederal_holidays,
+				   sizeof(int), CompareInt) != NULL;
+}
+
+/* Banned says whether a place's rules forbid contact on a local day. */
+static bool
+Banned(const Policy *policy, const Place *place, int jd, int dow)
+{
+	for (int i = 0; i < place->nrules; i++)
+	{
+		const Rule *rule = place->rules[i];
+
+		if (rule->no_sundays && dow == 0)
+			return true;
+		if (rule->no_holidays)
+		{
+			if (IsFederalHoliday(policy, jd))
+				return true;
+			for (int h = 0; h < policy->nstate_holidays; h++)
+				if (policy->state_holidays[h].jd == jd &&
+					strcmp(policy->state_holidays[h].region, rule->region) == 0)
+					return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * ZoneNext returns the earliest instant at or after t at which the local
+ * time in tz is inside an allowed window on an allowed day, or
+ * DT_NOEND when there is none within SEARCH_DAYS.
+ */
+static TimestampTz
+ZoneNext(const Policy *policy, const Place *place, pg_tz *tz, TimestampTz t)
+{
+	int			jd;
+	int64		tod;
+	int			dow;
+
+	LocalTime(t, tz, &jd, &tod, &dow);
+	for (int k = 0; k <= SEARCH_DAYS; k++)
+	{
+		int			day = jd + k;
+		int			day_dow = (dow + k) % 7;
+		int64		start;
+		int64		end;
+		TimestampTz opens;
+
+		Window(policy, place, day_dow, &start, &end);
+		if (start >= end || Banned(policy, place, day, day_dow))
+			continue;
+		if (k == 0 && tod >= end)
+			continue;
+		if (k == 0 && tod >= start)
+			return t;
+		opens = FromLocalTime(day, start, tz);
+		if (opens >= t)
+			return opens;
+		/* a DST change moved the opening before t: t itself is inside */
+		return t;
+	}
+	return DT_NOEND;
+}
+
+/* ----------------------------------------------------------------------
+ * Caps
+ * ---------------------------------------------------------------------- */
+
+/*
+ * CapNext returns t when no cap is reached at t, else the instant at which
+ * enough counted messages have left the cap's trailing period.
+ */
+static TimestampTz
+OneCapNext(const RecentMessage *recent, int nrecent, int channels, int cap, int64 window,
+		   TimestampTz t)
+{
+	int			first = -1;
+	int			count = 0;
+
+	/* messages counted at t: channel in mask, time in (t - window, t] */
+	for (int i = 0; i < nrecent; i++)
+	{
+		if (!(channels & (1 << recent[i].channel)))
+			continue;
+		if (recent[i].at <= t - window || recent[i].at > t)
+			continue;
+		if (count == 0)
+			first = i;
+		count++;
+	}
+	if (count < cap)
+		return t;
+
+	/* the (count - cap + 1)th oldest counted message must leave the period */
+	{
+		int			skip = count - cap;
+
+		for (int i = first; i < nrecent; i++)
+		{
+			if (!(channels & (1 << recent[i].channel)) ||
+				recent[i].at <= t - window || recent[i].at > t)
+				continue;
+			if (skip-- == 0)
+				return recent[i].at + window;
+		}
+	}
+	return t;
+}
+
+static TimestampTz
+CapNext(const Policy *policy, const Place *place, const Contact *contact, TimestampTz t)
+{
+	TimestampTz next = t;
+
+	if (policy->tenant_cap > 0)
+		next = Max(next, OneCapNext(contact->recent, contact->nrecent, PHONE_CHANNELS,
+									policy->tenant_cap, USECS_PER_DAY, t));
+	for (int i = 0; i < place->nrules; i++)
+	{
+		const Rule *rule = place->rules[i];
+
+		if (rule->cap_count > 0 && (rule->cap_channels & (1 << policy->channel)))
+			next = Max(next, OneCapNext(contact->recent, contact->nrecent, rule->cap_channels,
+										rule->cap_count, rule->cap_window, t));
+	}
+	return next;
+}
+
+/* ----------------------------------------------------------------------
+ * The time checks
+ * ---------------------------------------------------------------------- */
+
+/*
+ * EvaluateTime decides the time-based checks for a phone contact whose
+ * place is known: the reason at the instant asked about (NULL when
+ * allowed) and the earliest instant every check passes.
+ */
+static void
+EvaluateTime(const Policy *policy, const Place *place, Contact *contact, TimestampTz at)
+{
+	bool		quiet = false;
+	bool		day = false;
+	TimestampTz t = at;
+
+	for (int z = 0; z < place->nzones; z++)
+	{
+		int			jd;
+		int64		tod;
+		int			dow;
+		int64		start;
+		int64		end;
+
+		LocalTime(at, place->zones[z], &jd, &tod, &dow);
+		Window(policy, place, dow, &start, &end);
+		if (tod < start || tod >= end)
+			quiet = true;
+		else if (Banned(policy, place, jd, dow))
+			day = true;
+	}
+	if (quiet)
+		contact->reason = "quiet_hours";
+	else if (day)
+		contact->reason = "day_restricted";
+	else if (CapNext(policy, place, contact, at) > at)
+		contact->reason = "frequency_cap";
+	else
+		contact->reason = NULL;
+
+	/* Move t forward to the next instant each check allows, until all agree. */
+	for (int step = 0; step < MAX_SEARCH_STEPS; step++)
+	{
+		bool		moved = false;
+
+		for (int z = 0; z < place->nzones; z++)
+		{
+			TimestampTz next = ZoneNext(policy, place, place->zones[z], t);
+
+			if (next == DT_NOEND || next > at + (int64) SEARCH_DAYS * USECS_PER_DAY)
+			{
+				contact->has_next = false;
+				return;
+			}
+			if (next > t)
+			{
+				t = next;
+				moved = true;
+			}
+		}
+		if (!moved)
+		{
+			TimestampTz next = CapNext(policy, place, contact, t);
+
+			if (next > t)
+			{
+				t = next;
+				moved = true;
+			}
+		}
+		if (!moved)
+		{
+			contact->has_next = true;
+			contact->next = t;
+			return;
+		}
+	}
+	contact->has_next = false;
+}
+
+/* ----------------------------------------------------------------------
+ * Set-based lookups
+ * ---------------------------------------------------------------------- */
+
+/* An index of contacts sorted by their normalized text or digits. */
+typedef struct ContactIndex
+{
+	Contact   **by_text;
+	int			ntext;
+} ContactIndex;
+
+static int
+CompareContactText(const void *a, const void *b)
+{
+	return strcmp((*(Contact *const *) a)->normalized, (*(Contact *const *) b)->normalized);
+}
+
+static int
+CompareContactDigits(const void *a, const void *b)
+{
+	int64		x = (*(Contact *const *) a)->phone.digits;
+	int64		y = (*(Contact *const *) b)->phone.digits;
+
+	return (x > y) - (x < y);
+}
+
+/* Pending collects the contacts still allowed, sorted by normalized text. */
+static void
+Pending(Contact *contacts, int n, ContactIndex *index)
+{
+	index->ntext = 0;
+	index->by_text = palloc(sizeof(Contact *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		if (contacts[i].reason == NULL)
+			index->by_text[index->ntext++] = &contacts[i];
+	qsort(index->by_text, index->ntext, sizeof(Contact *), CompareContactText);
+}
+
+/* TextArray makes a text[] of the distinct normalized contacts of index. */
+static Datum
+TextArray(const ContactIndex *index)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(index->ntext, 1));
+	int			n = 0;
+
+	for (int i = 0; i < index->ntext; i++)
+		if (i == 0 || strcmp(index->by_text[i]->normalized, index->by_text[i - 1]->normalized) != 0)
+			elems[n++] = CStringGetTextDatum(index->by_text[i]->normalized);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* FindText returns the first position of key in index, or -1. */
+static int
+FindText(const ContactIndex *index, const char *key)
+{
+	int			lo = 0;
+	int			hi = index->ntext - 1;
+	int			found = -1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int			cmp = strcmp(index->by_text[mid]->normalized, key);
+
+		if (cmp == 0)
+		{
+			found = mid;
+			hi = mid - 1;
+		}
+		else if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return found;
+}
+
+/*
+ * MarkMatches runs a query returning contacts (text, column 1) and gives
+ * every pending contact among them the reason, when it has none yet.
+ */
+static void
+MarkMatches(const ContactIndex *index, const char *sql, int nargs, Oid *argtypes, Datum *args,
+			const char *reason)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, true, 0);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "compliance lookup failed: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		int			pos = FindText(index, key);
+
+		for (; pos >= 0 && pos < index->ntext &&
+			 strcmp(index->by_text[pos]->normalized, key) == 0; pos++)
+			if (index->by_text[pos]->reason == NULL)
+				index->by_text[pos]->reason = reason;
+	}
+}
+
+/*
+ * PhoneFlags runs a query returning E.164 digits (bigint, column 1) and
+ * sets flags[i] for every pending contact i among them.
+ */
+static void
+FlagDigits(Contact *contacts, int n, const char *sql, int nargs, Oid *argtypes, Datum *args,
+		   bool *flags)
+{
+	Contact   **by_digits = palloc(sizeof(Contact *) * Max(n, 1));
+	int			count = 0;
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+		if (contacts[i].reason == NULL)
+			by_digits[count++] = &contacts[i];
+	qsort(by_digits, count, sizeof(Contact *), CompareContactDigits);
+
+	rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "compliance lookup failed: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		digits = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		int			lo = 0;
+		int			hi = count - 1;
+
+		while (lo < hi)
+		{
+			int			mid = (lo + hi) / 2;
+
+			if (by_digits[mid]->phone.digits < digits)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < count && by_digits[lo]->phone.digits == digits; lo++)
+			flags[by_digits[lo] - contacts] = true;
+	}
+	pfree(by_digits);
+}
+
+/*
+ * LoadRecent attaches to every pending phone contact the tenant's messages
+ * to it that caps count: voice, sms and whatsapp, queued to delivered,
+ * going out after at - max_window.
+ */
+static void
+LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since)
+{
+	Oid			argtypes[3] = {UUIDOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	Datum		args[3];
+	int			rc;
+	RecentMessage *all;
+
+	args[0] = tenant;
+	args[1] = TextArray(index);
+	args[2] = TimestampTzGetDatum(since);
+	rc = SPI_execute_with_args("SELECT e.to_contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
+							   "FROM crefinder.outbound_events e "
+							   "WHERE e.user_id = $1 AND e.to_contact = ANY ($2) "
+							   "  AND e.channel IN ('voice', 'sms', 'whatsapp') "
+							   "  AND e.status IN ('queued', 'sending', 'sent', 'delivered') "
+							   "  AND coalesce(e.sent_at, e.next_attempt_at) > $3 "
+							   "ORDER BY e.to_contact COLLATE \"C\", t",
+							   3, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read recent messages: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return;
+
+	all = palloc(sizeof(RecentMessage) * SPI_processed);
+	for (uint64 r = 0; r < SPI_processed;)
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		uint64		first = r;
+		int			pos;
+
+		for (; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			HeapTuple	tuple = SPI_tuptable->vals[r];
+			char	   *channel;
+
+			if (r > first && strcmp(SPI_getvalue(tuple, SPI_tuptable->tupdesc, 1), key) != 0)
+				break;
+			channel = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 2);
+			all[r].channel = strcmp(channel, "voice") == 0 ? CHANNEL_VOICE :
+				strcmp(channel, "sms") == 0 ? CHANNEL_SMS : CHANNEL_WHATSAPP;
+			all[r].at = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 3, &isnull));
+		}
+		pos = FindText(index, key);
+		for (; pos >= 0 && pos < index->ntext &&
+			 strcmp(index->by_text[pos]->normalized, key) == 0; pos++)
+		{
+			index->by_text[pos]->recent = &all[first];
+			index->by_text[pos]->nrecent = r - first;
+		}
+	}
+}
+
+/* ----------------------------------------------------------------------
+ * The evaluation
+ * ---------------------------------------------------------------------- */
+
+/* A cache of time decisions for contacts that share a place and have no
+ * recent messages (scrub of whole lists). */
+typedef struct TimeDecision
+{
+	int			zone_set;
+	char		region[3];
+	const char *reason;
+	bool		has_next;
+	TimestampTz next;
+} TimeDecision;
+
+static int64
+MaxCapWindow(const Policy *policy)
+{
+	int64		window = USECS_PER_DAY;
+
+	for (int i = 0; i < policy->nrules; i++)
+		if (policy->rules[i].cap_count > 0)
+			window = Max(window, policy->rules[i].cap_window);
+	return window;
+}
+
+/*
+ * Evaluate decides every contact for the current tenant on channel at
+ * instant at.  property is the owner's context (can_contact only).  Runs
+ * inside SPI.
+ */
+static void
+Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyContext *property)
+{
+	Datum		tenant = crefinder_current_tenant();
+	Policy		policy;
+	ContactIndex index;
+	TimeDecision *cache = NULL;
+	int			ncache = 0;
+	int			cache_size = 0;
+
+	memset(&policy, 0, sizeof(policy));
+	policy.channel = channel;
+
+	/* invalid_contact */
+	for (int i = 0; i < n; i++)
+	{
+		const char *why;
+
+		contacts[i].reason = NULL;
+		contacts[i].has_next = false;
+		contacts[i].recent = NULL;
+		contacts[i].nrecent = 0;
+		contacts[i].normalized = contacts[i].input == NULL ? NULL :
+			NormalizeContact(channel, contacts[i].input, &contacts[i].phone, &why);
+		if (contacts[i].normalized == NULL)
+			contacts[i].reason = "invalid_contact";
+	}
+
+	/* opted_out: a phone opt-out covers every phone channel */
+	Pending(contacts, n, &index);
+	if (index.ntext > 0)
+	{
+		Oid			argtypes[3] = {UUIDOID, TEXTARRAYOID, BOOLOID};
+		Datum		args[3] = {tenant, TextArray(&index), BoolGetDatum(channel == CHANNEL_EMAIL)};
+
+		MarkMatches(&index,
+					"SELECT DISTINCT o.contact FROM crefinder.opt_outs o "
+					"WHERE o.user_id = $1 AND o.revoked_at IS NULL AND o.contact = ANY ($2) "
+					"  AND (o.channel = 'email') = $3",
+					3, argtypes, args, "opted_out");
+	}
+
+	if (channel == CHANNEL_EMAIL)
+	{
+		/* suppressed */
+		Pending(contacts, n, &index);
+		if (index.ntext > 0)
+		{
+			Oid			argtypes[2] = {UUIDOID, TEXTARRAYOID};
+			Datum		args[2] = {tenant, TextArray(&index)};
+
+			MarkMatches(&index,
+						"SELECT DISTINCT s.email FROM crefinder.email_suppressions s "
+						"WHERE s.user_id = $1 AND s.removed_at IS NULL AND s.email = ANY ($2)",
+						2, argtypes, args, "suppressed");
+		}
+		for (int i = 0; i < n; i++)
+			if (contacts[i].reason == NULL)
+			{
+				contacts[i].has_next = true;
+				contacts[i].next = at;
+			}
+		return;
+	}
+
+	LoadTenantSettings(&policy, tenant);
+
+	/* dnc and no_consent */
+	Pending(contacts, n, &index);
+	if (index.ntext > 0)
+	{
+		bool	   *on_dnc = palloc0(sizeof(bool) * n);
+		bool	   *consented = palloc0(sizeof(bool) * n);
+		Datum	   *digits = palloc(sizeof(Datum) * index.ntext);
+		Oid			argtypes[3] = {UUIDOID, INT8ARRAYOID, TEXTOID};
+		Datum		args[3];
+
+		for (int i = 0; i < index.ntext; i++)
+			digits[i] = Int64GetDatum(index.by_text[i]->phone.digits);
+		args[0] = tenant;
+		args[1] = PointerGetDatum(construct_array(digits, index.ntext, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		args[2] = CStringGetTextDatum(channel_names[channel]);
+		FlagDigits(contacts, n,
+				   "SELECT DISTINCT d.phone_number FROM crefinder.dnc_numbers d "
+				   "WHERE d.phone_number = ANY ($2) AND (d.user_id IS NULL OR d.user_id = $1)",
+				   2, argtypes, args, on_dnc);
+		FlagDigits(contacts, n,
+				   "SELECT DISTINCT ltrim(c.contact, '+')::bigint FROM crefinder.consents c "
+				   "WHERE c.user_id = $1 AND c.revoked_at IS NULL AND c.channel = $3 "
+				   "  AND c.contact = ANY (SELECT '+' || x FROM unnest($2) AS x)",
+				   3, argtypes, args, consented);
+		for (int i = 0; i < n; i++)
+		{
+			if (contacts[i].reason != NULL)
+				continue;
+			if (on_dnc[i] && !consented[i])
+				contacts[i].reason = "dnc";
+			else if (channel == CHANNEL_VOICE && policy.voice_requires_consent && !consented[i])
+				contacts[i].reason = "no_consent";
+		}
+	}
+
+	/* the time checks */
+	Pending(contacts, n, &index);
+	if (index.ntext == 0)
+		return;
+	LoadRules(&policy);
+	LoadHolidays(&policy, at);
+	LoadRecent(&index, tenant, at - MaxCapWindow(&policy));
+
+	for (int i = 0; i < n; i++)
+	{
+		Contact    *contact = &contacts[i];
+		Place		place;
+		int			zone_set;
+		const char *region;
+		TimeDecision *cached = NULL;
+
+		if (contact->reason != NULL)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+
+		zone_set = crefinder_phone_zone_set(&contact->phone);
+		region = crefinder_phone_region(&contact->phone);
+		if (property == NULL && contact->nrecent == 0)
+		{
+			for (int c = 0; c < ncache; c++)
+				if (cache[c].zone_set == zone_set &&
+					strcmp(cache[c].region, region ? region : "") == 0)
+				{
+					cached = &cache[c];
+					break;
+				}
+			if (cached != NULL)
+			{
+				contact->reason = cached->reason;
+				contact->has_next = cached->has_next;
+				contact->next = cached->next;
+				continue;
+			}
+		}
+
+		BuildPlace(&policy, &contact->phone, property, &place);
+		if (place.nzones == 0)
+		{
+			contact->reason = "unknown_timezone";
+			continue;
+		}
+		EvaluateTime(&policy, &place, contact, at);
+
+		if (property == NULL && contact->nrecent == 0)
+		{
+			if (ncache == cache_size)
+			{
+				cache_size = Max(16, cache_size * 2);
+				cache = cache ? repalloc(cache, sizeof(TimeDecision) * cache_size) :
+					palloc(sizeof(TimeDecision) * cache_size);
+			}
+			cache[ncache].zone_set = zone_set;
+			strlcpy(cache[ncache].region, region ? region : "", 3);
+			cache[ncache].reason = contact->reason;
+			cache[ncache].has_next = contact->has_next;
+			cache[ncache].next = contact->next;
+			ncache++;
+		}
+	}
+}
+
+/*
+ * LoadProperty reads the owner's mailing state and ZIP and the property's
+ * zone, for the current tenant's property; raises 22023 when there is no
+ * such property.
+ */
+static PropertyContext *
+LoadProperty(int64 property_id)
+{
+	Oid			argtypes[2] = {INT8OID, UUIDOID};
+	Datum		args[2];
+	int			rc;
+	PropertyContext *property;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+
+	args[0] = Int64GetDatum(property_id);
+	args[1] = crefinder_current_tenant();
+	rc = SPI_execute_with_args("SELECT upper(btrim(mailing_state)), btrim(mailing_zip), nullif(btrim(timezone), '') "
+							   "FROM crefinder.property_records WHERE id = $1 AND user_id = $2",
+							   2, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read crefinder.property_records: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("property %lld not found", (long long) property_id),
+				 errhint("property_id must name one of the current tenant's crefinder.property_records.")));
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	property = palloc0(sizeof(PropertyContext));
+	property->mailing_state = SPI_getvalue(tuple, desc, 1);
+	property->mailing_zip = SPI_getvalue(tuple, desc, 2);
+	property->timezone = SPI_getvalue(tuple, desc, 3);
+	return property;
+}
+
+static void
+PutResult(ReturnSetInfo *rsinfo, const Contact *contact, bool with_contact)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	int			col = 0;
+
+	if (with_contact)
+	{
+		if (contact->input == NULL)
+			nulls[col] = true;
+		else
+			values[col] = CStringGetTextDatum(contact->input);
+		col++;
+	}
+	values[col++] = BoolGetDatum(contact->reason == NULL);
+	if (contact->reason == NULL)
+		nulls[col] = true;
+	else
+		values[col] = CStringGetTextDatum(contact->reason);
+	col++;
+	if (contact->has_next)
+		values[col] = TimestampTzGetDatum(contact->next);
+	else
+		nulls[col] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+static void
+RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * crefinder.can_contact(channel text, contact text, at timestamptz,
+ * property_id bigint) returns table(allowed boolean, reason text,
+ * next_allowed_at timestamptz).
+ */
+Datum
+crefinder_can_contact(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			channel;
+	Contact		contact;
+	TimestampTz at;
+	PropertyContext *property = NULL;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	RequireArgument(fcinfo, 0, "channel");
+	RequireArgument(fcinfo, 2, "at");
+	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	memset(&contact, 0, sizeof(contact));
+	contact.input = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	at = PG_GETARG_TIMESTAMPTZ(2);
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	if (!PG_ARGISNULL(3))
+		property = LoadProperty(PG_GETARG_INT64(3));
+	Evaluate(channel, &contact, 1, at, property);
+	{
+		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
+
+		PutResult(rsinfo, &contact, false);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * crefinder.scrub(channel text, contacts text[], at timestamptz) returns
+ * table(contact text, allowed boolean, reason text, next_allowed_at
+ * timestamptz): one row per element, in order, each the answer
+ * can_contact() gives for it (without property context).
+ */
+Datum
+crefinder_scrub(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			channel;
+	ArrayType  *array;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	Contact    *contacts;
+	TimestampTz at;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	RequireArgument(fcinfo, 0, "channel");
+	RequireArgument(fcinfo, 1, "contacts");
+	RequireArgument(fcinfo, 2, "at");
+	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	array = PG_GETARG_ARRAYTYPE_P(1);
+	at = PG_GETARG_TIMESTAMPTZ(2);
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("contacts must be a one-dimensional array")));
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	contacts = palloc0(sizeof(Contact) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		contacts[i].input = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	Evaluate(channel, contacts, n, at, NULL);
+	{
+		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
+
+		for (int i = 0; i < n; i++)
+			PutResult(rsinfo, &contacts[i], true);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

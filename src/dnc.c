@@ -1,0 +1,207 @@
+/*
+ * dnc.c
+ *		crefinder.dnc_load(path, source): stream a Do-Not-Call registry file
+ *		into crefinder.dnc_numbers.
+ *
+ * The National Do Not Call Registry publishes numbers as
+ * "areacode,number" lines (3 + 7 digits); older files have one 10-digit
+ * number per line.  Both are read; blank and malformed lines are skipped
+ * and counted.  Numbers are added in batches through one prepared
+ * statement; a number already on the list is left as it is.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(crefinder_dnc_load);
+
+#define DNC_BATCH 100000
+#define DNC_LINE_MAX 256
+
+/*
+ * ParseDncLine reads one registry line into the E.164 digits of a NANP
+ * number (13055550123).  Returns 0 for a blank line, -1 for a malformed one.
+ */
+static int64
+ParseDncLine(const char *line)
+{
+	char		digits[16];
+	int			n = 0;
+	int			area_digits = -1;
+	const char *p = line;
+
+	while (isspace((unsigned char) *p) || *p == '"')
+		p++;
+	if (*p == '\0')
+		return 0;
+	for (; *p; p++)
+	{
+		if (isdigit((unsigned char) *p))
+		{
+			if (n >= 10)
+				return -1;
+			digits[n++] = *p;
+		}
+		else if (*p == ',' && area_digits < 0)
+			area_digits = n;
+		else if (!(isspace((unsigned char) *p) || *p == '"'))
+			return -1;
+	}
+	if (n != 10 || (area_digits >= 0 && area_digits != 3))
+		return -1;
+	if (digits[0] < '2' || digits[3] < '2')
+		return -1;				/* area code or exchange starting with 0 or 1 */
+	digits[n] = '\0';
+	return 10000000000LL + strtoll(digits, NULL, 10);
+}
+
+/*
+ * ListOfSource is the list a source names: "national", "state" or
+ * "litigator", optionally followed by ":" and a detail ("state:FL").
+ */
+static char *
+ListOfSource(const char *source)
+{
+	static const char *const lists[] = {"national", "state", "litigator"};
+	size_t		len = strcspn(source, ":");
+
+	for (int i = 0; i < (int) lengthof(lists); i++)
+		if (strlen(lists[i]) == len && strncmp(source, lists[i], len) == 0)
+			return pnstrdup(source, len);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown Do-Not-Call list in source \"%s\"", source),
+			 errhint("A source starts with national, state or litigator, optionally followed by \":\" and a detail, as in \"state:FL\" or \"national:2026-11\".")));
+	return NULL;				/* keep compiler quiet */
+}
+
+static uint64
+InsertBatch(SPIPlanPtr plan, int64 *numbers, int count, Datum list, Datum source)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * count);
+	Datum		args[3];
+	int			rc;
+
+	for (int i = 0; i < count; i++)
+		elems[i] = Int64GetDatum(numbers[i]);
+	args[0] = PointerGetDatum(construct_array(elems, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	args[1] = list;
+	args[2] = source;
+	rc = SPI_execute_plan(plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not add Do-Not-Call numbers: %s", SPI_result_code_string(rc));
+	pfree(DatumGetPointer(args[0]));
+	pfree(elems);
+	return SPI_processed;
+}
+
+/*
+ * crefinder.dnc_load(path text, source text) returns bigint: the numbers
+ * added to the list source names.  Reads a file on the server, so it needs
+ * the rights COPY FROM a file needs.
+ */
+Datum
+crefinder_dnc_load(PG_FUNCTION_ARGS)
+{
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *list;
+	FILE	   *file;
+	char		line[DNC_LINE_MAX];
+	int64	   *batch;
+	int			nbatch = 0;
+	uint64		added = 0;
+	int64		lines = 0;
+	int64		blank = 0;
+	int64		malformed = 0;
+	int64		valid = 0;
+	SPIPlanPtr	plan;
+	Oid			argtypes[3] = {INT8ARRAYOID, TEXTOID, TEXTOID};
+	Datum		list_datum;
+	Datum		source_datum;
+
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to load a Do-Not-Call file"),
+				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may read files on the server.")));
+	list = ListOfSource(source);
+	list_datum = CStringGetTextDatum(list);
+	source_datum = CStringGetTextDatum(source);
+
+	file = AllocateFile(path, "r");
+	if (file == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open Do-Not-Call file \"%s\": %m", path)));
+
+	SPI_connect();
+	plan = SPI_prepare("INSERT INTO crefinder.dnc_numbers (phone_number, list, user_id, source) "
+					   "SELECT n, $2, NULL, $3 FROM unnest($1) AS n "
+					   "ON CONFLICT DO NOTHING",
+					   3, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare Do-Not-Call insert: %s", SPI_result_code_string(SPI_result));
+
+	batch = palloc(sizeof(int64) * DNC_BATCH);
+	while (fgets(line, sizeof(line), file) != NULL)
+	{
+		int64		number;
+
+		lines++;
+		if (strchr(line, '\n') == NULL && !feof(file))
+		{
+			int			c;
+
+			/* an overlong line: skip the rest of it */
+			while ((c = fgetc(file)) != EOF && c != '\n')
+				;
+			malformed++;
+			continue;
+		}
+		number = ParseDncLine(line);
+		if (number == 0)
+		{
+			blank++;
+			continue;
+		}
+		if (number < 0)
+		{
+			malformed++;
+			continue;
+		}
+		valid++;
+		batch[nbatch++] = number;
+		if (nbatch == DNC_BATCH)
+		{
+			CHECK_FOR_INTERRUPTS();
+			added += InsertBatch(plan, batch, nbatch, list_datum, source_datum);
+			nbatch = 0;
+		}
+	}
+	if (ferror(file))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read Do-Not-Call file \"%s\": %m", path)));
+	if (nbatch > 0)
+		added += InsertBatch(plan, batch, nbatch, list_datum, source_datum);
+	FreeFile(file);
+	SPI_finish();
+
+	ereport(NOTICE,
+			(errmsg("added %llu numbers to the %s Do-Not-Call list", (unsigned long long) added, list),
+			 errdetail("Read %lld lines: %lld numbers (%lld already listed), %lld blank, %lld malformed.",
+					   (long long) lines, (long long) valid, (long long) (valid - added),
+					   (long long) blank, (long long) malformed)));
+	PG_RETURN_INT64((int64) added);
+}
