@@ -1075,7 +1075,8 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 		args[2] = CStringGetTextDatum(channel_names[channel]);
 		FlagDigits(contacts, n,
 				   "SELECT DISTINCT d.phone_number FROM crefinder.dnc_numbers d "
-				   "WHERE d.phone_number = ANY ($2) AND (d.user_id IS NULL OR d.user_id = $1)",
+				   "JOIN crefinder.dnc_lists l ON l.id = d.list_id "
+				   "WHERE d.phone_number = ANY ($2) AND (l.user_id IS NULL OR l.user_id = $1)",
 				   2, argtypes, args, on_dnc);
 		FlagDigits(contacts, n,
 				   "SELECT DISTINCT ltrim(c.contact, '+')::bigint FROM crefinder.consents c "

@@ -242,21 +242,27 @@ CREATE TABLE crefinder.consents (
 CREATE INDEX consents_active_idx ON crefinder.consents (user_id, contact, channel)
     WHERE revoked_at IS NULL;
 
--- Do-Not-Call numbers.  Registry lists (national, state, litigator) loaded
--- by a superuser apply to every tenant and have user_id NULL; a tenant's
--- internal list has its user_id (the default: the current tenant; a
--- registry load names user_id NULL).  phone_number is the E.164 number's
--- digits as an integer (13055550123): compact for tens of millions of rows.
+-- Do-Not-Call lists and their numbers.  A list is a registry file loaded
+-- by a superuser (national, state, litigator: user_id NULL, every tenant
+-- sees it) or a tenant's internal list.  phone_number is the E.164
+-- number's digits as an integer (13055550123), and a number row is only
+-- that and its list, so tens of millions of them stay small and load fast.
+-- Deleting a list deletes its numbers (trigger in the compliance part).
+CREATE TABLE crefinder.dnc_lists (
+    id          integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('national', 'state', 'internal', 'litigator')),
+    user_id     uuid DEFAULT crefinder.current_user_id(),
+    source      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK ((kind = 'internal') = (user_id IS NOT NULL))
+);
+CREATE UNIQUE INDEX dnc_lists_source_idx ON crefinder.dnc_lists (user_id, source) NULLS NOT DISTINCT;
+
 CREATE TABLE crefinder.dnc_numbers (
     phone_number  bigint NOT NULL CHECK (phone_number > 0),
-    list          text NOT NULL CHECK (list IN ('national', 'state', 'internal', 'litigator')),
-    user_id       uuid DEFAULT crefinder.current_user_id(),
-    source        text,
-    added_at      timestamptz NOT NULL DEFAULT now(),
-    CHECK ((list = 'internal') = (user_id IS NOT NULL))
+    list_id       integer NOT NULL,
+    PRIMARY KEY (phone_number, list_id)
 );
-CREATE UNIQUE INDEX dnc_numbers_key ON crefinder.dnc_numbers (phone_number, list, user_id)
-    NULLS NOT DISTINCT;
 
 -- Raw webhook deliveries, kept for idempotency (provider event ids are
 -- unique per provider) and audit, including rejected ones (signature_valid

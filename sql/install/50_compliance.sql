@@ -262,15 +262,38 @@ COMMENT ON FUNCTION crefinder.dnc_load(text, text) IS
 REVOKE ALL ON FUNCTION crefinder.dnc_load(text, text) FROM PUBLIC;
 
 CREATE FUNCTION crefinder.dnc_add(contact text, source text DEFAULT 'internal') RETURNS boolean
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
-    WITH added AS (
-        INSERT INTO crefinder.dnc_numbers (phone_number, list, source)
-        VALUES (ltrim(crefinder.normalize_phone(contact), '+')::bigint, 'internal', source)
-        ON CONFLICT DO NOTHING
-        RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM added)
+DECLARE
+    number bigint := ltrim(crefinder.normalize_phone(contact), '+')::bigint;
+    list_source text := coalesce(dnc_add.source, 'internal');
+    list integer;
+    added integer;
+BEGIN
+    INSERT INTO crefinder.dnc_lists (kind, source) VALUES ('internal', list_source)
+    ON CONFLICT DO NOTHING;
+    SELECT l.id INTO list FROM crefinder.dnc_lists l
+    WHERE l.user_id = crefinder.current_user_id() AND l.source = list_source;
+    INSERT INTO crefinder.dnc_numbers (phone_number, list_id) VALUES (number, list)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    RETURN added > 0;
+END
 $$;
 COMMENT ON FUNCTION crefinder.dnc_add(text, text) IS
-    'Put a number on the current tenant''s internal Do-Not-Call list; false when it was already there.';
+    'Put a number on one of the current tenant''s internal Do-Not-Call lists; false when it was already there.';
+
+-- Deleting a list deletes its numbers.
+CREATE FUNCTION crefinder.delete_dnc_list_numbers() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    DELETE FROM crefinder.dnc_numbers d USING old_lists o WHERE d.list_id = o.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER delete_dnc_list_numbers AFTER DELETE ON crefinder.dnc_lists
+    REFERENCING OLD TABLE AS old_lists
+    FOR EACH STATEMENT EXECUTE FUNCTION crefinder.delete_dnc_list_numbers();

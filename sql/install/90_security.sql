@@ -21,13 +21,21 @@ END
 $$;
 
 -- Registry lists are visible to every tenant; a tenant writes only its own
--- internal list.
-ALTER TABLE crefinder.dnc_numbers ENABLE ROW LEVEL SECURITY;
-CREATE POLICY dnc_read ON crefinder.dnc_numbers FOR SELECT
+-- internal lists and their numbers.
+ALTER TABLE crefinder.dnc_lists ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dnc_lists_read ON crefinder.dnc_lists FOR SELECT
     USING (user_id IS NULL OR user_id = (SELECT crefinder.current_user_id()));
-CREATE POLICY dnc_write_internal ON crefinder.dnc_numbers FOR ALL
+CREATE POLICY dnc_lists_write ON crefinder.dnc_lists FOR ALL
     USING (user_id = (SELECT crefinder.current_user_id()))
-    WITH CHECK (list = 'internal' AND user_id = (SELECT crefinder.current_user_id()));
+    WITH CHECK (kind = 'internal' AND user_id = (SELECT crefinder.current_user_id()));
+ALTER TABLE crefinder.dnc_numbers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dnc_numbers_read ON crefinder.dnc_numbers FOR SELECT
+    USING (list_id IN (SELECT id FROM crefinder.dnc_lists));
+CREATE POLICY dnc_numbers_write ON crefinder.dnc_numbers FOR ALL
+    USING (list_id IN (SELECT id FROM crefinder.dnc_lists
+                       WHERE user_id = (SELECT crefinder.current_user_id())))
+    WITH CHECK (list_id IN (SELECT id FROM crefinder.dnc_lists
+                            WHERE user_id = (SELECT crefinder.current_user_id())));
 
 -- Tenant data lives in extension tables: mark them (and their identity
 -- sequences) so that pg_dump keeps it.  Of calling_rules only the
@@ -65,7 +73,7 @@ BEGIN
                    'crefinder.property_records, crefinder.templates, crefinder.sequences, '
                    'crefinder.campaigns, crefinder.enrollments, crefinder.outbound_events, '
                    'crefinder.opt_outs, crefinder.email_suppressions, crefinder.consents, '
-                   'crefinder.dnc_numbers, crefinder.tenant_settings TO %s', role);
+                   'crefinder.dnc_lists, crefinder.dnc_numbers, crefinder.tenant_settings TO %s', role);
     EXECUTE format('GRANT SELECT ON crefinder.calling_rules, crefinder.state_holidays TO %s', role);
     -- Settings change only through configure(); deliveries only through the handlers.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON crefinder.integration_configs TO %s', role);
