@@ -20,7 +20,8 @@ SELECT 'sms', '+13055550123', c.id, p.id FROM crefinder.campaigns c, crefinder.p
 INSERT INTO crefinder.opt_outs (channel, contact, source) VALUES ('sms', '+13055550199', 'STOP');
 INSERT INTO crefinder.email_suppressions (email, reason) VALUES ('gone@example.com', 'bounce');
 INSERT INTO crefinder.consents (contact, channel, kind, source) VALUES ('+13055550123', 'voice', 'express_written', 'web form');
-INSERT INTO crefinder.dnc_numbers (phone_number, list) VALUES (13055550177, 'internal');
+SELECT crefinder.dnc_add('+13055550177') AS dnc_added;
+INSERT INTO crefinder.tenant_settings (max_messages_per_24h) VALUES (10);
 
 CREATE TEMP VIEW tenant_rows AS
 SELECT 'property_records' AS t, count(*) FROM crefinder.property_records
@@ -33,7 +34,9 @@ UNION ALL SELECT 'integration_configs', count(*) FROM crefinder.integration_conf
 UNION ALL SELECT 'opt_outs', count(*) FROM crefinder.opt_outs
 UNION ALL SELECT 'email_suppressions', count(*) FROM crefinder.email_suppressions
 UNION ALL SELECT 'consents', count(*) FROM crefinder.consents
+UNION ALL SELECT 'dnc_lists', count(*) FROM crefinder.dnc_lists
 UNION ALL SELECT 'dnc_numbers', count(*) FROM crefinder.dnc_numbers
+UNION ALL SELECT 'tenant_settings', count(*) FROM crefinder.tenant_settings
 UNION ALL SELECT 'webhook_events', count(*) FROM crefinder.webhook_events;
 SELECT * FROM tenant_rows;
 
@@ -48,7 +51,7 @@ UPDATE crefinder.integration_configs SET paused_at = now();
 -- ... and cannot write rows in A's name, nor registry DNC rows.
 INSERT INTO crefinder.property_records (user_id, owner_name)
 VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'Mallory');
-INSERT INTO crefinder.dnc_numbers (phone_number, list, user_id) VALUES (13055550100, 'national', NULL);
+INSERT INTO crefinder.dnc_lists (kind, user_id, source) VALUES ('national', NULL, 'mine');
 -- B's own rows are B's alone.
 INSERT INTO crefinder.property_records (owner_name) VALUES ('Bea Owner');
 SELECT owner_name FROM crefinder.property_records;
@@ -63,12 +66,18 @@ VALUES ('twilio', true, 200, '');
 
 -- Registry DNC lists (loaded by a superuser) are visible to every tenant.
 RESET ROLE;
-INSERT INTO crefinder.dnc_numbers (phone_number, list, user_id, source) VALUES (13055550100, 'national', NULL, 'test');
+INSERT INTO crefinder.dnc_lists (kind, user_id, source) VALUES ('national', NULL, 'national:test');
+INSERT INTO crefinder.dnc_numbers (phone_number, list_id)
+SELECT 13055550100, id FROM crefinder.dnc_lists WHERE source = 'national:test';
 SET ROLE regress_crefinder_app;
 SET crefinder.user_id = 'bbbbbbbb-0000-4000-8000-000000000002';
-SELECT phone_number, list FROM crefinder.dnc_numbers ORDER BY phone_number;
+INSERT INTO crefinder.dnc_numbers (phone_number, list_id)
+SELECT 13055550199, id FROM crefinder.dnc_lists WHERE source = 'national:test';
+SELECT d.phone_number, l.kind FROM crefinder.dnc_numbers d JOIN crefinder.dnc_lists l ON l.id = d.list_id
+ORDER BY d.phone_number;
 SET crefinder.user_id = 'aaaaaaaa-0000-4000-8000-000000000001';
-SELECT phone_number, list FROM crefinder.dnc_numbers ORDER BY phone_number;
+SELECT d.phone_number, l.kind FROM crefinder.dnc_numbers d JOIN crefinder.dnc_lists l ON l.id = d.list_id
+ORDER BY d.phone_number;
 -- Tenant A still has everything, unchanged.
 SELECT * FROM tenant_rows;
 SELECT owner_name FROM crefinder.property_records;
@@ -87,7 +96,8 @@ DELETE FROM crefinder.property_records;
 DELETE FROM crefinder.opt_outs;
 DELETE FROM crefinder.email_suppressions;
 DELETE FROM crefinder.consents;
-DELETE FROM crefinder.dnc_numbers;
+DELETE FROM crefinder.dnc_lists;
+DELETE FROM crefinder.tenant_settings;
 DELETE FROM crefinder.integration_configs;
 DROP VIEW tenant_rows;
 REVOKE ALL ON ALL TABLES IN SCHEMA crefinder FROM regress_crefinder_app;
