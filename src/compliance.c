@@ -31,6 +31,8 @@
 #include <ctype.h>
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -40,6 +42,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -53,6 +58,7 @@
 PG_FUNCTION_INFO_V1(crefinder_can_contact);
 PG_FUNCTION_INFO_V1(crefinder_scrub);
 PG_FUNCTION_INFO_V1(crefinder_normalize_contact);
+PG_FUNCTION_INFO_V1(crefinder_rules_changed);
 
 #define CHANNEL_VOICE 0
 #define CHANNEL_SMS 1
@@ -66,6 +72,26 @@ PG_FUNCTION_INFO_V1(crefinder_normalize_contact);
 #define MAX_SEARCH_STEPS 2000
 
 static const char *const channel_names[] = {"voice", "sms", "whatsapp", "email"};
+
+/*
+ * RunQuery executes a read-only query through a plan prepared on first use
+ * and kept for the life of the backend (*plan caches it).  Runs inside SPI.
+ */
+static int
+RunQuery(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum *args, long limit)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	prepared = SPI_prepare(sql, nargs, argtypes);
+
+		if (prepared == NULL)
+			elog(ERROR, "could not prepare compliance query: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(prepared) != 0)
+			elog(ERROR, "could not keep compliance query plan");
+		*plan = prepared;
+	}
+	return SPI_execute_plan(*plan, args, NULL, true, limit);
+}
 
 /* One region's rule (a row of crefinder.calling_rules). */
 typedef struct Rule
@@ -246,41 +272,102 @@ ArrayToInt64(Datum array, int64 *out, int n)
 }
 
 /*
- * LoadRules reads crefinder.calling_rules (an operator row of a region wins
- * over its default row) into policy.  Runs inside SPI.
+ * The rules cache: calling_rules and state_holidays, read once and kept
+ * until a statement changes either table (a trigger, crefinder_rules_changed,
+ * sends a relcache invalidation for it; every backend's callback then
+ * drops its copy).
+ */
+static MemoryContext rules_context = NULL;
+static bool rules_valid = false;
+static Rule *cached_rules = NULL;
+static int	cached_nrules = 0;
+static StateHoliday *cached_holidays = NULL;
+static int	cached_nholidays = 0;
+static Oid	calling_rules_relid = InvalidOid;
+static Oid	state_holidays_relid = InvalidOid;
+
+static void
+RulesInvalidated(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == calling_rules_relid || relid == state_holidays_relid)
+		rules_valid = false;
+}
+
+/*
+ * crefinder_rules_changed is the statement trigger on calling_rules and
+ * state_holidays: it invalidates every backend's rules cache at commit.
+ */
+Datum
+crefinder_rules_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "crefinder_rules_changed: not called as a trigger");
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * ReadRules reads crefinder.calling_rules (an operator row of a region wins
+ * over its default row) and crefinder.state_holidays into the cache.  Runs
+ * inside SPI.
  */
 static void
-LoadRules(Policy *policy)
+ReadRules(void)
 {
+	static SPIPlanPtr rules_plan = NULL;
+	static SPIPlanPtr holidays_plan = NULL;
+	static bool callback_registered = false;
+	MemoryContext old;
 	int			rc;
+	Oid			namespace = get_namespace_oid("crefinder", false);
 
-	rc = SPI_execute("SELECT DISTINCT ON (r.region) r.region, "
-					 " ARRAY(SELECT coalesce((r.day_windows -> d.day ->> 0)::time, r.window_start) "
-					 "       FROM unnest('{sun,mon,tue,wed,thu,fri,sat}'::text[]) WITH ORDINALITY AS d(day, n) "
-					 "       ORDER BY d.n), "
-					 " ARRAY(SELECT coalesce((r.day_windows -> d.day ->> 1)::time, r.window_end) "
-					 "       FROM unnest('{sun,mon,tue,wed,thu,fri,sat}'::text[]) WITH ORDINALITY AS d(day, n) "
-					 "       ORDER BY d.n), "
-					 " r.no_sundays, r.no_holidays, coalesce(r.cap_count, 0), "
-					 " (extract(epoch FROM r.cap_window) * 1000000)::bigint, "
-					 " ('voice' = ANY (r.cap_channels))::int | (('sms' = ANY (r.cap_channels))::int << 1) "
-					 "   | (('whatsapp' = ANY (r.cap_channels))::int << 2), "
-					 " ('voice' = ANY (r.channels))::int | (('sms' = ANY (r.channels))::int << 1) "
-					 "   | (('whatsapp' = ANY (r.channels))::int << 2) "
-					 "FROM crefinder.calling_rules r "
-					 "ORDER BY r.region, r.source = 'operator' DESC",
-					 true, 0);
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(RulesInvalidated, (Datum) 0);
+		callback_registered = true;
+	}
+	if (rules_context == NULL)
+		rules_context = AllocSetContextCreate(TopMemoryContext, "crefinder rules cache",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(rules_context);
+	cached_rules = NULL;
+	cached_holidays = NULL;
+	cached_nrules = cached_nholidays = 0;
+	calling_rules_relid = get_relname_relid("calling_rules", namespace);
+	state_holidays_relid = get_relname_relid("state_holidays", namespace);
+	/* invalidations arriving while reading make the next call read again */
+	rules_valid = true;
+
+	rc = RunQuery(&rules_plan,
+				  "SELECT DISTINCT ON (r.region) r.region, "
+				  " ARRAY(SELECT coalesce((r.day_windows -> d.day ->> 0)::time, r.window_start) "
+				  "       FROM unnest('{sun,mon,tue,wed,thu,fri,sat}'::text[]) WITH ORDINALITY AS d(day, n) "
+				  "       ORDER BY d.n), "
+				  " ARRAY(SELECT coalesce((r.day_windows -> d.day ->> 1)::time, r.window_end) "
+				  "       FROM unnest('{sun,mon,tue,wed,thu,fri,sat}'::text[]) WITH ORDINALITY AS d(day, n) "
+				  "       ORDER BY d.n), "
+				  " r.no_sundays, r.no_holidays, coalesce(r.cap_count, 0), "
+				  " (extract(epoch FROM r.cap_window) * 1000000)::bigint, "
+				  " ('voice' = ANY (r.cap_channels))::int | (('sms' = ANY (r.cap_channels))::int << 1) "
+				  "   | (('whatsapp' = ANY (r.cap_channels))::int << 2), "
+				  " ('voice' = ANY (r.channels))::int | (('sms' = ANY (r.channels))::int << 1) "
+				  "   | (('whatsapp' = ANY (r.channels))::int << 2) "
+				  "FROM crefinder.calling_rules r "
+				  "ORDER BY r.region, r.source = 'operator' DESC",
+				  0, NULL, NULL, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read crefinder.calling_rules: %s", SPI_result_code_string(rc));
 
-	policy->nrules = SPI_processed;
-	policy->rules = palloc0(sizeof(Rule) * Max(policy->nrules, 1));
-	policy->federal = NULL;
+	old = MemoryContextSwitchTo(rules_context);
+	cached_nrules = SPI_processed;
+	cached_rules = palloc0(sizeof(Rule) * Max(cached_nrules, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		Rule	   *rule = &policy->rules[i];
+		Rule	   *rule = &cached_rules[i];
 		bool		isnull;
 		char	   *region = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
 
@@ -293,41 +380,63 @@ LoadRules(Policy *policy)
 		rule->cap_window = DatumGetInt64(SPI_getbinval(tuple, desc, 7, &isnull));
 		rule->cap_channels = DatumGetInt32(SPI_getbinval(tuple, desc, 8, &isnull));
 		rule->channels = DatumGetInt32(SPI_getbinval(tuple, desc, 9, &isnull));
-		if (strcmp(rule->region, "US") == 0)
-			policy->federal = rule;
 	}
+	MemoryContextSwitchTo(old);
+
+	rc = RunQuery(&holidays_plan, "SELECT region, day FROM crefinder.state_holidays",
+				  0, NULL, NULL, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read crefinder.state_holidays: %s", SPI_result_code_string(rc));
+	old = MemoryContextSwitchTo(rules_context);
+	cached_nholidays = SPI_processed;
+	cached_holidays = palloc0(sizeof(StateHoliday) * Max(cached_nholidays, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *region = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 1, &isnull));
+		DateADT		day = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 2, &isnull));
+
+		strlcpy(cached_holidays[i].region, region, 3);
+		cached_holidays[i].jd = day + POSTGRES_EPOCH_JDATE;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * LoadRules gives policy the (cached) rules and state holidays, and the
+ * federal holidays of the years around at.
+ */
+static void
+LoadRules(Policy *policy, TimestampTz at)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			n = 0;
+
+	if (!rules_valid)
+		ReadRules();
+	policy->rules = cached_rules;
+	policy->nrules = cached_nrules;
+	policy->state_holidays = cached_holidays;
+	policy->nstate_holidays = cached_nholidays;
+	policy->federal = NULL;
+	for (int i = 0; i < policy->nrules; i++)
+		if (strcmp(policy->rules[i].region, "US") == 0)
+			policy->federal = &policy->rules[i];
 	if (policy->federal == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("crefinder.calling_rules has no federal rule"),
 				 errhint("Restore the row for region US.")));
-}
-
-/*
- * LoadHolidays computes federal holidays and reads state holidays for the
- * days the search may visit.
- */
-static void
-LoadHolidays(Policy *policy, TimestampTz at)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	int			year;
-	int			n = 0;
-	int			rc;
-	Oid			argtypes[1] = {DATEOID};
-	Datum		args[1];
-	int			at_jd;
 
 	if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));
-	year = tm.tm_year;
-	at_jd = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday);
-
 	policy->federal_holidays = palloc(sizeof(int) * CREFINDER_MAX_HOLIDAYS * 2 * 4);
-	for (int y = year - 1; y <= year + 2; y++)
+	for (int y = tm.tm_year - 1; y <= tm.tm_year + 2; y++)
 	{
 		CrefinderHoliday h[CREFINDER_MAX_HOLIDAYS];
 		int			count = crefinder_federal_holidays(y, h);
@@ -341,26 +450,6 @@ LoadHolidays(Policy *policy, TimestampTz at)
 	}
 	qsort(policy->federal_holidays, n, sizeof(int), CompareInt);
 	policy->nfederal_holidays = n;
-
-	args[0] = DateADTGetDatum(at_jd - POSTGRES_EPOCH_JDATE);
-	rc = SPI_execute_with_args("SELECT region, day FROM crefinder.state_holidays "
-							   "WHERE day BETWEEN $1 - 2 AND $1 + 402",
-							   1, argtypes, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read crefinder.state_holidays: %s", SPI_result_code_string(rc));
-	policy->nstate_holidays = SPI_processed;
-	policy->state_holidays = palloc0(sizeof(StateHoliday) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		char	   *region = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
-															   SPI_tuptable->tupdesc, 1, &isnull));
-		DateADT		day = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[i],
-														SPI_tuptable->tupdesc, 2, &isnull));
-
-		strlcpy(policy->state_holidays[i].region, region, 3);
-		policy->state_holidays[i].jd = day + POSTGRES_EPOCH_JDATE;
-	}
 }
 
 /*
@@ -370,6 +459,7 @@ LoadHolidays(Policy *policy, TimestampTz at)
 static void
 LoadTenantSettings(Policy *policy, Datum tenant)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		args[1] = {tenant};
 	int			rc;
@@ -379,11 +469,12 @@ LoadTenantSettings(Policy *policy, Datum tenant)
 	policy->voice_requires_consent = true;
 	policy->tenant_cap = 0;
 
-	rc = SPI_execute_with_args("SELECT voice_window_start, voice_window_end, sms_window_start, "
-							   "sms_window_end, whatsapp_window_start, whatsapp_window_end, "
-							   "voice_requires_consent, coalesce(max_messages_per_24h, 0) "
-							   "FROM crefinder.tenant_settings WHERE user_id = $1",
-							   1, argtypes, args, NULL, true, 1);
+	rc = RunQuery(&plan,
+				  "SELECT voice_window_start, voice_window_end, sms_window_start, "
+				  "sms_window_end, whatsapp_window_start, whatsapp_window_end, "
+				  "voice_requires_consent, coalesce(max_messages_per_24h, 0) "
+				  "FROM crefinder.tenant_settings WHERE user_id = $1",
+				  1, argtypes, args, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read crefinder.tenant_settings: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1 && policy->channel != CHANNEL_EMAIL)
@@ -839,10 +930,10 @@ FindText(const ContactIndex *index, const char *key)
  * every pending contact among them the reason, when it has none yet.
  */
 static void
-MarkMatches(const ContactIndex *index, const char *sql, int nargs, Oid *argtypes, Datum *args,
-			const char *reason)
+MarkMatches(const ContactIndex *index, SPIPlanPtr *plan, const char *sql, int nargs,
+			Oid *argtypes, Datum *args, const char *reason)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, true, 0);
+	int			rc = RunQuery(plan, sql, nargs, argtypes, args, 0);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "compliance lookup failed: %s", SPI_result_code_string(rc));
@@ -863,8 +954,8 @@ MarkMatches(const ContactIndex *index, const char *sql, int nargs, Oid *argtypes
  * sets flags[i] for every pending contact i among them.
  */
 static void
-FlagDigits(Contact *contacts, int n, const char *sql, int nargs, Oid *argtypes, Datum *args,
-		   bool *flags)
+FlagDigits(Contact *contacts, int n, SPIPlanPtr *plan, const char *sql, int nargs,
+		   Oid *argtypes, Datum *args, bool *flags)
 {
 	Contact   **by_digits = palloc(sizeof(Contact *) * Max(n, 1));
 	int			count = 0;
@@ -875,7 +966,7 @@ FlagDigits(Contact *contacts, int n, const char *sql, int nargs, Oid *argtypes, 
 			by_digits[count++] = &contacts[i];
 	qsort(by_digits, count, sizeof(Contact *), CompareContactDigits);
 
-	rc = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, true, 0);
+	rc = RunQuery(plan, sql, nargs, argtypes, args, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "compliance lookup failed: %s", SPI_result_code_string(rc));
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -909,6 +1000,7 @@ FlagDigits(Contact *contacts, int n, const char *sql, int nargs, Oid *argtypes, 
 static void
 LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[3] = {UUIDOID, TEXTARRAYOID, TIMESTAMPTZOID};
 	Datum		args[3];
 	int			rc;
@@ -917,14 +1009,14 @@ LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since)
 	args[0] = tenant;
 	args[1] = TextArray(index);
 	args[2] = TimestampTzGetDatum(since);
-	rc = SPI_execute_with_args("SELECT e.to_contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
+	rc = RunQuery(&plan, "SELECT e.to_contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
 							   "FROM crefinder.outbound_events e "
 							   "WHERE e.user_id = $1 AND e.to_contact = ANY ($2) "
 							   "  AND e.channel IN ('voice', 'sms', 'whatsapp') "
 							   "  AND e.status IN ('queued', 'sending', 'sent', 'delivered') "
 							   "  AND coalesce(e.sent_at, e.next_attempt_at) > $3 "
-							   "ORDER BY e.to_contact COLLATE \"C\", t",
-							   3, argtypes, args, NULL, true, 0);
+				  "ORDER BY e.to_contact COLLATE \"C\", t",
+				  3, argtypes, args, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read recent messages: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -1026,7 +1118,9 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 		Oid			argtypes[3] = {UUIDOID, TEXTARRAYOID, BOOLOID};
 		Datum		args[3] = {tenant, TextArray(&index), BoolGetDatum(channel == CHANNEL_EMAIL)};
 
-		MarkMatches(&index,
+		static SPIPlanPtr plan = NULL;
+
+		MarkMatches(&index, &plan,
 					"SELECT DISTINCT o.contact FROM crefinder.opt_outs o "
 					"WHERE o.user_id = $1 AND o.revoked_at IS NULL AND o.contact = ANY ($2) "
 					"  AND (o.channel = 'email') = $3",
@@ -1042,7 +1136,9 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 			Oid			argtypes[2] = {UUIDOID, TEXTARRAYOID};
 			Datum		args[2] = {tenant, TextArray(&index)};
 
-			MarkMatches(&index,
+			static SPIPlanPtr plan = NULL;
+
+			MarkMatches(&index, &plan,
 						"SELECT DISTINCT s.email FROM crefinder.email_suppressions s "
 						"WHERE s.user_id = $1 AND s.removed_at IS NULL AND s.email = ANY ($2)",
 						2, argtypes, args, "suppressed");
@@ -1062,6 +1158,8 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 	Pending(contacts, n, &index);
 	if (index.ntext > 0)
 	{
+		static SPIPlanPtr dnc_plan = NULL;
+		static SPIPlanPtr consent_plan = NULL;
 		bool	   *on_dnc = palloc0(sizeof(bool) * n);
 		bool	   *consented = palloc0(sizeof(bool) * n);
 		Datum	   *digits = palloc(sizeof(Datum) * index.ntext);
@@ -1073,12 +1171,12 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 		args[0] = tenant;
 		args[1] = PointerGetDatum(construct_array(digits, index.ntext, INT8OID, 8, true, TYPALIGN_DOUBLE));
 		args[2] = CStringGetTextDatum(channel_names[channel]);
-		FlagDigits(contacts, n,
+		FlagDigits(contacts, n, &dnc_plan,
 				   "SELECT DISTINCT d.phone_number FROM crefinder.dnc_numbers d "
 				   "JOIN crefinder.dnc_lists l ON l.id = d.list_id "
 				   "WHERE d.phone_number = ANY ($2) AND (l.user_id IS NULL OR l.user_id = $1)",
 				   2, argtypes, args, on_dnc);
-		FlagDigits(contacts, n,
+		FlagDigits(contacts, n, &consent_plan,
 				   "SELECT DISTINCT ltrim(c.contact, '+')::bigint FROM crefinder.consents c "
 				   "WHERE c.user_id = $1 AND c.revoked_at IS NULL AND c.channel = $3 "
 				   "  AND c.contact = ANY (SELECT '+' || x FROM unnest($2) AS x)",
@@ -1098,8 +1196,7 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 	Pending(contacts, n, &index);
 	if (index.ntext == 0)
 		return;
-	LoadRules(&policy);
-	LoadHolidays(&policy, at);
+	LoadRules(&policy, at);
 	LoadRecent(&index, tenant, at - MaxCapWindow(&policy));
 
 	for (int i = 0; i < n; i++)
@@ -1168,6 +1265,7 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 static PropertyContext *
 LoadProperty(int64 property_id)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {INT8OID, UUIDOID};
 	Datum		args[2];
 	int			rc;
@@ -1177,9 +1275,10 @@ LoadProperty(int64 property_id)
 
 	args[0] = Int64GetDatum(property_id);
 	args[1] = crefinder_current_tenant();
-	rc = SPI_execute_with_args("SELECT upper(btrim(mailing_state)), btrim(mailing_zip), nullif(btrim(timezone), '') "
-							   "FROM crefinder.property_records WHERE id = $1 AND user_id = $2",
-							   2, argtypes, args, NULL, true, 1);
+	rc = RunQuery(&plan,
+				  "SELECT upper(btrim(mailing_state)), btrim(mailing_zip), nullif(btrim(timezone), '') "
+				  "FROM crefinder.property_records WHERE id = $1 AND user_id = $2",
+				  2, argtypes, args, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read crefinder.property_records: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)

@@ -81,6 +81,16 @@ CREATE TABLE crefinder.state_holidays (
     PRIMARY KEY (region, day)
 );
 
+-- Backends cache both tables; a change to either tells every backend to
+-- read them again.
+CREATE FUNCTION crefinder.rules_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'crefinder_rules_changed';
+CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crefinder.calling_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION crefinder.rules_changed();
+CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crefinder.state_holidays
+    FOR EACH STATEMENT EXECUTE FUNCTION crefinder.rules_changed();
+
 CREATE FUNCTION crefinder.us_federal_holidays(year integer)
     RETURNS TABLE (day date, observed date, name text)
     LANGUAGE c IMMUTABLE STRICT
