@@ -1,9 +1,11 @@
 -- Twilio settings: every field's validation, good and bad values, defaults.
 SET crefinder.user_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
 
--- check_config(provider, base, field, value): configure base with field set
+-- Used by the three config tests; 05_config_vapi drops it.
+CREATE SCHEMA regress_helpers;
+-- regress_helpers.check_config(provider, base, field, value): configure base with field set
 -- to value (removed when value is SQL NULL); 'ok' or SQLSTATE and detail.
-CREATE FUNCTION pg_temp.check_config(provider text, base jsonb, field text, value jsonb)
+CREATE FUNCTION regress_helpers.check_config(provider text, base jsonb, field text, value jsonb)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     st text;
@@ -22,7 +24,7 @@ $$;
 SELECT crefinder.configure('twilio', '{"accountSid": "AC0123456789abcdef0123456789abcdef",
                                        "authToken": "0123456789abcdef0123456789abcdef"}');
 
-SELECT n, field, value, pg_temp.check_config('twilio',
+SELECT n, field, value, regress_helpers.check_config('twilio',
        '{"accountSid": "AC0123456789abcdef0123456789abcdef",
          "authToken": "0123456789abcdef0123456789abcdef"}', field, value) AS result
 FROM (VALUES
@@ -76,7 +78,7 @@ FROM (VALUES
 ORDER BY n;
 
 -- An API key comes with its secret; both have Twilio's formats.
-SELECT n, pg_temp.check_config('twilio',
+SELECT n, regress_helpers.check_config('twilio',
        '{"accountSid": "AC0123456789abcdef0123456789abcdef",
          "authToken": "0123456789abcdef0123456789abcdef"}'::jsonb || extra, 'authToken',
        '"0123456789abcdef0123456789abcdef"') AS result
@@ -126,7 +128,7 @@ SELECT provider, config ? 'authToken' AS token_in_config, secrets ? 'authToken' 
 FROM crefinder.integration_configs;
 
 -- A masked secret that is not the stored one is refused.
-SELECT pg_temp.check_config('twilio', crefinder.integration_config('twilio'), 'authToken', '"****0000"');
+SELECT regress_helpers.check_config('twilio', crefinder.integration_config('twilio'), 'authToken', '"****0000"');
 -- Reconfiguring replaces the whole document.
 SELECT crefinder.configure('twilio', '{"accountSid": "AC0123456789abcdef0123456789abcdef",
                                        "authToken": "fedcba9876543210fedcba9876543210"}');

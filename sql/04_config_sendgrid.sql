@@ -1,25 +1,10 @@
 -- SendGrid settings: every field's validation, good and bad values, defaults.
 SET crefinder.user_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
 
-CREATE FUNCTION pg_temp.check_config(provider text, base jsonb, field text, value jsonb)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text;
-    detail text;
-BEGIN
-    PERFORM crefinder.configure(provider, CASE WHEN value IS NULL THEN base - field
-                                               ELSE base || jsonb_build_object(field, value) END);
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL;
-    RETURN st || ' ' || coalesce(nullif(detail, ''), SQLERRM);
-END
-$$;
-
 SELECT crefinder.configure('sendgrid', '{"apiKey": "SG.crefinder-test-key.not-a-real-secret-0001",
                                          "fromEmail": "deals@acme-capital.com"}');
 
-SELECT n, field, value, pg_temp.check_config('sendgrid',
+SELECT n, field, value, regress_helpers.check_config('sendgrid',
        '{"apiKey": "SG.crefinder-test-key.not-a-real-secret-0001",
          "fromEmail": "deals@acme-capital.com"}', field, value) AS result
 FROM (VALUES

@@ -1,26 +1,11 @@
 -- Vapi settings: every field's validation, good and bad values, defaults.
 SET crefinder.user_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
 
-CREATE FUNCTION pg_temp.check_config(provider text, base jsonb, field text, value jsonb)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text;
-    detail text;
-BEGIN
-    PERFORM crefinder.configure(provider, CASE WHEN value IS NULL THEN base - field
-                                               ELSE base || jsonb_build_object(field, value) END);
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL;
-    RETURN st || ' ' || coalesce(nullif(detail, ''), SQLERRM);
-END
-$$;
-
 -- Defaults: maxCallDuration 300, voiceSpeed 1.0, temperature 0.7.
 SELECT crefinder.configure('vapi', '{"apiKey": "4f1c2b7e-8d3a-4e5f-9a0b-1c2d3e4f5a6b",
                                      "orgId": "7e9a1b2c-3d4e-4f5a-8b6c-7d8e9f0a1b2c"}');
 
-SELECT n, field, value, pg_temp.check_config('vapi',
+SELECT n, field, value, regress_helpers.check_config('vapi',
        '{"apiKey": "4f1c2b7e-8d3a-4e5f-9a0b-1c2d3e4f5a6b",
          "orgId": "7e9a1b2c-3d4e-4f5a-8b6c-7d8e9f0a1b2c"}', field, value) AS result
 FROM (VALUES
@@ -84,4 +69,5 @@ SELECT crefinder.integration_config('vapi') IS NULL AS other_tenant_unconfigured
 SELECT crefinder.integration_config('twilio') IS NULL AS twilio_unconfigured;
 SELECT crefinder.integration_config('nope');
 DELETE FROM crefinder.integration_configs;
+DROP SCHEMA regress_helpers CASCADE;
 RESET crefinder.user_id;

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -22,6 +23,11 @@ TEST_SECRET_KEY = "e951c1d7f34d155d121a3e2c4a062a41ad8d48e2f84e4eb3205f2797c1b1a
 def pg_bindir():
     out = subprocess.run(["pg_config", "--bindir"], check=True, capture_output=True, text=True)
     return out.stdout.strip()
+
+
+def stop_on_sigterm():
+    """Turn SIGTERM into SystemExit so that finally blocks stop clusters."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
 
 
 def free_port():
@@ -117,6 +123,20 @@ class Cluster:
     def connect(self, dbname=TEST_DATABASE, user="postgres", autocommit=True):
         conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=user, dbname=dbname)
         conn.autocommit = autocommit
+        return conn
+
+    def fresh_database(self, name, extension=True):
+        """Drops and creates database name; returns an autocommit
+        connection to it, with crefinder created unless extension=False."""
+        admin = self.connect(dbname="postgres")
+        with admin.cursor() as cur:
+            cur.execute('DROP DATABASE IF EXISTS "%s"' % name)
+            cur.execute('CREATE DATABASE "%s"' % name)
+        admin.close()
+        conn = self.connect(dbname=name)
+        if extension:
+            with conn.cursor() as cur:
+                cur.execute("CREATE EXTENSION crefinder")
         return conn
 
     def psql(self, sql, dbname=TEST_DATABASE):

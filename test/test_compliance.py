@@ -5,14 +5,7 @@ TENANT = "eeeeeeee-0000-4000-8000-000000000001"
 
 
 def test_rule_change_reaches_other_sessions(cluster):
-    admin = cluster.connect(dbname="postgres")
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % DB)
-        cur.execute("CREATE DATABASE %s" % DB)
-    admin.close()
-    a = cluster.connect(dbname=DB)
-    with a.cursor() as cur:
-        cur.execute("CREATE EXTENSION crefinder")
+    a = cluster.fresh_database(DB)
     b = cluster.connect(dbname=DB)
     query = ("SELECT reason FROM crefinder.can_contact('sms', '+12125550100', "
              "'2026-11-24 14:30+00')")  # 09:30 in New York

@@ -100,15 +100,9 @@ def expected(at, zones, rules):
 
 
 def test_random_numbers_and_instants(cluster):
-    admin = cluster.connect(dbname="postgres")
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % DB)
-        cur.execute("CREATE DATABASE %s" % DB)
-    admin.close()
-    conn = cluster.connect(dbname=DB)
+    conn = cluster.fresh_database(DB)
     rng = random.Random(20261123)
     with conn.cursor() as cur:
-        cur.execute("CREATE EXTENSION crefinder")
         cur.execute("SET crefinder.user_id = %s", (TENANT,))
         rules = load_rules(cur)
 

@@ -19,15 +19,7 @@ TENANT_B = "bbbbbbbb-2222-4222-8222-222222222222"
 
 
 def fresh_database(cluster):
-    conn = cluster.connect(dbname="postgres")
-    with conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % DB)
-        cur.execute("CREATE DATABASE %s" % DB)
-    conn.close()
-    conn = cluster.connect(dbname=DB)
-    with conn.cursor() as cur:
-        cur.execute("CREATE EXTENSION crefinder")
-    return conn
+    return cluster.fresh_database(DB)
 
 
 def configure(cur, tenant, provider, config):
