@@ -300,6 +300,7 @@ StringValue(const char *s)
 {
 	JsonbValue	v;
 
+	memset(&v, 0, sizeof(v));
 	v.type = jbvString;
 	v.val.string.val = (char *) s;
 	v.val.string.len = strlen(s);
@@ -311,6 +312,7 @@ DefaultValue(const FieldSpec *field)
 {
 	JsonbValue	v;
 
+	memset(&v, 0, sizeof(v));
 	if (field->kind == FIELD_BOOLEAN)
 	{
 		v.type = jbvBool;

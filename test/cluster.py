@@ -37,7 +37,7 @@ def free_port():
 
 
 class Cluster:
-    def __init__(self, extra_conf=None):
+    def __init__(self, extra_conf=None, postgres=None):
         self.bindir = pg_bindir()
         self.root = tempfile.mkdtemp(prefix="crefinder-test-")
         self.datadir = os.path.join(self.root, "data")
@@ -45,6 +45,7 @@ class Cluster:
         self.port = free_port()
         self.pid = None
         self.extra_conf = extra_conf or {}
+        self.postgres = postgres    # another server executable (a valgrind wrapper)
         self.run_as = None
         if os.geteuid() == 0:
             self.run_as = "postgres"
@@ -83,7 +84,10 @@ class Cluster:
             f.write("\n# crefinder test cluster\n")
             for k, v in self.conf().items():
                 f.write("%s = %s\n" % (k, v))
-        self.pg_ctl("start", "-w", "-t", "60", "-l", self.logfile)
+        start = ["start", "-w", "-t", "600", "-l", self.logfile]
+        if self.postgres:
+            start += ["-p", self.postgres]
+        self.pg_ctl(*start)
         with open(os.path.join(self.datadir, "postmaster.pid")) as f:
             self.pid = int(f.readline())
         return self
