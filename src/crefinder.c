@@ -11,6 +11,8 @@
 #include "fmgr.h"
 
 #include "guc.h"
+#include "miscadmin.h"
+#include "shared.h"
 
 PG_MODULE_MAGIC;
 
@@ -20,4 +22,7 @@ void
 _PG_init(void)
 {
 	crefinder_define_gucs();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	crefinder_shared_init();
 }
