@@ -4,6 +4,7 @@ initdb in a temporary folder, a free port on 127.0.0.1 only, crefinder and
 pg_cron preloaded, a test secret key.  Everything it starts it stops by pid.
 When run as root the server runs as the postgres user (initdb refuses root).
 """
+import json
 import os
 import pwd
 import shutil
@@ -151,3 +152,37 @@ class Cluster:
     def log(self):
         with open(self.logfile, errors="replace") as f:
             return f.read()
+
+
+class Sandbox:
+    """The sandbox provider (test/sandbox.py) as a child process."""
+
+    def __init__(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.proc = subprocess.Popen([sys.executable, os.path.join(here, "sandbox.py"), "0"],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening "):
+            self.proc.kill()
+            raise RuntimeError("sandbox did not start: %r" % line)
+        self.port = int(line.split()[1])
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def call(self, method, path, body=None):
+        import urllib.request
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def requests(self):
+        return self.call("GET", "/_sandbox/requests")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
