@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "compliance.h"
 #include "holiday.h"
 #include "phone.h"
 #include "tenant.h"
@@ -998,25 +999,27 @@ FlagDigits(Contact *contacts, int n, SPIPlanPtr *plan, const char *sql, int narg
  * going out after at - max_window.
  */
 static void
-LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since)
+LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since, Datum exclude)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[3] = {UUIDOID, TEXTARRAYOID, TIMESTAMPTZOID};
-	Datum		args[3];
+	Oid			argtypes[4] = {UUIDOID, TEXTARRAYOID, TIMESTAMPTZOID, INT8ARRAYOID};
+	Datum		args[4];
 	int			rc;
 	RecentMessage *all;
 
 	args[0] = tenant;
 	args[1] = TextArray(index);
 	args[2] = TimestampTzGetDatum(since);
+	args[3] = exclude;
 	rc = RunQuery(&plan, "SELECT e.to_contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
 							   "FROM crefinder.outbound_events e "
 							   "WHERE e.user_id = $1 AND e.to_contact = ANY ($2) "
 							   "  AND e.channel IN ('voice', 'sms', 'whatsapp') "
 							   "  AND e.status IN ('queued', 'sending', 'sent', 'delivered') "
 							   "  AND coalesce(e.sent_at, e.next_attempt_at) > $3 "
+							   "  AND e.id <> ALL ($4) "
 				  "ORDER BY e.to_contact COLLATE \"C\", t",
-				  3, argtypes, args, 0);
+				  4, argtypes, args, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read recent messages: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -1079,14 +1082,15 @@ MaxCapWindow(const Policy *policy)
 }
 
 /*
- * Evaluate decides every contact for the current tenant on channel at
- * instant at.  property is the owner's context (can_contact only).  Runs
- * inside SPI.
+ * Evaluate decides every contact for tenant on channel at instant at.
+ * property is the owner's context, or NULL.  exclude is an int8[] of
+ * messages that caps must not count (the ones being sent).  Runs inside
+ * SPI.
  */
 static void
-Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyContext *property)
+Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at,
+		 const PropertyContext *property, Datum exclude)
 {
-	Datum		tenant = crefinder_current_tenant();
 	Policy		policy;
 	ContactIndex index;
 	TimeDecision *cache = NULL;
@@ -1197,7 +1201,7 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
 	if (index.ntext == 0)
 		return;
 	LoadRules(&policy, at);
-	LoadRecent(&index, tenant, at - MaxCapWindow(&policy));
+	LoadRecent(&index, tenant, at - MaxCapWindow(&policy), exclude);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1263,7 +1267,7 @@ Evaluate(int channel, Contact *contacts, int n, TimestampTz at, const PropertyCo
  * such property.
  */
 static PropertyContext *
-LoadProperty(int64 property_id)
+LoadProperty(int64 property_id, Datum tenant)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {INT8OID, UUIDOID};
@@ -1274,7 +1278,7 @@ LoadProperty(int64 property_id)
 	TupleDesc	desc;
 
 	args[0] = Int64GetDatum(property_id);
-	args[1] = crefinder_current_tenant();
+	args[1] = tenant;
 	rc = RunQuery(&plan,
 				  "SELECT upper(btrim(mailing_state)), btrim(mailing_zip), nullif(btrim(timezone), '') "
 				  "FROM crefinder.property_records WHERE id = $1 AND user_id = $2",
@@ -1293,6 +1297,41 @@ LoadProperty(int64 property_id)
 	property->mailing_zip = SPI_getvalue(tuple, desc, 2);
 	property->timezone = SPI_getvalue(tuple, desc, 3);
 	return property;
+}
+
+static Datum
+NoExclusions(void)
+{
+	return PointerGetDatum(construct_empty_array(INT8OID));
+}
+
+/*
+ * crefinder_check_before_send decides messages the dispatcher is about to
+ * send, for tenant, on channel, at instant at: what can_contact() would
+ * say, except that the messages themselves (exclude, int8[]) are not
+ * counted by caps.  property_id is 0 when the messages have no property
+ * (then any number of contacts), else the one message's property.  Runs
+ * inside SPI.
+ */
+void
+crefinder_check_before_send(Datum tenant, const char *channel, int n, const char **contacts,
+							int64 property_id, TimestampTz at, Datum exclude,
+							CrefinderDecision *decisions)
+{
+	Contact    *c = palloc0(sizeof(Contact) * Max(n, 1));
+	PropertyContext *property = NULL;
+
+	for (int i = 0; i < n; i++)
+		c[i].input = contacts[i];
+	if (property_id != 0)
+		property = LoadProperty(property_id, tenant);
+	Evaluate(tenant, ParseChannel(channel), c, n, at, property, exclude);
+	for (int i = 0; i < n; i++)
+	{
+		decisions[i].reason = c[i].reason;
+		decisions[i].has_next = c[i].has_next;
+		decisions[i].next = c[i].next;
+	}
 }
 
 static void
@@ -1357,8 +1396,8 @@ crefinder_can_contact(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	if (!PG_ARGISNULL(3))
-		property = LoadProperty(PG_GETARG_INT64(3));
-	Evaluate(channel, &contact, 1, at, property);
+		property = LoadProperty(PG_GETARG_INT64(3), crefinder_current_tenant());
+	Evaluate(crefinder_current_tenant(), channel, &contact, 1, at, property, NoExclusions());
 	{
 		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
 
@@ -1405,7 +1444,7 @@ crefinder_scrub(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
-	Evaluate(channel, contacts, n, at, NULL);
+	Evaluate(crefinder_current_tenant(), channel, contacts, n, at, NULL, NoExclusions());
 	{
 		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
 
