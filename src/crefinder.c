@@ -12,6 +12,7 @@
 
 #include "guc.h"
 #include "miscadmin.h"
+#include "dispatcher.h"
 #include "shared.h"
 
 PG_MODULE_MAGIC;
@@ -25,4 +26,5 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	crefinder_shared_init();
+	crefinder_register_dispatcher();
 }

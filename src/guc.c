@@ -29,6 +29,7 @@ int			crefinder_batch_size = 500;
 int			crefinder_max_connections = 64;
 int			crefinder_http_timeout_ms = 10000;
 int			crefinder_max_attempts = 5;
+bool		crefinder_dispatcher_enabled = true;
 
 /*
  * check_user_id accepts an empty setting (no tenant) or anything the uuid
@@ -151,6 +152,15 @@ crefinder_define_gucs(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("crefinder.dispatcher_enabled",
+							 gettext_noop("Whether the dispatcher sends queued messages; off holds every message in the outbox."),
+							 NULL,
+							 &crefinder_dispatcher_enabled,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("crefinder");
 }

@@ -16,6 +16,7 @@ extern int	crefinder_batch_size;
 extern int	crefinder_max_connections;
 extern int	crefinder_http_timeout_ms;
 extern int	crefinder_max_attempts;
+extern bool crefinder_dispatcher_enabled;
 
 extern void crefinder_define_gucs(void);
 

@@ -68,6 +68,12 @@ class Cluster:
             "cron.database_name": "'%s'" % TEST_DATABASE,
             "crefinder.database": "'%s'" % TEST_DATABASE,
             "crefinder.secret_key": "'%s'" % TEST_SECRET_KEY,
+            # Never a real provider: nothing listens on port 1.  Tests that
+            # send point these at the sandbox and enable the dispatcher.
+            "crefinder.twilio_api_url": "'http://127.0.0.1:1'",
+            "crefinder.sendgrid_api_url": "'http://127.0.0.1:1'",
+            "crefinder.vapi_api_url": "'http://127.0.0.1:1'",
+            "crefinder.dispatcher_enabled": "off",
             "log_error_verbosity": "verbose",
             "log_min_error_statement": "error",
             "fsync": "off",

@@ -267,3 +267,40 @@ CREATE FUNCTION crefinder.cancel(message_id bigint) RETURNS boolean
         RETURNING 1)
     SELECT EXISTS (SELECT 1 FROM cancelled)
 $$;
+
+-- The dispatcher's state, from shared memory.
+CREATE FUNCTION crefinder.dispatcher_status_row(
+    OUT pid integer, OUT state text, OUT started_at timestamptz, OUT in_flight integer,
+    OUT sent bigint, OUT failed bigint, OUT retried bigint, OUT blocked bigint,
+    OUT last_error text, OUT last_error_at timestamptz)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'crefinder_dispatcher_status';
+CREATE VIEW crefinder.dispatcher_status WITH (security_invoker = true) AS SELECT * FROM crefinder.dispatcher_status_row();
+COMMENT ON VIEW crefinder.dispatcher_status IS
+    'The dispatcher: pid, state, requests in flight, and messages sent, failed, retried and blocked since it started, with the last error.';
+
+-- Providers paused for the current tenant (credentials rejected); a new
+-- configure() lifts the pause.
+CREATE VIEW crefinder.paused_providers WITH (security_invoker = true) AS
+    SELECT provider, paused_at, paused_reason FROM crefinder.integration_configs
+    WHERE paused_at IS NOT NULL;
+
+-- retry_unknown: send again, on purpose, messages whose fate is unknown.
+CREATE FUNCTION crefinder.retry_unknown(ids bigint[]) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    requeued integer;
+BEGIN
+    UPDATE crefinder.outbound_events e
+    SET status = 'queued', next_attempt_at = now(), updated_at = now(),
+        last_error = 'requeued by retry_unknown()'
+    WHERE e.id = ANY (ids) AND e.status = 'unknown';
+    GET DIAGNOSTICS requeued = ROW_COUNT;
+    IF requeued > 0 THEN
+        PERFORM crefinder.wake_dispatcher_on_commit();
+    END IF;
+    RETURN requeued;
+END
+$$;

@@ -1,0 +1,887 @@
+/*
+ * dispatcher.c
+ *		The dispatcher: a background worker that sends queued messages to
+ *		the providers after their transactions commit, and records what
+ *		came back.
+ *
+ * The words used here:
+ *	- to claim is to take due queued rows (FOR UPDATE SKIP LOCKED), check
+ *	  compliance again, and mark the allowed ones sending, in a transaction
+ *	  that commits before any HTTP request leaves;
+ *	- in flight are claimed messages whose request is on the wire;
+ *	- to record is to write the outcomes of finished requests in one
+ *	  transaction: sent, queued again for a retry (backoff with jitter,
+ *	  Retry-After and X-RateLimit-Reset honoured), or failed.
+ *
+ * Claiming and recording interleave with the requests: the dispatcher keeps
+ * up to crefinder.batch_size requests in flight and refills as they finish,
+ * so one slow request never holds up the others.  It sleeps on its latch
+ * when idle, until the next queued row is due or a committing transaction
+ * that queued a message wakes it.  At start, rows left sending by a crash
+ * become unknown: the request may have reached the provider, so they are
+ * never sent again on their own (crefinder.retry_unknown() re-queues them).
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "compliance.h"
+#include "crypto.h"
+#include "dispatcher.h"
+#include "guc.h"
+#include "http.h"
+#include "outbound.h"
+#include "shared.h"
+
+PGDLLEXPORT void crefinder_dispatcher_main(Datum arg);
+
+PG_FUNCTION_INFO_V1(crefinder_dispatcher_status);
+
+#define IDLE_WAIT_MS 60000		/* longest sleep: settings may change */
+#define POLL_MS 20				/* wait for sockets while requests are in flight */
+#define MAX_BACKOFF_SECONDS 600
+
+/* ----------------------------------------------------------------------
+ * Registration and shared state
+ * ---------------------------------------------------------------------- */
+
+/*
+ * crefinder_register_dispatcher registers the worker; called from _PG_init
+ * when the library is preloaded.
+ */
+void
+crefinder_register_dispatcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	strlcpy(worker.bgw_library_name, "crefinder", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "crefinder_dispatcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "crefinder dispatcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "crefinder dispatcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+SetState(const char *state)
+{
+	SpinLockAcquire(&crefinder_shared->mutex);
+	strlcpy(crefinder_shared->state, state, sizeof(crefinder_shared->state));
+	SpinLockRelease(&crefinder_shared->mutex);
+	pgstat_report_activity(strcmp(state, "idle") == 0 ? STATE_IDLE : STATE_RUNNING, state);
+}
+
+static void
+CountOutcome(const char *status, int in_flight)
+{
+	SpinLockAcquire(&crefinder_shared->mutex);
+	if (status != NULL)
+	{
+		if (strcmp(status, "sent") == 0)
+			crefinder_shared->sent++;
+		else if (strcmp(status, "failed") == 0)
+			crefinder_shared->failed++;
+		else if (strcmp(status, "queued") == 0)
+			crefinder_shared->retried++;
+		else if (strcmp(status, "blocked") == 0)
+			crefinder_shared->blocked++;
+	}
+	if (in_flight >= 0)
+		crefinder_shared->in_flight = in_flight;
+	SpinLockRelease(&crefinder_shared->mutex);
+}
+
+static void
+NoteError(const char *error)
+{
+	SpinLockAcquire(&crefinder_shared->mutex);
+	strlcpy(crefinder_shared->last_error, error, sizeof(crefinder_shared->last_error));
+	crefinder_shared->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&crefinder_shared->mutex);
+}
+
+static void
+ClearShared(int code, Datum arg)
+{
+	SpinLockAcquire(&crefinder_shared->mutex);
+	crefinder_shared->pid = 0;
+	crefinder_shared->latch = NULL;
+	crefinder_shared->in_flight = 0;
+	strlcpy(crefinder_shared->state, "stopped", sizeof(crefinder_shared->state));
+	SpinLockRelease(&crefinder_shared->mutex);
+}
+
+/* ----------------------------------------------------------------------
+ * Transactions
+ * ---------------------------------------------------------------------- */
+
+static MemoryContext work_caller_cxt = NULL;
+
+/*
+ * BeginWork starts a transaction with SPI and a snapshot; EndWork commits
+ * it and returns to the memory context BeginWork was called in (commit
+ * leaves TopMemoryContext current).
+ */
+static void
+BeginWork(const char *what)
+{
+	work_caller_cxt = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+}
+
+static void
+EndWork(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(work_caller_cxt);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* ExtensionReady: is crefinder installed in this database? */
+static bool
+ExtensionReady(void)
+{
+	bool		ready;
+
+	StartTransactionCommand();
+	ready = OidIsValid(get_extension_oid("crefinder", true));
+	CommitTransactionCommand();
+	return ready;
+}
+
+/*
+ * RecoverInFlight turns rows left sending by a previous dispatcher into
+ * unknown.
+ */
+static void
+RecoverInFlight(void)
+{
+	int			rc;
+
+	BeginWork("recovering messages left in flight");
+	rc = SPI_execute("UPDATE crefinder.outbound_events "
+					 "SET status = 'unknown', updated_at = now(), "
+					 "    last_error = 'the dispatcher stopped while the request was in flight' "
+					 "WHERE status = 'sending'", false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not recover messages in flight: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("crefinder dispatcher marked %llu messages left in flight as unknown",
+						(unsigned long long) SPI_processed)));
+	EndWork();
+}
+
+/* ----------------------------------------------------------------------
+ * Claiming
+ * ---------------------------------------------------------------------- */
+
+static char *
+GetText(HeapTuple tuple, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tuple, desc, col);
+}
+
+static Jsonb *
+GetJsonb(HeapTuple tuple, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, desc, col, &isnull);
+
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
+}
+
+static int64
+GetInt64(HeapTuple tuple, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tuple, desc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Recheck runs the compliance decision for the claimed messages: those
+ * without a property together per (tenant, channel), the others one by
+ * one.  A refused message gets status blocked, or queued (held) with
+ * next_attempt_at when the refusal is time-based.
+ */
+static void
+Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool	   *done = palloc0(sizeof(bool) * n);
+
+	for (int i = 0; i < n; i++)
+	{
+		const char **contacts;
+		OutboundMessage **group;
+		CrefinderDecision *decisions;
+		int			count = 0;
+
+		if (done[i])
+			continue;
+		contacts = palloc(sizeof(char *) * n);
+		group = palloc(sizeof(OutboundMessage *) * n);
+		for (int j = i; j < n; j++)
+		{
+			if (done[j] || strcmp(claimed[j]->tenant, claimed[i]->tenant) != 0 ||
+				strcmp(claimed[j]->channel, claimed[i]->channel) != 0 ||
+				claimed[j]->property_id != claimed[i]->property_id ||
+				(claimed[i]->property_id != 0 && j != i))
+				continue;
+			done[j] = true;
+			contacts[count] = claimed[j]->to;
+			group[count++] = claimed[j];
+		}
+		decisions = palloc(sizeof(CrefinderDecision) * count);
+		crefinder_check_before_send(DirectFunctionCall1(uuid_in, CStringGetDatum(claimed[i]->tenant)),
+									claimed[i]->channel, count, contacts, claimed[i]->property_id,
+									now, exclude, decisions);
+		for (int k = 0; k < count; k++)
+		{
+			if (decisions[k].reason == NULL)
+				continue;
+			if (decisions[k].has_next && strcmp(decisions[k].reason, "invalid_contact") != 0)
+			{
+				group[k]->status = "queued";
+				group[k]->next_attempt_at = decisions[k].next;
+				group[k]->error = MemoryContextStrdup(cxt, psprintf("held at dispatch: %s",
+																	decisions[k].reason));
+			}
+			else
+			{
+				group[k]->status = "blocked";
+				group[k]->block_reason = MemoryContextStrdup(cxt, decisions[k].reason);
+			}
+		}
+	}
+}
+
+/*
+ * Claim takes up to limit due messages, re-checks them, marks the allowed
+ * ones sending (or records why not) and commits.  Returns the messages to
+ * send (allocated in cxt) in *out and how many there are.
+ */
+static int
+Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(limit)};
+	int			rc;
+	int			n;
+	OutboundMessage **claimed;
+	OutboundMessage **to_send;
+	int			nsend = 0;
+	Datum	   *ids;
+	MemoryContext old;
+
+	BeginWork("claiming messages");
+	rc = SPI_execute_with_args(
+							   "WITH due AS ("
+							   "  SELECT e.id FROM crefinder.outbound_events e "
+							   "  WHERE e.status = 'queued' AND e.next_attempt_at <= now() "
+							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.integration_configs c "
+							   "      WHERE c.user_id = e.user_id AND c.paused_at IS NOT NULL AND c.provider = "
+							   "        CASE e.channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END) "
+							   "  ORDER BY e.next_attempt_at LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
+							   "SELECT e.id, e.user_id::text, e.channel, e.to_contact, e.attempts + 1, "
+							   "  e.property_id, e.campaign_id, e.payload, c.config, c.secrets, "
+							   "  p.owner_name, p.property_address, p.property_city, p.property_state, p.property_zip "
+							   "FROM due JOIN crefinder.outbound_events e ON e.id = due.id "
+							   "LEFT JOIN crefinder.integration_configs c ON c.user_id = e.user_id AND c.provider = "
+							   "  CASE e.channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END "
+							   "LEFT JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id "
+							   "ORDER BY e.next_attempt_at",
+							   1, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not claim messages: %s", SPI_result_code_string(rc));
+	n = SPI_processed;
+	if (n == 0)
+	{
+		EndWork();
+		*out = NULL;
+		return 0;
+	}
+
+	old = MemoryContextSwitchTo(cxt);
+	claimed = palloc(sizeof(OutboundMessage *) * n);
+	ids = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		OutboundMessage *m = palloc0(sizeof(OutboundMessage));
+
+		m->id = GetInt64(t, d, 1);
+		m->tenant = GetText(t, d, 2);
+		m->channel = GetText(t, d, 3);
+		m->to = GetText(t, d, 4);
+		m->attempts = atoi(GetText(t, d, 5));
+		m->property_id = GetInt64(t, d, 6);
+		m->campaign_id = GetInt64(t, d, 7);
+		m->payload = GetJsonb(t, d, 8);
+		m->config = GetJsonb(t, d, 9);
+		m->secrets = GetJsonb(t, d, 10);
+		m->owner_name = GetText(t, d, 11);
+		m->property_address = GetText(t, d, 12);
+		m->property_city = GetText(t, d, 13);
+		m->property_state = GetText(t, d, 14);
+		m->property_zip = GetText(t, d, 15);
+		if (m->config == NULL)
+		{
+			m->status = "failed";
+			m->error = psprintf("the tenant has no settings for the %s channel's provider", m->channel);
+		}
+		claimed[i] = m;
+		ids[i] = Int64GetDatum(m->id);
+	}
+	MemoryContextSwitchTo(old);
+
+	Recheck(claimed, n, PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE)), cxt);
+
+	/* build the requests (this opens the secrets) for the allowed ones */
+	old = MemoryContextSwitchTo(cxt);
+	to_send = palloc(sizeof(OutboundMessage *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		OutboundMessage *m = claimed[i];
+
+		if (m->status != NULL)
+			continue;
+		if (strcmp(m->channel, "email") == 0)
+			sendgrid_build(m);
+		else if (strcmp(m->channel, "voice") == 0)
+			vapi_build(m);
+		else
+			twilio_build(m);
+		m->request.owner = m;
+		to_send[nsend++] = m;
+	}
+	MemoryContextSwitchTo(old);
+
+	/* mark the ones to send, record the others */
+	{
+		Datum	   *send_ids = palloc(sizeof(Datum) * Max(nsend, 1));
+		Oid			types[1] = {INT8ARRAYOID};
+		Datum		values[1];
+
+		for (int i = 0; i < nsend; i++)
+			send_ids[i] = Int64GetDatum(to_send[i]->id);
+		values[0] = PointerGetDatum(construct_array(send_ids, nsend, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		rc = SPI_execute_with_args("UPDATE crefinder.outbound_events "
+								   "SET status = 'sending', attempts = attempts + 1, updated_at = now() "
+								   "WHERE id = ANY ($1)", 1, types, values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark messages sending: %s", SPI_result_code_string(rc));
+	}
+	EndWork();
+
+	/* refusals found while claiming are recorded like outcomes */
+	{
+		OutboundMessage **refused = palloc(sizeof(OutboundMessage *) * n);
+		int			nrefused = 0;
+
+		for (int i = 0; i < n; i++)
+			if (claimed[i]->status != NULL)
+				refused[nrefused++] = claimed[i];
+		if (nrefused > 0)
+			dispatcher_record(refused, nrefused, false);
+	}
+	*out = to_send;
+	return nsend;
+}
+
+/* ----------------------------------------------------------------------
+ * Outcomes
+ * ---------------------------------------------------------------------- */
+
+/* Backoff is the delay before attempt number attempts + 1. */
+static TimestampTz
+Backoff(OutboundMessage *m)
+{
+	double		seconds = Min(MAX_BACKOFF_SECONDS, pow(2.0, Min(m->attempts, 20) - 1));
+	double		jitter = 0.5 + pg_prng_double(&pg_global_prng_state) / 2.0;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz next = now + (int64) (seconds * jitter * USECS_PER_SEC);
+
+	if (m->request.retry_after[0] != '\0')
+	{
+		char	   *end;
+		long		after = strtol(m->request.retry_after, &end, 10);
+
+		if (*end == '\0' && after >= 0)
+			next = Max(next, now + (int64) Min(after, 86400) * USECS_PER_SEC);
+	}
+	if (m->request.ratelimit_reset[0] != '\0')
+	{
+		char	   *end;
+		long		reset = strtol(m->request.ratelimit_reset, &end, 10);
+
+		if (*end == '\0' && reset > 0)
+		{
+			TimestampTz at = time_t_to_timestamptz((pg_time_t) reset);
+
+			if (at > next && at < now + 86400 * USECS_PER_SEC)
+				next = at;
+		}
+	}
+	return next;
+}
+
+/* ProviderError is the provider's own words for a failed request. */
+static char *
+ProviderError(OutboundMessage *m, int *code)
+{
+	Jsonb	   *answer = outbound_parse_json(m->request.response.data);
+	char	   *text = NULL;
+
+	*code = 0;
+	if (answer != NULL)
+	{
+		char	   *c = outbound_text(answer, "code");
+		Jsonb	   *errors = outbound_object(answer, "errors");
+
+		if (c != NULL)
+			*code = atoi(c);
+		text = outbound_text(answer, "message");
+		if (text == NULL && errors != NULL)
+			text = JsonbToCString(NULL, &errors->root, VARSIZE(errors));
+	}
+	if (text == NULL && m->request.response.data != NULL)
+		text = pnstrdup(m->request.response.data, Min(m->request.response.len, 200));
+	return psprintf("HTTP %ld%s%s%s%s", m->request.status,
+					*code ? psprintf(" (code %d)", *code) : "", text ? ": " : "", text ? text : "", "");
+}
+
+/*
+ * Classify turns a finished request into the message's outcome.
+ */
+static void
+Classify(OutboundMessage *m)
+{
+	long		status = m->request.status;
+	int			code;
+
+	m->status = NULL;
+	if (m->request.result != CURLE_OK)
+	{
+		/* timeout, refused or dropped connection: try again later */
+		m->error = psprintf("request failed: %s", m->request.error);
+		m->status = "queued";
+	}
+	else if (status >= 200 && status < 300)
+	{
+		m->status = "sent";
+		if (strcmp(m->channel, "email") == 0)
+			sendgrid_accepted(m);
+		else if (strcmp(m->channel, "voice") == 0)
+			vapi_accepted(m);
+		else
+			twilio_accepted(m);
+	}
+	else if (status == 429 || status >= 500)
+	{
+		m->error = ProviderError(m, &code);
+		m->status = "queued";
+	}
+	else if (status == 401 || status == 403)
+	{
+		m->error = psprintf("credentials rejected (%s)", ProviderError(m, &code));
+		m->status = "failed";
+		m->pause_provider = true;
+	}
+	else
+	{
+		m->error = ProviderError(m, &code);
+		m->status = "failed";
+		if (code == 21610)
+			m->opt_out = true;
+	}
+
+	if (strcmp(m->status, "queued") == 0)
+	{
+		if (m->attempts >= crefinder_max_attempts)
+		{
+			m->status = "failed";
+			m->error = psprintf("%s; gave up after %d attempts", m->error, m->attempts);
+		}
+		else
+			m->next_attempt_at = Backoff(m);
+	}
+}
+
+static Datum
+TextArrayOf(char **values, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = values[i] == NULL;
+		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(values[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * dispatcher_record writes the outcomes of n messages in one transaction:
+ * status, provider ids, errors, next attempts; opt-outs for recipients the
+ * provider reports unsubscribed; pauses for rejected credentials.
+ * sending says whether the rows are in status sending (else queued).
+ */
+void
+dispatcher_record(OutboundMessage **messages, int n, bool sending)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	char	  **status = palloc(sizeof(char *) * n);
+	char	  **pmid = palloc(sizeof(char *) * n);
+	char	  **pstatus = palloc(sizeof(char *) * n);
+	char	  **error = palloc(sizeof(char *) * n);
+	char	  **block = palloc(sizeof(char *) * n);
+	char	  **next = palloc(sizeof(char *) * n);
+	Oid			types[8] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[8];
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		OutboundMessage *m = messages[i];
+
+		ids[i] = Int64GetDatum(m->id);
+		status[i] = (char *) m->status;
+		pmid[i] = m->provider_message_id;
+		pstatus[i] = m->provider_status;
+		error[i] = m->error;
+		block[i] = m->block_reason;
+		next[i] = strcmp(m->status, "queued") == 0 ?
+			pstrdup(timestamptz_to_str(m->next_attempt_at)) : NULL;
+	}
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = TextArrayOf(status, n);
+	values[2] = TextArrayOf(pmid, n);
+	values[3] = TextArrayOf(pstatus, n);
+	values[4] = TextArrayOf(error, n);
+	values[5] = TextArrayOf(block, n);
+	values[6] = TextArrayOf(next, n);
+	values[7] = CStringGetTextDatum(sending ? "sending" : "queued");
+
+	BeginWork("recording outcomes");
+	rc = SPI_execute_with_args("UPDATE crefinder.outbound_events e SET "
+							   "  status = r.status, provider_message_id = coalesce(r.pmid, e.provider_message_id), "
+							   "  provider_status = coalesce(r.pstatus, e.provider_status), "
+							   "  last_error = r.error, block_reason = r.block, "
+							   "  next_attempt_at = coalesce(r.next::timestamptz, e.next_attempt_at), "
+							   "  sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE e.sent_at END, "
+							   "  updated_at = now() "
+							   "FROM unnest($1, $2, $3, $4, $5, $6, $7) AS r(id, status, pmid, pstatus, error, block, next) "
+							   "WHERE e.id = r.id AND e.status = $8",
+							   8, types, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not record outcomes: %s", SPI_result_code_string(rc));
+
+	for (int i = 0; i < n; i++)
+	{
+		OutboundMessage *m = messages[i];
+		Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+		Datum		args[3];
+
+		if (!m->opt_out && !m->pause_provider)
+			continue;
+		args[0] = CStringGetTextDatum(m->tenant);
+		args[1] = CStringGetTextDatum(m->channel);
+		args[2] = CStringGetTextDatum(m->to);
+		if (m->opt_out)
+			rc = SPI_execute_with_args("INSERT INTO crefinder.opt_outs (user_id, channel, contact, source) "
+									   "VALUES ($1::uuid, $2, $3, 'provider: recipient unsubscribed (21610)') "
+									   "ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING",
+									   3, argtypes, args, NULL, false, 0);
+		else
+			rc = SPI_execute_with_args("UPDATE crefinder.integration_configs SET paused_at = now(), "
+									   "  paused_reason = 'credentials rejected by the provider' "
+									   "WHERE user_id = $1::uuid AND paused_at IS NULL AND provider = "
+									   "  CASE $2 WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END",
+									   2, argtypes, args, NULL, false, 0);
+		if (rc < 0)
+			elog(ERROR, "could not record a provider's verdict: %s", SPI_result_code_string(rc));
+	}
+	EndWork();
+
+	for (int i = 0; i < n; i++)
+	{
+		CountOutcome(messages[i]->status, -1);
+		if (messages[i]->error != NULL && strcmp(messages[i]->status, "sent") != 0)
+			NoteError(messages[i]->error);
+	}
+}
+
+/* ----------------------------------------------------------------------
+ * The loop
+ * ---------------------------------------------------------------------- */
+
+/*
+ * NextDue is the time of the earliest queued message, or now + IDLE_WAIT_MS.
+ */
+static long
+WaitMilliseconds(void)
+{
+	int			rc;
+	long		wait = IDLE_WAIT_MS;
+
+	BeginWork("looking for the next due message");
+	rc = SPI_execute("SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp()) * 1000 "
+					 "FROM crefinder.outbound_events WHERE status = 'queued'", true, 1);
+	if (rc == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			double		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+
+			wait = ms <= 0 ? 0 : (long) Min(ms + 1, (double) IDLE_WAIT_MS);
+		}
+	}
+	EndWork();
+	return wait;
+}
+
+/*
+ * A claim's messages live in the claim's own memory context, deleted when
+ * the last of them has been recorded: memory stays flat however long the
+ * dispatcher runs, without waiting for every request to finish.
+ */
+typedef struct ClaimBatch
+{
+	MemoryContext cxt;
+	int			remaining;
+} ClaimBatch;
+
+void
+crefinder_dispatcher_main(Datum arg)
+{
+	MemoryContext loop_cxt;
+	HttpClient *client;
+	HttpRequest **done;
+	bool		claim_now = true;
+	TimestampTz next_claim = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(crefinder_database, NULL, 0);
+	pgstat_report_appname("crefinder dispatcher");
+
+	SpinLockAcquire(&crefinder_shared->mutex);
+	crefinder_shared->pid = MyProcPid;
+	crefinder_shared->latch = MyLatch;
+	crefinder_shared->started_at = GetCurrentTimestamp();
+	crefinder_shared->sent = crefinder_shared->failed = 0;
+	crefinder_shared->retried = crefinder_shared->blocked = 0;
+	SpinLockRelease(&crefinder_shared->mutex);
+	before_shmem_exit(ClearShared, (Datum) 0);
+	SetState("starting");
+
+	/* wait for the extension to exist in the database */
+	while (!ExtensionReady())
+	{
+		SetState("waiting for CREATE EXTENSION crefinder");
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5000,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+	RecoverInFlight();
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		ereport(FATAL, (errmsg("could not initialise libcurl")));
+	client = http_client_create(crefinder_max_connections);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder dispatcher loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	done = MemoryContextAlloc(TopMemoryContext, sizeof(HttpRequest *) * 10000);
+	SetState("idle");
+
+	for (;;)
+	{
+		int			in_flight = http_in_flight(client);
+
+		MemoryContextSwitchTo(loop_cxt);
+		MemoryContextReset(loop_cxt);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* refill */
+		if (crefinder_dispatcher_enabled && in_flight < crefinder_batch_size &&
+			(claim_now || GetCurrentTimestamp() >= next_claim))
+		{
+			OutboundMessage **batch;
+			int			n;
+			MemoryContext claim_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder claim",
+															ALLOCSET_DEFAULT_SIZES);
+			ClaimBatch *claim = MemoryContextAlloc(claim_cxt, sizeof(ClaimBatch));
+
+			claim->cxt = claim_cxt;
+			SetState("sending");
+			n = Claim(crefinder_batch_size - in_flight, claim_cxt, &batch);
+			claim->remaining = n;
+			for (int i = 0; i < n; i++)
+			{
+				batch[i]->batch = claim;
+				http_start(client, &batch[i]->request, crefinder_http_timeout_ms);
+			}
+			if (n == 0)
+				MemoryContextDelete(claim_cxt);
+			claim_now = n == crefinder_batch_size - in_flight;	/* more may be due */
+			next_claim = GetCurrentTimestamp() + (n > 0 ? 0 : 100 * 1000);
+			in_flight = http_in_flight(client);
+			CountOutcome(NULL, in_flight);
+		}
+
+		if (in_flight > 0)
+		{
+			int			ndone = http_poll(client, POLL_MS, done, 10000);
+
+			if (ndone > 0)
+			{
+				OutboundMessage **finished = palloc(sizeof(OutboundMessage *) * ndone);
+
+				for (int i = 0; i < ndone; i++)
+				{
+					finished[i] = (OutboundMessage *) done[i]->owner;
+					Classify(finished[i]);
+				}
+				dispatcher_record(finished, ndone, true);
+				for (int i = 0; i < ndone; i++)
+				{
+					ClaimBatch *claim = (ClaimBatch *) finished[i]->batch;
+
+					http_request_free(done[i]);
+					if (--claim->remaining == 0)
+						MemoryContextDelete(claim->cxt);
+				}
+				CountOutcome(NULL, http_in_flight(client));
+				claim_now = true;
+			}
+			/* a commit that queued messages wakes us: claim them too */
+			if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0,
+						  PG_WAIT_EXTENSION) & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				claim_now = true;
+			}
+			continue;
+		}
+
+		if (claim_now && crefinder_dispatcher_enabled)
+			continue;
+
+		/* idle: sleep until the next message is due or a commit wakes us */
+		SetState(crefinder_dispatcher_enabled ? "idle" : "disabled");
+		{
+			long		wait = crefinder_dispatcher_enabled ? WaitMilliseconds() : IDLE_WAIT_MS;
+
+			if (wait > 0)
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait,
+								 PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+			}
+			claim_now = true;
+		}
+	}
+}
+
+/*
+ * crefinder.dispatcher_status() returns the dispatcher's published state
+ * (the view crefinder.dispatcher_status shows it).
+ */
+Datum
+crefinder_dispatcher_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[10];
+	bool		nulls[10] = {false};
+	CrefinderShared copy;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (crefinder_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crefinder is not loaded through shared_preload_libraries"),
+				 errhint("Add crefinder to shared_preload_libraries and restart the server.")));
+	SpinLockAcquire(&crefinder_shared->mutex);
+	copy = *crefinder_shared;
+	SpinLockRelease(&crefinder_shared->mutex);
+
+	if (copy.pid != 0)
+		values[0] = Int32GetDatum(copy.pid);
+	else
+		nulls[0] = true;
+	values[1] = CStringGetTextDatum(copy.state);
+	if (copy.started_at != 0)
+		values[2] = TimestampTzGetDatum(copy.started_at);
+	else
+		nulls[2] = true;
+	values[3] = Int32GetDatum(copy.in_flight);
+	values[4] = Int64GetDatum(copy.sent);
+	values[5] = Int64GetDatum(copy.failed);
+	values[6] = Int64GetDatum(copy.retried);
+	values[7] = Int64GetDatum(copy.blocked);
+	if (copy.last_error[0] != '\0')
+	{
+		values[8] = CStringGetTextDatum(copy.last_error);
+		values[9] = TimestampTzGetDatum(copy.last_error_at);
+	}
+	else
+		nulls[8] = nulls[9] = true;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

@@ -1,0 +1,13 @@
+/*
+ * dispatcher.h
+ *		The dispatcher background worker (see dispatcher.c).
+ */
+#ifndef CREFINDER_DISPATCHER_H
+#define CREFINDER_DISPATCHER_H
+
+#include "outbound.h"
+
+extern void crefinder_register_dispatcher(void);
+extern void dispatcher_record(OutboundMessage **messages, int n, bool sending);
+
+#endif							/* CREFINDER_DISPATCHER_H */

@@ -1,0 +1,65 @@
+/*
+ * outbound.h
+ *		A message the dispatcher sends, and helpers the provider modules
+ *		share (see outbound.c, twilio.c, sendgrid.c, vapi.c).
+ */
+#ifndef CREFINDER_OUTBOUND_H
+#define CREFINDER_OUTBOUND_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+
+#include "http.h"
+
+typedef struct OutboundMessage
+{
+	void	   *batch;			/* the claim it came in (dispatcher.c) */
+	/* from crefinder.outbound_events and the tenant's settings */
+	int64		id;
+	char	   *tenant;			/* uuid as text */
+	char	   *channel;		/* voice, sms, whatsapp, email */
+	char	   *to;				/* E.164 or email */
+	int			attempts;		/* including this one */
+	int64		property_id;	/* 0 when none */
+	int64		campaign_id;	/* 0 when none */
+	Jsonb	   *payload;
+	Jsonb	   *config;			/* the provider's plain settings */
+	Jsonb	   *secrets;		/* sealed secrets */
+	char	   *owner_name;
+	char	   *property_address;
+	char	   *property_city;
+	char	   *property_state;
+	char	   *property_zip;
+
+	HttpRequest request;
+
+	/* the outcome */
+	const char *status;			/* sent, queued (retry), failed, blocked */
+	char	   *provider_message_id;
+	char	   *provider_status;
+	char	   *error;
+	char	   *block_reason;
+	TimestampTz next_attempt_at;
+	bool		opt_out;		/* record an opt-out for the recipient */
+	bool		pause_provider; /* credentials rejected */
+} OutboundMessage;
+
+extern char *outbound_text(Jsonb *jsonb, const char *key);
+extern Jsonb *outbound_object(Jsonb *jsonb, const char *key);
+extern char *outbound_secret(OutboundMessage *m, const char *provider, const char *field);
+extern void outbound_json_string(StringInfo buf, const char *key, const char *value, bool *first);
+extern Jsonb *outbound_parse_json(const char *text);
+extern char *outbound_api_url(const char *base, const char *path);
+
+/* provider modules: fill m->request; read a 2xx answer into m */
+extern void twilio_build(OutboundMessage *m);
+extern void twilio_accepted(OutboundMessage *m);
+extern void sendgrid_build(OutboundMessage *m);
+extern void sendgrid_accepted(OutboundMessage *m);
+extern void vapi_build(OutboundMessage *m);
+extern void vapi_accepted(OutboundMessage *m);
+
+#endif							/* CREFINDER_OUTBOUND_H */

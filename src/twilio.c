@@ -1,0 +1,94 @@
+/*
+ * twilio.c
+ *		Twilio Programmable Messaging: the request that sends an SMS or a
+ *		WhatsApp message, and what a 201 answer tells.
+ *
+ * POST {crefinder.twilio_api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json,
+ * form-encoded, Basic auth with the API key and secret when configured,
+ * else the Account SID and auth token.
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+
+#include "guc.h"
+#include "outbound.h"
+
+static void
+AddParam(StringInfo form, const char *name, const char *value)
+{
+	char	   *escaped;
+
+	if (value == NULL)
+		return;
+	escaped = http_escape(value);
+	appendStringInfo(form, "%s%s=%s", form->len > 0 ? "&" : "", name, escaped);
+	pfree(escaped);
+}
+
+/*
+ * twilio_build fills m->request: To, From (or MessagingServiceSid), Body,
+ * every MediaUrl, StatusCallback when the tenant has a webhook URL.
+ * WhatsApp numbers carry the "whatsapp:" prefix on both sides.
+ */
+void
+twilio_build(OutboundMessage *m)
+{
+	bool		whatsapp = strcmp(m->channel, "whatsapp") == 0;
+	char	   *account = outbound_text(m->config, "accountSid");
+	char	   *service = outbound_text(m->config, "messagingServiceSid");
+	char	   *from = outbound_text(m->config, whatsapp ? "whatsappNumber" : "phoneNumber");
+	char	   *api_key = outbound_text(m->config, "apiKey");
+	Jsonb	   *media = outbound_object(m->payload, "media_urls");
+	StringInfoData form;
+
+	initStringInfo(&form);
+	AddParam(&form, "To", whatsapp ? psprintf("whatsapp:%s", m->to) : m->to);
+	if (from != NULL)
+		AddParam(&form, "From", whatsapp ? psprintf("whatsapp:%s", from) : from);
+	else
+		AddParam(&form, "MessagingServiceSid", service);
+	AddParam(&form, "Body", outbound_text(m->payload, "body"));
+	if (media != NULL)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&media->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+			if (tok == WJB_ELEM && v.type == jbvString)
+				AddParam(&form, "MediaUrl", pnstrdup(v.val.string.val, v.val.string.len));
+	}
+	AddParam(&form, "StatusCallback", outbound_text(m->config, "smsWebhookUrl"));
+
+	m->request.url = outbound_api_url(crefinder_twilio_api_url,
+									  psprintf("/2010-04-01/Accounts/%s/Messages.json", account));
+	m->request.body = form.data;
+	m->request.headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+	m->request.headers = curl_slist_append(m->request.headers, "Accept: application/json");
+	if (api_key != NULL)
+	{
+		m->request.username = api_key;
+		m->request.password = outbound_secret(m, "twilio", "apiSecret");
+	}
+	else
+	{
+		m->request.username = account;
+		m->request.password = outbound_secret(m, "twilio", "authToken");
+	}
+}
+
+/* twilio_accepted reads the Message resource of a 201: sid and status. */
+void
+twilio_accepted(OutboundMessage *m)
+{
+	Jsonb	   *answer = outbound_parse_json(m->request.response.data);
+
+	if (answer == NULL)
+	{
+		m->error = pstrdup("Twilio accepted the message but its answer could not be read");
+		return;
+	}
+	m->provider_message_id = outbound_text(answer, "sid");
+	m->provider_status = outbound_text(answer, "status");
+}
