@@ -28,6 +28,10 @@ SHLIB_LINK  = -lcurl -lssl -lcrypto
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Every object depends on every header of the project (PGXS tracks no
+# header dependencies unless the server was configured with them).
+$(OBJS): $(wildcard src/*.h)
+
 $(EXTENSION_SQL): $(INSTALL_PARTS)
 	cat $^ > $@
 

@@ -1,0 +1,295 @@
+"""The dispatcher end to end against the sandbox provider: what it sends
+(field by field), what it records, transactions, faults and retries.
+
+The dispatcher serves crefinder.database (contrib_regression in the test
+cluster); these tests point the provider URLs at the sandbox and enable it
+for their duration."""
+import base64
+import json
+import re
+import time
+from urllib.parse import parse_qs
+
+import psycopg2.extras
+
+from cluster import Sandbox, TEST_DATABASE
+
+TENANT = "99999999-0000-4000-8000-000000000001"
+ACCOUNT = "AC" + "1" * 32
+TOKEN = "ab" * 16
+SENDGRID_KEY = "SG.sandbox.key-0001"
+VAPI_KEY = "vapi-sandbox-key-0001"
+PHONE_ID = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+
+
+class Setup:
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.sandbox = Sandbox()
+        self.sandbox.call("POST", "/_sandbox/credentials",
+                          {"twilio": [[ACCOUNT, TOKEN]], "sendgrid": [SENDGRID_KEY], "vapi": [VAPI_KEY]})
+        admin = cluster.connect(dbname="postgres")
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEST_DATABASE,))
+            if cur.fetchone() is None:
+                cur.execute("CREATE DATABASE %s" % TEST_DATABASE)
+            for name in ["twilio", "sendgrid", "vapi"]:
+                cur.execute("ALTER SYSTEM SET crefinder.%s_api_url = %%s" % name, (self.sandbox.url,))
+            cur.execute("ALTER SYSTEM SET crefinder.dispatcher_enabled = on")
+            cur.execute("ALTER SYSTEM SET crefinder.max_attempts = 3")
+            cur.execute("SELECT pg_reload_conf()")
+        admin.close()
+        self.conn = cluster.connect(dbname=TEST_DATABASE)
+        self.cur = self.conn.cursor()
+        self.cur.execute("CREATE EXTENSION IF NOT EXISTS crefinder")
+        self.cur.execute("DELETE FROM crefinder.outbound_events")
+        self.cur.execute("DELETE FROM crefinder.property_records")
+        self.cur.execute("DELETE FROM crefinder.integration_configs")
+        self.cur.execute("DELETE FROM crefinder.opt_outs")
+        self.cur.execute("DELETE FROM crefinder.consents")
+        self.cur.execute("DELETE FROM crefinder.tenant_settings")
+        self.cur.execute("SET crefinder.user_id = %s", (TENANT,))
+        # Always inside the window: the tests are about sending, not quiet hours.
+        self.cur.execute("INSERT INTO crefinder.tenant_settings (voice_window_start, voice_window_end, "
+                         "sms_window_start, sms_window_end, whatsapp_window_start, whatsapp_window_end) "
+                         "VALUES ('00:00', '23:59:59', '00:00', '23:59:59', '00:00', '23:59:59')")
+        self.cur.execute("INSERT INTO crefinder.calling_rules (region, source, window_start, window_end) "
+                         "VALUES ('US', 'operator', '00:00', '23:59:59') ON CONFLICT DO NOTHING")
+        self.configure_all()
+        self.wait_dispatcher()
+
+    def configure_all(self):
+        self.configure("twilio", {"accountSid": ACCOUNT, "authToken": TOKEN, "phoneNumber": "+13055550100",
+                                  "whatsappNumber": "+13055550199",
+                                  "smsWebhookUrl": "https://app.example.com/hooks/twilio"})
+        self.configure("sendgrid", {"apiKey": SENDGRID_KEY, "fromEmail": "deals@example.com",
+                                    "fromName": "Example Capital", "replyToEmail": "replies@example.com",
+                                    "unsubscribeGroupId": 4242, "clickTracking": False, "ipPool": "outreach"})
+        self.configure("vapi", {"apiKey": VAPI_KEY, "orgId": "org-1", "phoneNumber": PHONE_ID,
+                                "assistantId": "asst-default", "maxCallDuration": 600})
+
+    def configure(self, provider, config):
+        self.cur.execute("SELECT crefinder.configure(%s, %s)", (provider, psycopg2.extras.Json(config)))
+
+    def wait_dispatcher(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.cur.execute("SELECT state FROM crefinder.dispatcher_status")
+            if self.cur.fetchone()[0] in ("idle", "sending"):
+                return
+            time.sleep(0.1)
+        raise AssertionError("the dispatcher did not start")
+
+    def wait_status(self, message_id, statuses, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.cur.execute("SELECT status FROM crefinder.outbound_events WHERE id = %s", (message_id,))
+            status = self.cur.fetchone()[0]
+            if status in statuses:
+                return status
+            time.sleep(0.05)
+        raise AssertionError("message %s still %s: %r" % (message_id, status, self.row(message_id)))
+
+    def row(self, message_id):
+        self.cur.execute("SELECT status, provider_message_id, provider_status, attempts, last_error "
+                         "FROM crefinder.outbound_events WHERE id = %s", (message_id,))
+        return self.cur.fetchone()
+
+    def requests_to(self, path_part):
+        return [r for r in self.sandbox.requests() if path_part in r["path"]]
+
+    def close(self):
+        self.conn.close()
+        admin = self.cluster.connect(dbname="postgres")
+        with admin.cursor() as cur:
+            for name in ["twilio_api_url", "sendgrid_api_url", "vapi_api_url", "dispatcher_enabled", "max_attempts"]:
+                cur.execute("ALTER SYSTEM RESET crefinder.%s" % name)
+            cur.execute("SELECT pg_reload_conf()")
+        admin.close()
+        self.sandbox.stop()
+
+
+def test_each_channel_end_to_end(cluster):
+    s = Setup(cluster)
+    try:
+        cur = s.cur
+        cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone, property_address, "
+                    "property_city, property_state, property_zip) VALUES "
+                    "('Ada Owner', '+12125550101', '12 Main St', 'Miami', 'FL', '33101') RETURNING id")
+        property_id = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.record_consent('+12125550104', 'voice', 'express_written', 'form', '{}')")
+        cur.execute("SELECT crefinder.send_sms('+12125550101', 'Hi Ada & co = 100%%', %s, NULL, "
+                    "ARRAY['https://cdn.example.com/a.jpg', 'https://cdn.example.com/b.jpg'])", (property_id,))
+        sms = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.send_whatsapp('+12125550102', 'Hola')")
+        whatsapp = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.send_email('owner@example.com', 'About 12 Main St', "
+                    "html => '<p>Hi</p>', text_body => 'Hi', categories => ARRAY['outreach'])")
+        email = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.start_call('+12125550104', 'asst-1', '{\"note\": \"first\"}', %s)",
+                    (property_id,))
+        call = cur.fetchone()[0]
+        for m in (sms, whatsapp, email, call):
+            assert s.wait_status(m, ("sent", "failed")) == "sent", s.row(m)
+
+        # Twilio SMS, field by field.
+        basic = "Basic " + base64.b64encode(("%s:%s" % (ACCOUNT, TOKEN)).encode()).decode()
+        twilio = s.requests_to("/Messages.json")
+        assert len(twilio) == 2
+        for r in twilio:
+            assert r["method"] == "POST"
+            assert r["path"] == "/2010-04-01/Accounts/%s/Messages.json" % ACCOUNT
+            assert r["headers"]["authorization"] == basic
+            assert r["headers"]["content-type"] == "application/x-www-form-urlencoded"
+        form = {r_form["To"][0]: r_form for r_form in (parse_qs(r["body"]) for r in twilio)}
+        f = form["+12125550101"]
+        assert f["From"] == ["+13055550100"] and f["Body"] == ["Hi Ada & co = 100%"]
+        assert f["MediaUrl"] == ["https://cdn.example.com/a.jpg", "https://cdn.example.com/b.jpg"]
+        assert f["StatusCallback"] == ["https://app.example.com/hooks/twilio"]
+        w = form["whatsapp:+12125550102"]
+        assert w["From"] == ["whatsapp:+13055550199"] and w["Body"] == ["Hola"]
+        status, sid, pstatus, attempts, error = s.row(sms)
+        assert re.fullmatch(r"SM[0-9a-f]{32}", sid) and pstatus == "queued" and attempts == 1 and error is None
+
+        # SendGrid.
+        (mail,) = s.requests_to("/v3/mail/send")
+        assert mail["headers"]["authorization"] == "Bearer " + SENDGRID_KEY
+        body = json.loads(mail["body"])
+        p = body["personalizations"][0]
+        assert p["to"] == [{"email": "owner@example.com"}]
+        assert p["custom_args"] == {"crefinder_message_id": str(email), "crefinder_tenant": TENANT}
+        assert body["from"] == {"email": "deals@example.com", "name": "Example Capital"}
+        assert body["reply_to"] == {"email": "replies@example.com"}
+        assert body["subject"] == "About 12 Main St"
+        assert body["content"] == [{"type": "text/plain", "value": "Hi"}, {"type": "text/html", "value": "<p>Hi</p>"}]
+        assert body["categories"] == ["outreach"] and body["asm"] == {"group_id": 4242}
+        assert body["ip_pool_name"] == "outreach"
+        assert body["tracking_settings"] == {"click_tracking": {"enable": False},
+                                             "open_tracking": {"enable": True},
+                                             "subscription_tracking": {"enable": True}}
+        assert s.row(email)[1]
+
+        # Vapi.
+        (vapi,) = s.requests_to("/call")
+        assert vapi["headers"]["authorization"] == "Bearer " + VAPI_KEY
+        body = json.loads(vapi["body"])
+        assert body["assistantId"] == "asst-1" and body["phoneNumberId"] == PHONE_ID
+        assert body["customer"] == {"number": "+12125550104", "name": "Ada Owner"}
+        o = body["assistantOverrides"]
+        assert o["maxDurationSeconds"] == 600 if "maxDurationSeconds" in o else body["maxDurationSeconds"] == 600
+        assert o["variableValues"]["property_address"] == "12 Main St"
+        assert o["metadata"]["note"] == "first"
+        assert o["metadata"]["crefinder_message_id"] == str(call)
+        assert o["metadata"]["crefinder_tenant"] == TENANT
+        assert o["metadata"]["crefinder_property_id"] == str(property_id)
+        assert re.fullmatch(r"[0-9a-f-]{36}", s.row(call)[1])
+
+        cur.execute("SELECT pid IS NOT NULL, sent >= 4 FROM crefinder.dispatcher_status")
+        assert cur.fetchone() == (True, True)
+    finally:
+        s.close()
+
+
+def test_rollback_sends_nothing_and_commit_wakes(cluster):
+    s = Setup(cluster)
+    try:
+        cur = s.cur
+        s.conn.autocommit = False
+        cur.execute("SELECT crefinder.send_sms('+12125550110', 'never')")
+        s.conn.rollback()
+        cur.execute("SELECT crefinder.send_sms('+12125550111', 'now')")
+        committed = time.time()
+        message = cur.fetchone()[0]
+        s.conn.commit()
+        s.conn.autocommit = True
+        cur.execute("SET crefinder.user_id = %s", (TENANT,))
+        assert s.wait_status(message, ("sent",)) == "sent"
+        reqs = s.requests_to("/Messages.json")
+        assert [parse_qs(r["body"])["To"][0] for r in reqs] == ["+12125550111"]
+        # woken by the commit, not by a poll: well under the dispatcher's idle wait
+        assert reqs[0]["at"] - committed < 5, reqs[0]["at"] - committed
+    finally:
+        s.close()
+
+
+def test_faults_retries_and_final_states(cluster):
+    s = Setup(cluster)
+    try:
+        cur = s.cur
+        path = "/2010-04-01/Accounts/%s/Messages.json" % ACCOUNT
+
+        def send(to):
+            cur.execute("SELECT crefinder.send_sms(%s, 'fault test')", (to,))
+            return cur.fetchone()[0]
+
+        # 429 with Retry-After: retried, then sent.
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": path, "fault": "429-retry-after", "count": 1})
+        m = send("+12125550120")
+        assert s.wait_status(m, ("sent", "failed")) == "sent"
+        assert s.row(m)[3] == 2
+        # 503 every time: failed after max_attempts (3).
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": path, "fault": "503", "count": 3})
+        m = send("+12125550121")
+        assert s.wait_status(m, ("sent", "failed"), timeout=30) == "failed"
+        status, _, _, attempts, error = s.row(m)
+        assert attempts == 3 and "gave up after 3 attempts" in error, error
+        # A dropped connection: retried (by libcurl itself when the connection
+        # was a kept-alive one, else by the dispatcher), then sent.
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": path, "fault": "drop", "count": 1})
+        m = send("+12125550122")
+        assert s.wait_status(m, ("sent", "failed")) == "sent" and s.row(m)[3] <= 2
+        # A permanent 4xx: failed at once with the provider's code and message.
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": path, "fault": "400", "count": 1})
+        m = send("+12125550123")
+        assert s.wait_status(m, ("sent", "failed")) == "failed"
+        assert "21211" in s.row(m)[4] and s.row(m)[3] == 1
+        # 21610: failed, and the recipient is opted out.
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": path, "fault": "21610", "count": 1})
+        m = send("+12125550124")
+        assert s.wait_status(m, ("sent", "failed")) == "failed"
+        cur.execute("SELECT count(*) FROM crefinder.opt_outs WHERE contact = '+12125550124' AND revoked_at IS NULL")
+        assert cur.fetchone()[0] == 1
+        # 401: failed, the tenant's Twilio paused; the next message waits.
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": path, "fault": "401", "count": 1})
+        m = send("+12125550125")
+        assert s.wait_status(m, ("sent", "failed")) == "failed"
+        assert "credentials rejected" in s.row(m)[4]
+        cur.execute("SELECT provider FROM crefinder.paused_providers")
+        assert cur.fetchall() == [("twilio",)]
+        waiting = send("+12125550126")
+        time.sleep(1.5)
+        assert s.row(waiting)[0] == "queued"
+        s.configure_all()          # a new configuration lifts the pause
+        cur.execute("SELECT crefinder.retry_unknown(ARRAY[%s])", (waiting,))  # wakes the dispatcher
+        assert s.wait_status(waiting, ("sent", "failed")) == "sent"
+        # Malformed 201: sent (the provider took it), with the error noted.
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": path, "fault": "malformed", "count": 1})
+        m = send("+12125550127")
+        assert s.wait_status(m, ("sent", "failed")) == "sent"
+        assert "could not be read" in s.row(m)[4]
+    finally:
+        s.close()
+
+
+def test_cancel_and_opt_out_before_dispatch(cluster):
+    s = Setup(cluster)
+    try:
+        cur = s.cur
+        cur.execute("SELECT crefinder.send_sms('+12125550130', 'later', send_at => now() + interval '2 seconds')")
+        cancelled = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.cancel(%s)", (cancelled,))
+        assert cur.fetchone()[0] is True
+        cur.execute("SELECT crefinder.send_sms('+12125550131', 'later', send_at => now() + interval '2 seconds')")
+        opted = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.opt_out('sms', '+12125550131', 'STOP')")
+        cur.execute("SELECT crefinder.send_sms('+12125550132', 'later', send_at => now() + interval '2 seconds')")
+        control = cur.fetchone()[0]
+        assert s.wait_status(control, ("sent",)) == "sent"
+        assert s.wait_status(opted, ("blocked",)) == "blocked"
+        cur.execute("SELECT block_reason FROM crefinder.outbound_events WHERE id = %s", (opted,))
+        assert cur.fetchone()[0] == "opted_out"
+        assert s.row(cancelled)[0] == "cancelled"
+        tos = [parse_qs(r["body"])["To"][0] for r in s.requests_to("/Messages.json")]
+        assert tos == ["+12125550132"], tos
+    finally:
+        s.close()
