@@ -108,6 +108,16 @@ class Cluster:
         with open(os.path.join(self.datadir, "postmaster.pid")) as f:
             self.pid = int(f.readline())
 
+    def crash_restart(self):
+        """Immediate shutdown (no checkpoint, like a crash), then start again."""
+        self.pg_ctl("stop", "-m", "immediate", "-w")
+        start = ["start", "-w", "-t", "600", "-l", self.logfile]
+        if self.postgres:
+            start += ["-p", self.postgres]
+        self.pg_ctl(*start)
+        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+
     def stop(self):
         """Fast shutdown by pid; SIGKILL if it does not go within 30 s."""
         if self.pid is None:
@@ -184,6 +194,16 @@ class Sandbox:
 
     def requests(self):
         return self.call("GET", "/_sandbox/requests")
+
+    def crash_restart(self):
+        """Immediate shutdown (no checkpoint, like a crash), then start again."""
+        self.pg_ctl("stop", "-m", "immediate", "-w")
+        start = ["start", "-w", "-t", "600", "-l", self.logfile]
+        if self.postgres:
+            start += ["-p", self.postgres]
+        self.pg_ctl(*start)
+        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
 
     def stop(self):
         if self.proc.poll() is None:
