@@ -206,9 +206,18 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_any("POST")
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a client that goes away (a killed dispatcher) is no error here
+        if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     print("listening %d" % server.server_address[1], flush=True)
     server.serve_forever()
