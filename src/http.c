@@ -198,6 +198,21 @@ http_poll(HttpClient *client, int timeout_ms, HttpRequest **done, int max_done)
 	return ndone;
 }
 
+/*
+ * http_abandon takes an unfinished request out of the client (a call that
+ * was cancelled); its easy handle is released.
+ */
+void
+http_abandon(HttpClient *client, HttpRequest *request)
+{
+	if (request->easy == NULL)
+		return;
+	curl_multi_remove_handle(client->multi, request->easy);
+	curl_easy_cleanup(request->easy);
+	request->easy = NULL;
+	client->in_flight--;
+}
+
 /* http_request_free releases what libcurl and the callbacks allocated. */
 void
 http_request_free(HttpRequest *request)

@@ -42,6 +42,7 @@ extern void http_client_destroy(HttpClient *client);
 extern void http_start(HttpClient *client, HttpRequest *request, long timeout_ms);
 extern int	http_in_flight(HttpClient *client);
 extern int	http_poll(HttpClient *client, int timeout_ms, HttpRequest **done, int max_done);
+extern void http_abandon(HttpClient *client, HttpRequest *request);
 extern void http_request_free(HttpRequest *request);
 extern char *http_escape(const char *s);
 

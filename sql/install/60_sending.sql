@@ -304,3 +304,21 @@ BEGIN
     RETURN requeued;
 END
 $$;
+
+-- Synchronous calls to the provider for the current tenant: bounded by
+-- crefinder.http_timeout_ms, cancellable (statement_timeout,
+-- pg_cancel_backend) within a fraction of a second.
+CREATE FUNCTION crefinder.test_connection(provider text) RETURNS jsonb
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'crefinder_test_connection';
+COMMENT ON FUNCTION crefinder.test_connection(text) IS
+    'Ask the provider whether it accepts the tenant''s credentials: {ok, http_status, detail}.';
+CREATE FUNCTION crefinder.twilio_phone_numbers() RETURNS SETOF text
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'crefinder_twilio_phone_numbers';
+CREATE FUNCTION crefinder.sendgrid_templates() RETURNS TABLE (id text, name text)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'crefinder_sendgrid_templates';
+CREATE FUNCTION crefinder.sendgrid_unsubscribe_groups() RETURNS TABLE (id integer, name text)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'crefinder_sendgrid_unsubscribe_groups';
