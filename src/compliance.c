@@ -75,15 +75,20 @@ PG_FUNCTION_INFO_V1(crefinder_rules_changed);
 static const char *const channel_names[] = {"voice", "sms", "whatsapp", "email"};
 
 /*
- * RunQuery executes a read-only query through a plan prepared on first use
- * and kept for the life of the backend (*plan caches it).  Runs inside SPI.
+ * RunQueryWith executes a read-only query through a plan prepared on first
+ * use and kept for the life of the backend (*plan caches it).  Runs inside
+ * SPI.  custom asks for a plan made for each execution's values: right for
+ * the outbox, which grows so fast (and within one transaction) that a plan
+ * made once when it was small would scan it whole.
  */
 static int
-RunQuery(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum *args, long limit)
+RunQueryWith(SPIPlanPtr *plan, bool custom, const char *sql, int nargs, Oid *argtypes,
+			 Datum *args, long limit)
 {
 	if (*plan == NULL)
 	{
-		SPIPlanPtr	prepared = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	prepared = SPI_prepare_cursor(sql, nargs, argtypes,
+												  custom ? CURSOR_OPT_CUSTOM_PLAN : 0);
 
 		if (prepared == NULL)
 			elog(ERROR, "could not prepare compliance query: %s", SPI_result_code_string(SPI_result));
@@ -92,6 +97,12 @@ RunQuery(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum *arg
 		*plan = prepared;
 	}
 	return SPI_execute_plan(*plan, args, NULL, true, limit);
+}
+
+static int
+RunQuery(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum *args, long limit)
+{
+	return RunQueryWith(plan, false, sql, nargs, argtypes, args, limit);
 }
 
 /* One region's rule (a row of crefinder.calling_rules). */
@@ -1011,7 +1022,7 @@ LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since, Datum exc
 	args[1] = TextArray(index);
 	args[2] = TimestampTzGetDatum(since);
 	args[3] = exclude;
-	rc = RunQuery(&plan, "SELECT e.to_contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
+	rc = RunQueryWith(&plan, true, "SELECT e.to_contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
 							   "FROM crefinder.outbound_events e "
 							   "WHERE e.user_id = $1 AND e.to_contact = ANY ($2) "
 							   "  AND e.channel IN ('voice', 'sms', 'whatsapp') "
