@@ -91,32 +91,26 @@ class Cluster:
             f.write("\n# crefinder test cluster\n")
             for k, v in self.conf().items():
                 f.write("%s = %s\n" % (k, v))
+        self.start_server()
+        return self
+
+    def start_server(self):
+        """pg_ctl start (with the other executable, if any); remembers the pid."""
         start = ["start", "-w", "-t", "600", "-l", self.logfile]
         if self.postgres:
             start += ["-p", self.postgres]
         self.pg_ctl(*start)
         with open(os.path.join(self.datadir, "postmaster.pid")) as f:
             self.pid = int(f.readline())
-        return self
 
     def pg_ctl(self, *args):
         subprocess.run(self._cmd([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir] +
                                  list(args)), check=True, stdout=subprocess.DEVNULL)
 
-    def restart(self):
-        self.pg_ctl("restart", "-w", "-t", "60", "-m", "fast", "-l", self.logfile)
-        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
-            self.pid = int(f.readline())
-
     def crash_restart(self):
         """Immediate shutdown (no checkpoint, like a crash), then start again."""
         self.pg_ctl("stop", "-m", "immediate", "-w")
-        start = ["start", "-w", "-t", "600", "-l", self.logfile]
-        if self.postgres:
-            start += ["-p", self.postgres]
-        self.pg_ctl(*start)
-        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
-            self.pid = int(f.readline())
+        self.start_server()
 
     def stop(self):
         """Fast shutdown by pid; SIGKILL if it does not go within 30 s."""
@@ -194,16 +188,6 @@ class Sandbox:
 
     def requests(self):
         return self.call("GET", "/_sandbox/requests")
-
-    def crash_restart(self):
-        """Immediate shutdown (no checkpoint, like a crash), then start again."""
-        self.pg_ctl("stop", "-m", "immediate", "-w")
-        start = ["start", "-w", "-t", "600", "-l", self.logfile]
-        if self.postgres:
-            start += ["-p", self.postgres]
-        self.pg_ctl(*start)
-        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
-            self.pid = int(f.readline())
 
     def stop(self):
         if self.proc.poll() is None:

@@ -132,44 +132,44 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION crefinder.send_sms(to_number text, body text, property_id bigint DEFAULT NULL,
-                                   campaign_id bigint DEFAULT NULL, media_urls text[] DEFAULT NULL,
-                                   send_at timestamptz DEFAULT NULL)
+-- enqueue_text is send_sms and send_whatsapp once the recipient is known.
+CREATE FUNCTION crefinder.enqueue_text(channel text, recipient text, body text, property_id bigint,
+                                       campaign_id bigint, media_urls text[], send_at timestamptz)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
-DECLARE
-    recipient text := crefinder.normalize_phone(to_number);
 BEGIN
     PERFORM crefinder.check_text_body(body);
     PERFORM crefinder.check_media_urls(media_urls);
-    PERFORM crefinder.provider_ready('sms');
-    RETURN crefinder.enqueue('sms', recipient,
+    PERFORM crefinder.provider_ready(channel);
+    RETURN crefinder.enqueue(channel, recipient,
                              jsonb_strip_nulls(jsonb_build_object('body', body, 'media_urls', media_urls,
                                                                   'send_at', send_at)),
                              property_id, campaign_id, send_at);
 END
 $$;
 
+CREATE FUNCTION crefinder.send_sms(to_number text, body text, property_id bigint DEFAULT NULL,
+                                   campaign_id bigint DEFAULT NULL, media_urls text[] DEFAULT NULL,
+                                   send_at timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT crefinder.enqueue_text('sms', crefinder.normalize_phone(to_number), body, property_id,
+                                  campaign_id, media_urls, send_at)
+$$;
+
 CREATE FUNCTION crefinder.send_whatsapp(to_number text, body text, property_id bigint DEFAULT NULL,
                                         campaign_id bigint DEFAULT NULL, media_urls text[] DEFAULT NULL,
                                         send_at timestamptz DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
     AS $$
-DECLARE
-    recipient text := crefinder.normalize_contact('whatsapp', to_number);
-BEGIN
-    PERFORM crefinder.check_text_body(body);
-    PERFORM crefinder.check_media_urls(media_urls);
-    PERFORM crefinder.provider_ready('whatsapp');
-    RETURN crefinder.enqueue('whatsapp', recipient,
-                             jsonb_strip_nulls(jsonb_build_object('body', body, 'media_urls', media_urls,
-                                                                  'send_at', send_at)),
-                             property_id, campaign_id, send_at);
-END
+    SELECT crefinder.enqueue_text('whatsapp', crefinder.normalize_contact('whatsapp', to_number), body,
+                                  property_id, campaign_id, media_urls, send_at)
 $$;
 
 CREATE FUNCTION crefinder.send_email(to_email text, subject text, html text DEFAULT NULL,
