@@ -103,6 +103,7 @@ static const FieldSpec vapi_fields[] = {
 	{.name = "maxCallDuration", .kind = FIELD_INTEGER, .min = 30, .max = 1800, .default_value = "300"},
 	{.name = "voiceSpeed", .kind = FIELD_NUMBER, .min = 0.5, .max = 2.0, .default_value = "1.0"},
 	{.name = "temperature", .kind = FIELD_NUMBER, .max = 1, .default_value = "0.7"},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
 };
 
 static const FieldSpec twilio_fields[] = {
@@ -120,6 +121,7 @@ static const FieldSpec twilio_fields[] = {
 	{.name = "respectQuietHours", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "timeZoneHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "autoOptOutHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
 };
 
 static const FieldSpec sendgrid_fields[] = {
@@ -135,6 +137,7 @@ static const FieldSpec sendgrid_fields[] = {
 	{.name = "customDomain", .kind = FIELD_STRING, .format = FORMAT_HOSTNAME},
 	{.name = "ipPool", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 64},
 	{.name = "eventWebhookPublicKey", .kind = FIELD_STRING, .format = FORMAT_P256_KEY, .max_length = 4096},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
 };
 
 static const ProviderSpec providers[] = {

@@ -43,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -279,6 +280,7 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 			if (decisions[k].has_next && strcmp(decisions[k].reason, "invalid_contact") != 0)
 			{
 				group[k]->status = "queued";
+				group[k]->deferred = true;
 				group[k]->next_attempt_at = decisions[k].next;
 				group[k]->error = MemoryContextStrdup(cxt, psprintf("held at dispatch: %s",
 																	decisions[k].reason));
@@ -290,6 +292,84 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 			}
 		}
 	}
+}
+
+/*
+ * Pacing: a token bucket per tenant and provider, filled at the rate of the
+ * provider config's maxPerSecond (burst: one second's worth, at least one).
+ * A message that finds the bucket empty is put back in the queue for the
+ * moment the next token is due; that is no attempt.
+ */
+typedef struct Bucket
+{
+	char		key[64];		/* tenant uuid / provider */
+	double		tokens;
+	TimestampTz filled_at;
+	TimestampTz deferring_at;	/* the claim that deferred ... */
+	int			deferred;		/* ... this many messages so far */
+} Bucket;
+
+static HTAB *buckets = NULL;
+
+static const char *
+ProviderOf(const char *channel)
+{
+	return strcmp(channel, "email") == 0 ? "sendgrid" :
+		strcmp(channel, "voice") == 0 ? "vapi" : "twilio";
+}
+
+/*
+ * TakeToken returns 0 when m may go now, else the microseconds until its
+ * provider's bucket has a token for it.
+ */
+static int64
+TakeToken(OutboundMessage *m, TimestampTz now)
+{
+	char	   *rate_text = outbound_text(m->config, "maxPerSecond");
+	double		rate;
+	char		key[64];
+	Bucket	   *bucket;
+	bool		found;
+
+	if (rate_text == NULL)
+		return 0;
+	rate = strtod(rate_text, NULL);
+	if (rate <= 0)
+		return 0;
+	if (buckets == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(Bucket);
+		buckets = hash_create("crefinder pacing buckets", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	memset(key, 0, sizeof(key));
+	snprintf(key, sizeof(key), "%s/%s", m->tenant, ProviderOf(m->channel));
+	bucket = hash_search(buckets, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		bucket->tokens = Max(rate, 1.0);
+		bucket->filled_at = now;
+		bucket->deferring_at = 0;
+		bucket->deferred = 0;
+	}
+	bucket->tokens = Min(Max(rate, 1.0),
+						 bucket->tokens + rate * (double) (now - bucket->filled_at) / USECS_PER_SEC);
+	bucket->filled_at = now;
+	if (bucket->tokens >= 1.0)
+	{
+		bucket->tokens -= 1.0;
+		return 0;
+	}
+	/* the k-th message deferred by this claim goes k tokens later */
+	if (bucket->deferring_at != now)
+	{
+		bucket->deferring_at = now;
+		bucket->deferred = 0;
+	}
+	bucket->deferred++;
+	return (int64) ((bucket->deferred - bucket->tokens) / rate * USECS_PER_SEC) + 1;
 }
 
 /*
@@ -309,8 +389,10 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 	int			nsend = 0;
 	Datum	   *ids;
 	MemoryContext old;
+	TimestampTz now;
 
 	BeginWork("claiming messages");
+	now = GetCurrentTimestamp();
 	rc = SPI_execute_with_args(
 							   "WITH due AS ("
 							   "  SELECT e.id FROM crefinder.outbound_events e "
@@ -383,6 +465,18 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 
 		if (m->status != NULL)
 			continue;
+		{
+			int64		wait = TakeToken(m, now);
+
+			if (wait > 0)
+			{
+				m->status = "queued";
+				m->deferred = true;
+				m->next_attempt_at = now + wait;
+				m->error = pstrdup("paced: the provider's maxPerSecond");
+				continue;
+			}
+		}
 		if (strcmp(m->channel, "email") == 0)
 			sendgrid_build(m);
 		else if (strcmp(m->channel, "voice") == 0)
@@ -647,6 +741,8 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 
 	for (int i = 0; i < n; i++)
 	{
+		if (messages[i]->deferred)
+			continue;
 		CountOutcome(messages[i]->status, -1);
 		if (messages[i]->error != NULL && strcmp(messages[i]->status, "sent") != 0)
 			NoteError(messages[i]->error);

@@ -45,6 +45,7 @@ typedef struct OutboundMessage
 	TimestampTz next_attempt_at;
 	bool		opt_out;		/* record an opt-out for the recipient */
 	bool		pause_provider; /* credentials rejected */
+	bool		deferred;		/* put back unsent (held, paced): no attempt */
 } OutboundMessage;
 
 extern char *outbound_text(Jsonb *jsonb, const char *key);

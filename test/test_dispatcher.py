@@ -293,3 +293,23 @@ def test_cancel_and_opt_out_before_dispatch(cluster):
         assert tos == ["+12125550132"], tos
     finally:
         s.close()
+
+
+def test_pacing_per_tenant_and_provider(cluster):
+    s = Setup(cluster)
+    try:
+        s.configure("twilio", {"accountSid": ACCOUNT, "authToken": TOKEN, "phoneNumber": "+13055550100",
+                               "maxPerSecond": 2})
+        s.cur.execute("SELECT array_agg(crefinder.send_sms('+1212555014' || i, 'paced')) "
+                      "FROM generate_series(0, 5) AS i")
+        ids = s.cur.fetchone()[0]
+        for m in ids:
+            assert s.wait_status(m, ("sent", "failed")) == "sent", s.row(m)
+            assert s.row(m)[3] == 1          # waiting for a token is no attempt
+        arrivals = sorted(r["at"] for r in s.requests_to("/Messages.json"))
+        assert len(arrivals) == 6
+        # a burst of 2, then 2 per second: the last leaves 2 s after the first
+        assert arrivals[-1] - arrivals[0] >= 1.8, arrivals
+        s.cur.execute("SELECT retried FROM crefinder.dispatcher_status")
+    finally:
+        s.close()
