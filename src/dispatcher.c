@@ -373,6 +373,47 @@ TakeToken(OutboundMessage *m, TimestampTz now)
 }
 
 /*
+ * EmailBatchKey: emails with equal keys may share one SendGrid request
+ * (same tenant, and the same everything but recipient and template data).
+ */
+static char *
+EmailBatchKey(OutboundMessage *m)
+{
+	Jsonb	   *categories = outbound_object(m->payload, "categories");
+	const char *parts[6];
+	StringInfoData key;
+
+	parts[0] = outbound_text(m->payload, "subject");
+	parts[1] = outbound_text(m->payload, "text");
+	parts[2] = outbound_text(m->payload, "html");
+	parts[3] = outbound_text(m->payload, "template_id");
+	parts[4] = outbound_text(m->payload, "send_at");
+	parts[5] = categories ? JsonbToCString(NULL, &categories->root, VARSIZE(categories)) : NULL;
+	initStringInfo(&key);
+	appendStringInfoString(&key, m->tenant);
+	for (int i = 0; i < (int) lengthof(parts); i++)
+	{
+		/* length-prefixed, so that no two different messages share a key */
+		if (parts[i] == NULL)
+			appendStringInfoString(&key, "|-");
+		else
+			appendStringInfo(&key, "|%zu:%s", strlen(parts[i]), parts[i]);
+	}
+	return key.data;
+}
+
+static bool
+HasRecipient(OutboundMessage *leader, const char *to)
+{
+	if (strcmp(leader->to, to) == 0)
+		return true;
+	for (int i = 0; i < leader->nfollowers; i++)
+		if (strcmp(leader->followers[i]->to, to) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Claim takes up to limit due messages, re-checks them, marks the allowed
  * ones sending (or records why not) and commits.  Returns the messages to
  * send (allocated in cxt) in *out and how many there are.
@@ -385,8 +426,10 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 	int			rc;
 	int			n;
 	OutboundMessage **claimed;
-	OutboundMessage **to_send;
+	OutboundMessage **to_send;		/* one per request */
 	int			nsend = 0;
+	OutboundMessage **sending;		/* every message going out */
+	int			nsending = 0;
 	Datum	   *ids;
 	MemoryContext old;
 	TimestampTz now;
@@ -456,18 +499,28 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 
 	Recheck(claimed, n, PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE)), cxt);
 
-	/* build the requests (this opens the secrets) for the allowed ones */
+	/*
+	 * Build the requests (this opens the secrets) for the allowed ones.
+	 * Emails that share everything but recipient and template data join a
+	 * leader's request (SendGrid: up to 1,000 personalizations, each
+	 * address once).
+	 */
 	old = MemoryContextSwitchTo(cxt);
 	to_send = palloc(sizeof(OutboundMessage *) * n);
-	for (int i = 0; i < n; i++)
+	sending = palloc(sizeof(OutboundMessage *) * n);
 	{
-		OutboundMessage *m = claimed[i];
+		OutboundMessage **leaders = palloc(sizeof(OutboundMessage *) * n);
+		char	  **leader_keys = palloc(sizeof(char *) * n);
+		int			nleaders = 0;
 
-		if (m->status != NULL)
-			continue;
+		for (int i = 0; i < n; i++)
 		{
-			int64		wait = TakeToken(m, now);
+			OutboundMessage *m = claimed[i];
+			int64		wait;
 
+			if (m->status != NULL)
+				continue;
+			wait = TakeToken(m, now);
 			if (wait > 0)
 			{
 				m->status = "queued";
@@ -476,27 +529,52 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 				m->error = pstrdup("paced: the provider's maxPerSecond");
 				continue;
 			}
+			sending[nsending++] = m;
+			if (strcmp(m->channel, "email") == 0)
+			{
+				char	   *key = EmailBatchKey(m);
+				OutboundMessage *leader = NULL;
+
+				for (int l = 0; l < nleaders && leader == NULL; l++)
+					if (strcmp(leader_keys[l], key) == 0 && leaders[l]->nfollowers < 999 &&
+						!HasRecipient(leaders[l], m->to))
+						leader = leaders[l];
+				if (leader != NULL)
+				{
+					if (leader->followers == NULL)
+						leader->followers = palloc(sizeof(OutboundMessage *) * 999);
+					leader->followers[leader->nfollowers++] = m;
+					continue;
+				}
+				leader_keys[nleaders] = key;
+				leaders[nleaders++] = m;
+			}
+			to_send[nsend++] = m;
 		}
-		if (strcmp(m->channel, "email") == 0)
-			sendgrid_build(m);
-		else if (strcmp(m->channel, "voice") == 0)
-			vapi_build(m);
-		else
-			twilio_build(m);
-		m->request.owner = m;
-		to_send[nsend++] = m;
+		for (int i = 0; i < nsend; i++)
+		{
+			OutboundMessage *m = to_send[i];
+
+			if (strcmp(m->channel, "email") == 0)
+				sendgrid_build(m);
+			else if (strcmp(m->channel, "voice") == 0)
+				vapi_build(m);
+			else
+				twilio_build(m);
+			m->request.owner = m;
+		}
 	}
 	MemoryContextSwitchTo(old);
 
 	/* mark the ones to send, record the others */
 	{
-		Datum	   *send_ids = palloc(sizeof(Datum) * Max(nsend, 1));
+		Datum	   *send_ids = palloc(sizeof(Datum) * Max(nsending, 1));
 		Oid			types[1] = {INT8ARRAYOID};
 		Datum		values[1];
 
-		for (int i = 0; i < nsend; i++)
-			send_ids[i] = Int64GetDatum(to_send[i]->id);
-		values[0] = PointerGetDatum(construct_array(send_ids, nsend, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		for (int i = 0; i < nsending; i++)
+			send_ids[i] = Int64GetDatum(sending[i]->id);
+		values[0] = PointerGetDatum(construct_array(send_ids, nsending, INT8OID, 8, true, TYPALIGN_DOUBLE));
 		rc = SPI_execute_with_args("UPDATE crefinder.outbound_events "
 								   "SET status = 'sending', attempts = attempts + 1, updated_at = now() "
 								   "WHERE id = ANY ($1)", 1, types, values, NULL, false, 0);
@@ -887,17 +965,34 @@ crefinder_dispatcher_main(Datum arg)
 
 			if (ndone > 0)
 			{
-				OutboundMessage **finished = palloc(sizeof(OutboundMessage *) * ndone);
+				OutboundMessage **finished;
+				int			nfinished = 0;
 
 				for (int i = 0; i < ndone; i++)
-				{
-					finished[i] = (OutboundMessage *) done[i]->owner;
-					Classify(finished[i]);
-				}
-				dispatcher_record(finished, ndone, true);
+					nfinished += 1 + ((OutboundMessage *) done[i]->owner)->nfollowers;
+				finished = palloc(sizeof(OutboundMessage *) * nfinished);
+				nfinished = 0;
 				for (int i = 0; i < ndone; i++)
 				{
-					ClaimBatch *claim = (ClaimBatch *) finished[i]->batch;
+					OutboundMessage *leader = (OutboundMessage *) done[i]->owner;
+
+					Classify(leader);
+					finished[nfinished++] = leader;
+					for (int f = 0; f < leader->nfollowers; f++)
+					{
+						OutboundMessage *follower = leader->followers[f];
+
+						/* the leader's answer, read-only: freed once, with the leader's */
+						follower->request = leader->request;
+						follower->request.headers = NULL;
+						Classify(follower);
+						finished[nfinished++] = follower;
+					}
+				}
+				dispatcher_record(finished, nfinished, true);
+				for (int i = 0; i < ndone; i++)
+				{
+					ClaimBatch *claim = (ClaimBatch *) ((OutboundMessage *) done[i]->owner)->batch;
 
 					http_request_free(done[i]);
 					if (--claim->remaining == 0)

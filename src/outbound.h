@@ -46,6 +46,10 @@ typedef struct OutboundMessage
 	bool		opt_out;		/* record an opt-out for the recipient */
 	bool		pause_provider; /* credentials rejected */
 	bool		deferred;		/* put back unsent (held, paced): no attempt */
+
+	/* emails that differ only in recipient travel in the leader's request */
+	struct OutboundMessage **followers;
+	int			nfollowers;
 } OutboundMessage;
 
 extern char *outbound_text(Jsonb *jsonb, const char *key);

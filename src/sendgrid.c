@@ -5,7 +5,9 @@
  *
  * POST {crefinder.sendgrid_api_url}/v3/mail/send, Bearer auth, JSON.
  * crefinder's message id and tenant travel in custom_args, so that every
- * event of the Event Webhook finds its message.
+ * event of the Event Webhook finds its message.  Emails that share
+ * everything but the recipient and the template data go out in one
+ * request, up to 1,000 personalizations.
  */
 #include "postgres.h"
 
@@ -29,8 +31,9 @@ AddTracking(StringInfo buf, OutboundMessage *m, const char *name, const char *fi
 }
 
 /*
- * sendgrid_build fills m->request: one personalization (the recipient,
- * custom_args, dynamic_template_data), from/name, reply_to, subject,
+ * sendgrid_build fills m->request: one personalization per recipient (m
+ * and its followers: the recipient, custom_args, dynamic_template_data),
+ * from/name, reply_to, subject,
  * content (text/plain before text/html) or template_id, categories, the
  * unsubscribe group, the IP pool and the tracking settings.
  */
@@ -43,25 +46,32 @@ sendgrid_build(OutboundMessage *m)
 	char	   *text = outbound_text(m->payload, "text");
 	char	   *html = outbound_text(m->payload, "html");
 	char	   *template_id = outbound_text(m->payload, "template_id");
-	Jsonb	   *template_data = outbound_object(m->payload, "template_data");
 	Jsonb	   *categories = outbound_object(m->payload, "categories");
 	char	   *reply_to = outbound_text(m->config, "replyToEmail");
 	char	   *group = outbound_text(m->config, "unsubscribeGroupId");
 	char	   *key = outbound_secret(m, "sendgrid", "apiKey");
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"personalizations\":[{\"to\":[{");
-	inner = true;
-	outbound_json_string(&buf, "email", m->to, &inner);
-	appendStringInfoString(&buf, "}],\"custom_args\":{");
-	inner = true;
-	outbound_json_string(&buf, "crefinder_message_id", psprintf(INT64_FORMAT, m->id), &inner);
-	outbound_json_string(&buf, "crefinder_tenant", m->tenant, &inner);
-	appendStringInfoChar(&buf, '}');
-	if (template_data != NULL)
-		appendStringInfo(&buf, ",\"dynamic_template_data\":%s",
-						 JsonbToCString(NULL, &template_data->root, VARSIZE(template_data)));
-	appendStringInfoString(&buf, "}],\"from\":{");
+	appendStringInfoString(&buf, "{\"personalizations\":[");
+	for (int i = 0; i <= m->nfollowers; i++)
+	{
+		OutboundMessage *r = i == 0 ? m : m->followers[i - 1];
+		Jsonb	   *data = outbound_object(r->payload, "template_data");
+
+		appendStringInfoString(&buf, i == 0 ? "{\"to\":[{" : ",{\"to\":[{");
+		inner = true;
+		outbound_json_string(&buf, "email", r->to, &inner);
+		appendStringInfoString(&buf, "}],\"custom_args\":{");
+		inner = true;
+		outbound_json_string(&buf, "crefinder_message_id", psprintf(INT64_FORMAT, r->id), &inner);
+		outbound_json_string(&buf, "crefinder_tenant", r->tenant, &inner);
+		appendStringInfoChar(&buf, '}');
+		if (data != NULL)
+			appendStringInfo(&buf, ",\"dynamic_template_data\":%s",
+							 JsonbToCString(NULL, &data->root, VARSIZE(data)));
+		appendStringInfoChar(&buf, '}');
+	}
+	appendStringInfoString(&buf, "],\"from\":{");
 	inner = true;
 	outbound_json_string(&buf, "email", outbound_text(m->config, "fromEmail"), &inner);
 	outbound_json_string(&buf, "name", outbound_text(m->config, "fromName"), &inner);

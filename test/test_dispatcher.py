@@ -313,3 +313,36 @@ def test_pacing_per_tenant_and_provider(cluster):
         s.cur.execute("SELECT retried FROM crefinder.dispatcher_status")
     finally:
         s.close()
+
+
+def test_emails_alike_share_one_request(cluster):
+    s = Setup(cluster)
+    try:
+        s.conn.autocommit = False
+        ids = []
+        for to, data in [("a@example.com", {"owner_name": "Ada"}), ("b@example.com", {"owner_name": "Bo"}),
+                         ("c@example.com", None)]:
+            s.cur.execute("SELECT crefinder.send_email(%s, 'Same offer', text_body => 'Hello', "
+                          "template_data => %s)", (to, psycopg2.extras.Json(data) if data else None))
+            ids.append(s.cur.fetchone()[0])
+        s.cur.execute("SELECT crefinder.send_email('a@example.com', 'Same offer', text_body => 'Hello')")
+        again = s.cur.fetchone()[0]          # same recipient: a request of its own
+        s.cur.execute("SELECT crefinder.send_email('d@example.com', 'Other offer', text_body => 'Hello')")
+        other = s.cur.fetchone()[0]
+        s.conn.commit()
+        s.conn.autocommit = True
+        for m in ids + [again, other]:
+            assert s.wait_status(m, ("sent", "failed")) == "sent", s.row(m)
+        bodies = [json.loads(r["body"]) for r in s.requests_to("/v3/mail/send")]
+        assert len(bodies) == 3, bodies
+        shared = [b for b in bodies if len(b["personalizations"]) == 3]
+        assert len(shared) == 1
+        p = shared[0]["personalizations"]
+        assert [x["to"][0]["email"] for x in p] == ["a@example.com", "b@example.com", "c@example.com"]
+        assert [x["custom_args"]["crefinder_message_id"] for x in p] == [str(i) for i in ids]
+        assert p[0]["dynamic_template_data"] == {"owner_name": "Ada"} and "dynamic_template_data" not in p[2]
+        s.cur.execute("SELECT count(DISTINCT provider_message_id) FROM crefinder.outbound_events "
+                      "WHERE id = ANY(%s)", (ids,))
+        assert s.cur.fetchone()[0] == 1      # one X-Message-Id for the request
+    finally:
+        s.close()
