@@ -6,10 +6,12 @@ cluster); these tests point the provider URLs at the sandbox and enable it
 for their duration."""
 import base64
 import json
+import os
 import re
 import time
 from urllib.parse import parse_qs
 
+import jsonschema
 import psycopg2.extras
 
 from cluster import Sandbox, TEST_DATABASE
@@ -20,6 +22,31 @@ TOKEN = "ab" * 16
 SENDGRID_KEY = "SG.sandbox.key-0001"
 VAPI_KEY = "vapi-sandbox-key-0001"
 PHONE_ID = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+
+
+CONTRACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "contracts")
+
+
+def contract(name):
+    with open(os.path.join(CONTRACTS, name)) as f:
+        return json.load(f)
+
+
+def check_twilio_contract(form):
+    """A Messages.json form body against Twilio's CreateMessageRequest."""
+    schema = contract("twilio_create_message.json")
+    unknown = set(form) - set(schema["properties"])
+    assert not unknown, "parameters Twilio does not have: %r" % unknown
+    doc = {k: v if schema["properties"][k].get("type") == "array" else v[0] for k, v in form.items()}
+    jsonschema.Draft202012Validator(schema).validate(doc)
+
+
+def check_sendgrid_contract(body):
+    jsonschema.Draft202012Validator(contract("sendgrid_mail_send.json")).validate(body)
+
+
+def check_vapi_contract(body):
+    jsonschema.Draft7Validator(contract("vapi_create_call.json")).validate(body)
 
 
 class Setup:
@@ -142,6 +169,8 @@ def test_each_channel_end_to_end(cluster):
             assert r["headers"]["authorization"] == basic
             assert r["headers"]["content-type"] == "application/x-www-form-urlencoded"
         form = {r_form["To"][0]: r_form for r_form in (parse_qs(r["body"]) for r in twilio)}
+        for f in form.values():
+            check_twilio_contract(f)
         f = form["+12125550101"]
         assert f["From"] == ["+13055550100"] and f["Body"] == ["Hi Ada & co = 100%"]
         assert f["MediaUrl"] == ["https://cdn.example.com/a.jpg", "https://cdn.example.com/b.jpg"]
@@ -155,6 +184,7 @@ def test_each_channel_end_to_end(cluster):
         (mail,) = s.requests_to("/v3/mail/send")
         assert mail["headers"]["authorization"] == "Bearer " + SENDGRID_KEY
         body = json.loads(mail["body"])
+        check_sendgrid_contract(body)
         p = body["personalizations"][0]
         assert p["to"] == [{"email": "owner@example.com"}]
         assert p["custom_args"] == {"crefinder_message_id": str(email), "crefinder_tenant": TENANT}
@@ -173,6 +203,7 @@ def test_each_channel_end_to_end(cluster):
         (vapi,) = s.requests_to("/call")
         assert vapi["headers"]["authorization"] == "Bearer " + VAPI_KEY
         body = json.loads(vapi["body"])
+        check_vapi_contract(body)
         assert body["assistantId"] == "asst-1" and body["phoneNumberId"] == PHONE_ID
         assert body["customer"] == {"number": "+12125550104", "name": "Ada Owner"}
         o = body["assistantOverrides"]
@@ -335,6 +366,8 @@ def test_emails_alike_share_one_request(cluster):
             assert s.wait_status(m, ("sent", "failed")) == "sent", s.row(m)
         bodies = [json.loads(r["body"]) for r in s.requests_to("/v3/mail/send")]
         assert len(bodies) == 3, bodies
+        for b in bodies:
+            check_sendgrid_contract(b)
         shared = [b for b in bodies if len(b["personalizations"]) == 3]
         assert len(shared) == 1
         p = shared[0]["personalizations"]
