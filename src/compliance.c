@@ -1022,15 +1022,25 @@ LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since, Datum exc
 	args[1] = TextArray(index);
 	args[2] = TimestampTzGetDatum(since);
 	args[3] = exclude;
-	rc = RunQueryWith(&plan, true, "SELECT e.to_contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
-							   "FROM crefinder.outbound_events e "
-							   "WHERE e.user_id = $1 AND e.to_contact = ANY ($2) "
-							   "  AND e.channel IN ('voice', 'sms', 'whatsapp') "
-							   "  AND e.status IN ('queued', 'sending', 'sent', 'delivered') "
-							   "  AND coalesce(e.sent_at, e.next_attempt_at) > $3 "
-							   "  AND e.id <> ALL ($4) "
-				  "ORDER BY e.to_contact COLLATE \"C\", t",
-				  4, argtypes, args, 0);
+	/*
+	 * One index probe per contact on both columns of the outbox's
+	 * (user_id, to_contact) index: the lateral subquery (kept apart from the
+	 * join by OFFSET 0) is planned with the contact as a parameter.  A scan
+	 * of the tenant's whole outbox filtered by "to_contact = ANY" is what
+	 * the planner otherwise picks when its statistics are older than a bulk
+	 * enqueue.
+	 */
+	rc = RunQueryWith(&plan, true,
+					  "SELECT c.contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
+					  "FROM unnest($2) AS c(contact) "
+					  "CROSS JOIN LATERAL (SELECT * FROM crefinder.outbound_events o "
+					  "  WHERE o.user_id = $1 AND o.to_contact = c.contact OFFSET 0) AS e "
+					  "WHERE e.channel IN ('voice', 'sms', 'whatsapp') "
+					  "  AND e.status IN ('queued', 'sending', 'sent', 'delivered') "
+					  "  AND coalesce(e.sent_at, e.next_attempt_at) > $3 "
+					  "  AND e.id <> ALL ($4) "
+					  "ORDER BY c.contact COLLATE \"C\", t",
+					  4, argtypes, args, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read recent messages: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
