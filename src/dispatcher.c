@@ -932,8 +932,11 @@ crefinder_dispatcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		/* refill */
-		if (crefinder_dispatcher_enabled && in_flight < crefinder_batch_size &&
+		/*
+		 * Refill once half the requests have finished: claiming costs a
+		 * query whatever its size, so claims are made in large slices.
+		 */
+		if (crefinder_dispatcher_enabled && in_flight <= crefinder_batch_size / 2 &&
 			(claim_now || GetCurrentTimestamp() >= next_claim))
 		{
 			OutboundMessage **batch;
