@@ -1028,9 +1028,10 @@ LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since, Datum exc
 	 * join by OFFSET 0) is planned with the contact as a parameter.  A scan
 	 * of the tenant's whole outbox filtered by "to_contact = ANY" is what
 	 * the planner otherwise picks when its statistics are older than a bulk
-	 * enqueue.
+	 * enqueue.  The lateral form makes that choice plain enough for a plan
+	 * kept across calls.
 	 */
-	rc = RunQueryWith(&plan, true,
+	rc = RunQueryWith(&plan, false,
 					  "SELECT c.contact, e.channel, coalesce(e.sent_at, e.next_attempt_at) AS t "
 					  "FROM unnest($2) AS c(contact) "
 					  "CROSS JOIN LATERAL (SELECT * FROM crefinder.outbound_events o "
