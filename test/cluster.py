@@ -4,6 +4,7 @@ initdb in a temporary folder, a free port on 127.0.0.1 only, crefinder and
 pg_cron preloaded, a test secret key.  Everything it starts it stops by pid.
 When run as root the server runs as the postgres user (initdb refuses root).
 """
+import atexit
 import json
 import os
 import pwd
@@ -177,6 +178,7 @@ class Sandbox:
             raise RuntimeError("sandbox did not start: %r" % line)
         self.port = int(line.split()[1])
         self.url = "http://127.0.0.1:%d" % self.port
+        atexit.register(self.stop)     # whatever happens to the test, it stops
 
     def call(self, method, path, body=None):
         import urllib.request

@@ -53,6 +53,14 @@ class Setup:
     def __init__(self, cluster):
         self.cluster = cluster
         self.sandbox = Sandbox()
+        try:
+            self.prepare()
+        except BaseException:
+            self.sandbox.stop()
+            raise
+
+    def prepare(self):
+        cluster = self.cluster
         self.sandbox.call("POST", "/_sandbox/credentials",
                           {"twilio": [[ACCOUNT, TOKEN]], "sendgrid": [SENDGRID_KEY], "vapi": [VAPI_KEY]})
         admin = cluster.connect(dbname="postgres")
