@@ -84,12 +84,7 @@ Authorize(const char *provider, OutboundMessage *m, HttpRequest *request)
 		request->password = outbound_secret(m, "twilio", api_key ? "apiSecret" : "authToken");
 	}
 	else
-	{
-		char	   *key = outbound_secret(m, provider, "apiKey");
-
-		request->headers = curl_slist_append(request->headers,
-											 psprintf("Authorization: Bearer %s", key ? key : ""));
-	}
+		request->headers = outbound_bearer(m, provider, request->headers);
 	request->headers = curl_slist_append(request->headers, "Accept: application/json");
 }
 

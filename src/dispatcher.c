@@ -311,13 +311,6 @@ typedef struct Bucket
 
 static HTAB *buckets = NULL;
 
-static const char *
-ProviderOf(const char *channel)
-{
-	return strcmp(channel, "email") == 0 ? "sendgrid" :
-		strcmp(channel, "voice") == 0 ? "vapi" : "twilio";
-}
-
 /*
  * TakeToken returns 0 when m may go now, else the microseconds until its
  * provider's bucket has a token for it.
@@ -345,7 +338,7 @@ TakeToken(OutboundMessage *m, TimestampTz now)
 		buckets = hash_create("crefinder pacing buckets", 64, &ctl, HASH_ELEM | HASH_STRINGS);
 	}
 	memset(key, 0, sizeof(key));
-	snprintf(key, sizeof(key), "%s/%s", m->tenant, ProviderOf(m->channel));
+	snprintf(key, sizeof(key), "%s/%s", m->tenant, outbound_provider(m->channel));
 	bucket = hash_search(buckets, key, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -441,15 +434,15 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 							   "  SELECT e.id FROM crefinder.outbound_events e "
 							   "  WHERE e.status = 'queued' AND e.next_attempt_at <= now() "
 							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.integration_configs c "
-							   "      WHERE c.user_id = e.user_id AND c.paused_at IS NOT NULL AND c.provider = "
-							   "        CASE e.channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END) "
+							   "      WHERE c.user_id = e.user_id AND c.paused_at IS NOT NULL "
+							   "        AND c.provider = crefinder.channel_provider(e.channel)) "
 							   "  ORDER BY e.next_attempt_at LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
 							   "SELECT e.id, e.user_id::text, e.channel, e.to_contact, e.attempts + 1, "
 							   "  e.property_id, e.campaign_id, e.payload, c.config, c.secrets, "
 							   "  p.owner_name, p.property_address, p.property_city, p.property_state, p.property_zip "
 							   "FROM due JOIN crefinder.outbound_events e ON e.id = due.id "
-							   "LEFT JOIN crefinder.integration_configs c ON c.user_id = e.user_id AND c.provider = "
-							   "  CASE e.channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END "
+							   "LEFT JOIN crefinder.integration_configs c ON c.user_id = e.user_id "
+							   "  AND c.provider = crefinder.channel_provider(e.channel) "
 							   "LEFT JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id "
 							   "ORDER BY e.next_attempt_at",
 							   1, argtypes, args, NULL, false, 0);
@@ -551,6 +544,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 			}
 			to_send[nsend++] = m;
 		}
+		outbound_secret_cache(true);
 		for (int i = 0; i < nsend; i++)
 		{
 			OutboundMessage *m = to_send[i];
@@ -563,6 +557,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 				twilio_build(m);
 			m->request.owner = m;
 		}
+		outbound_secret_cache(false);
 	}
 	MemoryContextSwitchTo(old);
 
@@ -809,8 +804,8 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 		else
 			rc = SPI_execute_with_args("UPDATE crefinder.integration_configs SET paused_at = now(), "
 									   "  paused_reason = 'credentials rejected by the provider' "
-									   "WHERE user_id = $1::uuid AND paused_at IS NULL AND provider = "
-									   "  CASE $2 WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END",
+									   "WHERE user_id = $1::uuid AND paused_at IS NULL "
+									   "  AND provider = crefinder.channel_provider($2)",
 									   2, argtypes, args, NULL, false, 0);
 		if (rc < 0)
 			elog(ERROR, "could not record a provider's verdict: %s", SPI_result_code_string(rc));

@@ -48,6 +48,37 @@ outbound_object(Jsonb *jsonb, const char *key)
 	return JsonbValueToJsonb(v);
 }
 
+/* outbound_provider: the provider that carries a channel. */
+const char *
+outbound_provider(const char *channel)
+{
+	return strcmp(channel, "email") == 0 ? "sendgrid" :
+		strcmp(channel, "voice") == 0 ? "vapi" : "twilio";
+}
+
+/*
+ * Opened secrets, while the dispatcher builds a claim's requests: a
+ * tenant's key is opened once per claim, not once per message.  The
+ * entries live in the memory of the claim being built; outbound_secret_cache
+ * (false) forgets them before that memory goes.
+ */
+typedef struct OpenedSecret
+{
+	char	   *envelope;
+	char	   *plaintext;
+	struct OpenedSecret *next;
+} OpenedSecret;
+
+static bool cache_on = false;
+static OpenedSecret *opened = NULL;
+
+void
+outbound_secret_cache(bool on)
+{
+	cache_on = on;
+	opened = NULL;
+}
+
 /*
  * outbound_secret opens the tenant's sealed secret field of provider, or
  * returns NULL when the tenant has none.
@@ -56,10 +87,32 @@ char *
 outbound_secret(OutboundMessage *m, const char *provider, const char *field)
 {
 	char	   *envelope = outbound_text(m->secrets, field);
+	OpenedSecret *entry;
 
 	if (envelope == NULL)
 		return NULL;
-	return crefinder_decrypt_secret(envelope, crefinder_secret_aad(m->tenant, provider, field));
+	/* an envelope is bound to its tenant, provider and field: it is the key */
+	for (entry = opened; cache_on && entry != NULL; entry = entry->next)
+		if (strcmp(entry->envelope, envelope) == 0)
+			return entry->plaintext;
+	entry = palloc(sizeof(OpenedSecret));
+	entry->envelope = envelope;
+	entry->plaintext = crefinder_decrypt_secret(envelope, crefinder_secret_aad(m->tenant, provider, field));
+	if (cache_on)
+	{
+		entry->next = opened;
+		opened = entry;
+	}
+	return entry->plaintext;
+}
+
+/* outbound_bearer adds "Authorization: Bearer <the tenant's apiKey>". */
+struct curl_slist *
+outbound_bearer(OutboundMessage *m, const char *provider, struct curl_slist *headers)
+{
+	char	   *key = outbound_secret(m, provider, "apiKey");
+
+	return curl_slist_append(headers, psprintf("Authorization: Bearer %s", key ? key : ""));
 }
 
 /* outbound_json_string appends "key": "value" (escaped) to an object. */

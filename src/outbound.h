@@ -54,7 +54,11 @@ typedef struct OutboundMessage
 
 extern char *outbound_text(Jsonb *jsonb, const char *key);
 extern Jsonb *outbound_object(Jsonb *jsonb, const char *key);
+extern const char *outbound_provider(const char *channel);
 extern char *outbound_secret(OutboundMessage *m, const char *provider, const char *field);
+extern void outbound_secret_cache(bool on);
+extern struct curl_slist *outbound_bearer(OutboundMessage *m, const char *provider,
+										  struct curl_slist *headers);
 extern void outbound_json_string(StringInfo buf, const char *key, const char *value, bool *first);
 extern Jsonb *outbound_parse_json(const char *text);
 extern char *outbound_api_url(const char *base, const char *path);

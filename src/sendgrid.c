@@ -49,7 +49,6 @@ sendgrid_build(OutboundMessage *m)
 	Jsonb	   *categories = outbound_object(m->payload, "categories");
 	char	   *reply_to = outbound_text(m->config, "replyToEmail");
 	char	   *group = outbound_text(m->config, "unsubscribeGroupId");
-	char	   *key = outbound_secret(m, "sendgrid", "apiKey");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"personalizations\":[");
@@ -122,8 +121,7 @@ sendgrid_build(OutboundMessage *m)
 	m->request.url = outbound_api_url(crefinder_sendgrid_api_url, "/v3/mail/send");
 	m->request.body = buf.data;
 	m->request.headers = curl_slist_append(NULL, "Content-Type: application/json");
-	m->request.headers = curl_slist_append(m->request.headers,
-										   psprintf("Authorization: Bearer %s", key ? key : ""));
+	m->request.headers = outbound_bearer(m, "sendgrid", m->request.headers);
 }
 
 /* sendgrid_accepted takes the X-Message-Id of a 202. */

@@ -38,7 +38,6 @@ vapi_build(OutboundMessage *m)
 	Jsonb	   *metadata = outbound_object(m->payload, "metadata");
 	char	   *duration = outbound_text(m->config, "maxCallDuration");
 	char	   *first_message = outbound_text(m->payload, "first_message");
-	char	   *key = outbound_secret(m, "vapi", "apiKey");
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -116,8 +115,7 @@ vapi_build(OutboundMessage *m)
 	m->request.url = outbound_api_url(crefinder_vapi_api_url, "/call");
 	m->request.body = buf.data;
 	m->request.headers = curl_slist_append(NULL, "Content-Type: application/json");
-	m->request.headers = curl_slist_append(m->request.headers,
-										   psprintf("Authorization: Bearer %s", key ? key : ""));
+	m->request.headers = outbound_bearer(m, "vapi", m->request.headers);
 }
 
 /* vapi_accepted reads the Call of a 201: id and status. */

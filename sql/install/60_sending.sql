@@ -14,6 +14,11 @@ CREATE FUNCTION crefinder.wake_dispatcher_on_commit() RETURNS void
 COMMENT ON FUNCTION crefinder.wake_dispatcher_on_commit() IS
     'Wake the dispatcher when the current transaction commits (the send functions call it).';
 
+-- channel_provider: the provider that carries a channel.
+CREATE FUNCTION crefinder.channel_provider(channel text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END $$;
+
 -- provider_ready raises 55000 unless the tenant's config for provider has
 -- what the channel needs; returns the config.
 CREATE FUNCTION crefinder.provider_ready(channel text) RETURNS jsonb
@@ -21,7 +26,7 @@ CREATE FUNCTION crefinder.provider_ready(channel text) RETURNS jsonb
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    provider_name text := CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END;
+    provider_name text := crefinder.channel_provider(channel);
     cfg jsonb;
     missing text;
 BEGIN
