@@ -172,6 +172,26 @@ EndWork(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * UseIndexPlans makes this session's planner use index scans and nested
+ * loops.  Every statement of the dispatcher touches at most a batch of rows
+ * found by key, but right after a large enqueue the outbox's statistics
+ * still describe an empty table, and the plans the planner then picks scan
+ * and sort the whole backlog on every claim and record (76 ms instead of
+ * 3 ms for a claim of 1,000 in a backlog of 200,000; hash joins spilling to
+ * disk when recording).  Tables without a usable index are still scanned.
+ */
+static void
+UseIndexPlans(void)
+{
+	static const char *const off[] = {"enable_seqscan", "enable_bitmapscan", "enable_hashjoin",
+	"enable_mergejoin"};
+
+	for (int i = 0; i < (int) lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET,
+								 true, 0, false);
+}
+
 /* ExtensionReady: is crefinder installed in this database? */
 static bool
 ExtensionReady(void)
@@ -428,6 +448,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 	TimestampTz now;
 
 	BeginWork("claiming messages");
+
 	now = GetCurrentTimestamp();
 	rc = SPI_execute_with_args(
 							   "WITH due AS ("
@@ -879,6 +900,7 @@ crefinder_dispatcher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(crefinder_database, NULL, 0);
 	pgstat_report_appname("crefinder dispatcher");
+	UseIndexPlans();
 
 	SpinLockAcquire(&crefinder_shared->mutex);
 	crefinder_shared->pid = MyProcPid;
