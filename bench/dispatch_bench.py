@@ -127,7 +127,7 @@ def main():
         deadline = time.time() + 30    # the worker retries every 5 s until its database exists
         while worker is None and time.time() < deadline:
             time.sleep(0.2)
-            cur.execute("SELECT pid FROM crefinder.dispatcher_status WHERE state IN ('idle', 'sending')")
+            cur.execute("SELECT pid FROM crefinder.dispatcher_status WHERE worker = 0 AND state IN ('idle', 'sending')")
             row = cur.fetchone()
             worker = row[0] if row else None
         print("dispatcher pid %d, private resident %d kB at start" % (worker, rss_kb(worker)))
@@ -156,7 +156,7 @@ def main():
         def outcomes():
             """Messages the dispatcher has recorded since it started: read from
             shared memory, so that watching costs the server nothing."""
-            cur.execute("SELECT sent + failed + blocked, failed FROM crefinder.dispatcher_status")
+            cur.execute("SELECT sum(sent + failed + blocked), sum(failed) FROM crefinder.dispatcher_status")
             return cur.fetchone()
 
         def run(channel, n, sql):
@@ -193,8 +193,8 @@ def main():
                                  "text_body => 'Hello')) FROM generate_series(1, %s) i")
         run("voice", args.calls, "SELECT count(crefinder.start_call('+1305' || (2000000 + i)::text)) "
                                  "FROM generate_series(1, %s) i")
-        cur.execute("SELECT sent, failed, retried FROM crefinder.dispatcher_status")
-        print("dispatcher_status sent/failed/retried: %r" % (cur.fetchone(),))
+        cur.execute("SELECT worker, sent, failed, retried FROM crefinder.dispatcher_status ORDER BY worker")
+        print("dispatcher_status worker/sent/failed/retried: %r" % (cur.fetchall(),))
         conn.close()
     finally:
         if cluster:

@@ -1,7 +1,7 @@
 -- Vapi settings: every field's validation, good and bad values, defaults.
 SET crefinder.user_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
 
--- Defaults: maxCallDuration 300, voiceSpeed 1.0, temperature 0.7.
+-- Defaults: maxCallDuration 300, maxConcurrentCalls 10, voiceSpeed 1.0, temperature 0.7.
 SELECT crefinder.configure('vapi', '{"apiKey": "4f1c2b7e-8d3a-4e5f-9a0b-1c2d3e4f5a6b",
                                      "orgId": "7e9a1b2c-3d4e-4f5a-8b6c-7d8e9f0a1b2c"}');
 
@@ -43,7 +43,12 @@ FROM (VALUES
     (32, 'temperature', '-0.1'),
     (33, 'temperature', '1.5'),
     (34, 'temperature', 'true'),
-    (35, 'maxDurationSeconds', '600')
+    (35, 'maxDurationSeconds', '600'),
+    (36, 'maxConcurrentCalls', '1'),
+    (37, 'maxConcurrentCalls', '10000'),
+    (38, 'maxConcurrentCalls', '0'),
+    (39, 'maxConcurrentCalls', '2.5'),
+    (40, 'maxConcurrentCalls', '"10"')
 ) AS v(n, field, value)
 ORDER BY n;
 

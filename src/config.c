@@ -101,6 +101,7 @@ static const FieldSpec vapi_fields[] = {
 	{.name = "phoneNumber", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 200},
 	{.name = "serverUrl", .kind = FIELD_STRING, .format = FORMAT_URL},
 	{.name = "maxCallDuration", .kind = FIELD_INTEGER, .min = 30, .max = 1800, .default_value = "300"},
+	{.name = "maxConcurrentCalls", .kind = FIELD_INTEGER, .min = 1, .max = 10000, .default_value = "10"},
 	{.name = "voiceSpeed", .kind = FIELD_NUMBER, .min = 0.5, .max = 2.0, .default_value = "1.0"},
 	{.name = "temperature", .kind = FIELD_NUMBER, .max = 1, .default_value = "0.7"},
 	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},

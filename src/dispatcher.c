@@ -71,30 +71,43 @@ PG_FUNCTION_INFO_V1(crefinder_dispatcher_status);
  * ---------------------------------------------------------------------- */
 
 /*
- * crefinder_register_dispatcher registers the worker; called from _PG_init
- * when the library is preloaded.
+ * crefinder_register_dispatcher registers crefinder.dispatcher_workers
+ * workers; called from _PG_init when the library is preloaded.
  */
 void
 crefinder_register_dispatcher(void)
 {
-	BackgroundWorker worker;
+	for (int i = 0; i < crefinder_dispatcher_workers; i++)
+	{
+		BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "crefinder", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "crefinder_dispatcher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "crefinder dispatcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "crefinder dispatcher", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = 5;
+		worker.bgw_main_arg = Int32GetDatum(i);
+		strlcpy(worker.bgw_library_name, "crefinder", BGW_MAXLEN);
+		strlcpy(worker.bgw_function_name, "crefinder_dispatcher_main", BGW_MAXLEN);
+		snprintf(worker.bgw_name, BGW_MAXLEN, "crefinder dispatcher %d", i);
+		strlcpy(worker.bgw_type, "crefinder dispatcher", BGW_MAXLEN);
+		RegisterBackgroundWorker(&worker);
+	}
 }
+
+/*
+ * This worker's number: worker 0 serves every message; the others (helpers)
+ * claim only messages that need no memory of what was sent before (no
+ * pacing, no concurrent-call limit), so those limits live in one process.
+ */
+static int	MyWorker = 0;
+
+#define MySlot (&crefinder_shared->workers[MyWorker])
 
 static void
 SetState(const char *state)
 {
 	SpinLockAcquire(&crefinder_shared->mutex);
-	strlcpy(crefinder_shared->state, state, sizeof(crefinder_shared->state));
+	strlcpy(MySlot->state, state, sizeof(MySlot->state));
 	SpinLockRelease(&crefinder_shared->mutex);
 	pgstat_report_activity(strcmp(state, "idle") == 0 ? STATE_IDLE : STATE_RUNNING, state);
 }
@@ -106,16 +119,16 @@ CountOutcome(const char *status, int in_flight)
 	if (status != NULL)
 	{
 		if (strcmp(status, "sent") == 0)
-			crefinder_shared->sent++;
+			MySlot->sent++;
 		else if (strcmp(status, "failed") == 0)
-			crefinder_shared->failed++;
+			MySlot->failed++;
 		else if (strcmp(status, "queued") == 0)
-			crefinder_shared->retried++;
+			MySlot->retried++;
 		else if (strcmp(status, "blocked") == 0)
-			crefinder_shared->blocked++;
+			MySlot->blocked++;
 	}
 	if (in_flight >= 0)
-		crefinder_shared->in_flight = in_flight;
+		MySlot->in_flight = in_flight;
 	SpinLockRelease(&crefinder_shared->mutex);
 }
 
@@ -123,8 +136,8 @@ static void
 NoteError(const char *error)
 {
 	SpinLockAcquire(&crefinder_shared->mutex);
-	strlcpy(crefinder_shared->last_error, error, sizeof(crefinder_shared->last_error));
-	crefinder_shared->last_error_at = GetCurrentTimestamp();
+	strlcpy(MySlot->last_error, error, sizeof(MySlot->last_error));
+	MySlot->last_error_at = GetCurrentTimestamp();
 	SpinLockRelease(&crefinder_shared->mutex);
 }
 
@@ -132,10 +145,10 @@ static void
 ClearShared(int code, Datum arg)
 {
 	SpinLockAcquire(&crefinder_shared->mutex);
-	crefinder_shared->pid = 0;
-	crefinder_shared->latch = NULL;
-	crefinder_shared->in_flight = 0;
-	strlcpy(crefinder_shared->state, "stopped", sizeof(crefinder_shared->state));
+	MySlot->pid = 0;
+	MySlot->latch = NULL;
+	MySlot->in_flight = 0;
+	strlcpy(MySlot->state, "stopped", sizeof(MySlot->state));
 	SpinLockRelease(&crefinder_shared->mutex);
 }
 
@@ -205,19 +218,24 @@ ExtensionReady(void)
 }
 
 /*
- * RecoverInFlight turns rows left sending by a previous dispatcher into
- * unknown.
+ * RecoverInFlight turns rows left sending by this worker's predecessor into
+ * unknown (worker 0 also takes those of workers that no longer exist).  The
+ * other workers' rows are theirs: they may be on the wire right now.
  */
 static void
 RecoverInFlight(void)
 {
 	int			rc;
+	Oid			types[2] = {INT2OID, INT2OID};
+	Datum		values[2] = {Int16GetDatum(MyWorker), Int16GetDatum(crefinder_dispatcher_workers)};
 
 	BeginWork("recovering messages left in flight");
-	rc = SPI_execute("UPDATE crefinder.outbound_events "
-					 "SET status = 'unknown', updated_at = now(), "
-					 "    last_error = 'the dispatcher stopped while the request was in flight' "
-					 "WHERE status = 'sending'", false, 0);
+	rc = SPI_execute_with_args("UPDATE crefinder.outbound_events "
+							   "SET status = 'unknown', updated_at = now(), "
+							   "    last_error = 'the dispatcher stopped while the request was in flight' "
+							   "WHERE status = 'sending' "
+							   "  AND (claimed_by = $1 OR ($1 = 0 AND (claimed_by >= $2 OR claimed_by IS NULL)))",
+							   2, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not recover messages in flight: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0)
@@ -427,6 +445,77 @@ HasRecipient(OutboundMessage *leader, const char *to)
 }
 
 /*
+ * Vapi's concurrent-call limit (config maxConcurrentCalls, default 10): a
+ * call counts from the moment it is claimed until Vapi reports it ended
+ * (provider_status 'ended') or, should that report never come, until its
+ * longest possible duration (maxCallDuration) and two minutes have passed.
+ * Only worker 0 claims calls, so the count cannot race with another claim.
+ * A call over the limit waits in the queue and is looked at again a few
+ * seconds later; that is no attempt.
+ */
+#define CALL_SLOT_RETRY_MS 3000
+#define DEFAULT_MAX_CONCURRENT_CALLS 10
+
+typedef struct CallBudget
+{
+	char		tenant[UUID_LEN * 2 + 5];	/* text form of a uuid */
+	int			free;			/* calls this claim may still start */
+} CallBudget;
+
+static bool
+TakeCallSlot(HTAB **calls, OutboundMessage *m, MemoryContext cxt)
+{
+	CallBudget *budget;
+	char		key[UUID_LEN * 2 + 5];
+	bool		found;
+
+	if (*calls == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(CallBudget);
+		ctl.hcxt = cxt;
+		*calls = hash_create("crefinder call budgets", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	memset(key, 0, sizeof(key));
+	strlcpy(key, m->tenant, sizeof(key));
+	budget = hash_search(*calls, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		char	   *limit_text = outbound_text(m->config, "maxConcurrentCalls");
+		char	   *duration_text = outbound_text(m->config, "maxCallDuration");
+		int			limit = limit_text ? atoi(limit_text) : DEFAULT_MAX_CONCURRENT_CALLS;
+		Oid			types[2] = {UUIDOID, INT4OID};
+		Datum		values[2];
+		int			rc;
+		bool		isnull;
+
+		MemoryContext caller = CurrentMemoryContext;	/* SPI leaves its own */
+
+		values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(m->tenant));
+		values[1] = Int32GetDatum((duration_text ? atoi(duration_text) : 300) + 120);
+		rc = SPI_execute_with_args("SELECT (SELECT count(*) FROM crefinder.outbound_events "
+								   "        WHERE user_id = $1 AND channel = 'voice' AND status = 'sending' "
+								   "          AND sent_at IS NULL) "
+								   "     + (SELECT count(*) FROM crefinder.outbound_events "
+								   "        WHERE user_id = $1 AND channel = 'voice' AND status = 'sent' "
+								   "          AND sent_at > now() - make_interval(secs => $2) "
+								   "          AND provider_status IS DISTINCT FROM 'ended')",
+								   2, types, values, NULL, true, 1);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not count calls in progress: %s", SPI_result_code_string(rc));
+		budget->free = limit - (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContextSwitchTo(caller);
+	}
+	if (budget->free <= 0)
+		return false;
+	budget->free--;
+	return true;
+}
+
+/*
  * Claim takes up to limit due messages, re-checks them, marks the allowed
  * ones sending (or records why not) and commits.  Returns the messages to
  * send (allocated in cxt) in *out and how many there are.
@@ -434,8 +523,8 @@ HasRecipient(OutboundMessage *leader, const char *to)
 static int
 Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 {
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(limit)};
+	Oid			argtypes[2] = {INT4OID, BOOLOID};
+	Datum		args[2] = {Int32GetDatum(limit), BoolGetDatum(MyWorker > 0)};
 	int			rc;
 	int			n;
 	OutboundMessage **claimed;
@@ -446,6 +535,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 	Datum	   *ids;
 	MemoryContext old;
 	TimestampTz now;
+	HTAB	   *calls = NULL;
 
 	BeginWork("claiming messages");
 
@@ -454,9 +544,11 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 							   "WITH due AS ("
 							   "  SELECT e.id FROM crefinder.outbound_events e "
 							   "  WHERE e.status = 'queued' AND e.next_attempt_at <= now() "
+							   "    AND NOT ($2 AND e.channel = 'voice') "
 							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.integration_configs c "
-							   "      WHERE c.user_id = e.user_id AND c.paused_at IS NOT NULL "
-							   "        AND c.provider = crefinder.channel_provider(e.channel)) "
+							   "      WHERE c.user_id = e.user_id "
+							   "        AND c.provider = crefinder.channel_provider(e.channel) "
+							   "        AND (c.paused_at IS NOT NULL OR ($2 AND c.config ? 'maxPerSecond'))) "
 							   "  ORDER BY e.next_attempt_at LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
 							   "SELECT e.id, e.user_id::text, e.channel, e.to_contact, e.attempts + 1, "
 							   "  e.property_id, e.campaign_id, e.payload, c.config, c.secrets, "
@@ -466,7 +558,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 							   "  AND c.provider = crefinder.channel_provider(e.channel) "
 							   "LEFT JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id "
 							   "ORDER BY e.next_attempt_at",
-							   1, argtypes, args, NULL, false, 0);
+							   2, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not claim messages: %s", SPI_result_code_string(rc));
 	n = SPI_processed;
@@ -534,6 +626,14 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 
 			if (m->status != NULL)
 				continue;
+			if (strcmp(m->channel, "voice") == 0 && !TakeCallSlot(&calls, m, cxt))
+			{
+				m->status = "queued";
+				m->deferred = true;
+				m->next_attempt_at = now + CALL_SLOT_RETRY_MS * 1000;
+				m->error = pstrdup("held: the tenant's maxConcurrentCalls calls are in progress");
+				continue;
+			}
 			wait = TakeToken(m, now);
 			if (wait > 0)
 			{
@@ -585,15 +685,17 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 	/* mark the ones to send, record the others */
 	{
 		Datum	   *send_ids = palloc(sizeof(Datum) * Max(nsending, 1));
-		Oid			types[1] = {INT8ARRAYOID};
-		Datum		values[1];
+		Oid			types[2] = {INT8ARRAYOID, INT2OID};
+		Datum		values[2];
 
+		values[1] = Int16GetDatum(MyWorker);
 		for (int i = 0; i < nsending; i++)
 			send_ids[i] = Int64GetDatum(sending[i]->id);
 		values[0] = PointerGetDatum(construct_array(send_ids, nsending, INT8OID, 8, true, TYPALIGN_DOUBLE));
 		rc = SPI_execute_with_args("UPDATE crefinder.outbound_events "
-								   "SET status = 'sending', attempts = attempts + 1, updated_at = now() "
-								   "WHERE id = ANY ($1)", 1, types, values, NULL, false, 0);
+								   "SET status = 'sending', attempts = attempts + 1, updated_at = now(), "
+								   "    claimed_by = $2 "
+								   "WHERE id = ANY ($1)", 2, types, values, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark messages sending: %s", SPI_result_code_string(rc));
 	}
@@ -902,12 +1004,14 @@ crefinder_dispatcher_main(Datum arg)
 	pgstat_report_appname("crefinder dispatcher");
 	UseIndexPlans();
 
+	MyWorker = DatumGetInt32(arg);
 	SpinLockAcquire(&crefinder_shared->mutex);
-	crefinder_shared->pid = MyProcPid;
-	crefinder_shared->latch = MyLatch;
-	crefinder_shared->started_at = GetCurrentTimestamp();
-	crefinder_shared->sent = crefinder_shared->failed = 0;
-	crefinder_shared->retried = crefinder_shared->blocked = 0;
+	MySlot->pid = MyProcPid;
+	MySlot->latch = MyLatch;
+	MySlot->started_at = GetCurrentTimestamp();
+	MySlot->sent = MySlot->failed = 0;
+	MySlot->retried = MySlot->blocked = 0;
+	MySlot->last_error[0] = '\0';
 	SpinLockRelease(&crefinder_shared->mutex);
 	before_shmem_exit(ClearShared, (Datum) 0);
 	SetState("starting");
@@ -974,6 +1078,8 @@ crefinder_dispatcher_main(Datum arg)
 			if (n == 0)
 				MemoryContextDelete(claim_cxt);
 			claim_now = n == crefinder_batch_size - in_flight;	/* more may be due */
+			if (claim_now && MyWorker == 0)
+				crefinder_wake_helpers(MyWorker);
 			next_claim = GetCurrentTimestamp() + (n > 0 ? 0 : 100 * 1000);
 			in_flight = http_in_flight(client);
 			CountOutcome(NULL, in_flight);
@@ -1037,7 +1143,9 @@ crefinder_dispatcher_main(Datum arg)
 		/* idle: sleep until the next message is due or a commit wakes us */
 		SetState(crefinder_dispatcher_enabled ? "idle" : "disabled");
 		{
-			long		wait = crefinder_dispatcher_enabled ? WaitMilliseconds() : IDLE_WAIT_MS;
+			/* helpers wait for worker 0 to call them */
+			long		wait = crefinder_dispatcher_enabled && MyWorker == 0 ?
+				WaitMilliseconds() : IDLE_WAIT_MS;
 
 			if (wait > 0)
 			{
@@ -1051,48 +1159,54 @@ crefinder_dispatcher_main(Datum arg)
 }
 
 /*
- * crefinder.dispatcher_status() returns the dispatcher's published state
- * (the view crefinder.dispatcher_status shows it).
+ * crefinder.dispatcher_status_rows() returns each dispatcher worker's
+ * published state (the view crefinder.dispatcher_status shows it).
  */
 Datum
 crefinder_dispatcher_status(PG_FUNCTION_ARGS)
 {
-	TupleDesc	desc;
-	Datum		values[10];
-	bool		nulls[10] = {false};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CrefinderShared copy;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 	if (crefinder_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("crefinder is not loaded through shared_preload_libraries"),
 				 errhint("Add crefinder to shared_preload_libraries and restart the server.")));
+	InitMaterializedSRF(fcinfo, 0);
 	SpinLockAcquire(&crefinder_shared->mutex);
-	copy = *crefinder_shared;
+	memcpy(&copy, crefinder_shared, sizeof(copy));
 	SpinLockRelease(&crefinder_shared->mutex);
 
-	if (copy.pid != 0)
-		values[0] = Int32GetDatum(copy.pid);
-	else
-		nulls[0] = true;
-	values[1] = CStringGetTextDatum(copy.state);
-	if (copy.started_at != 0)
-		values[2] = TimestampTzGetDatum(copy.started_at);
-	else
-		nulls[2] = true;
-	values[3] = Int32GetDatum(copy.in_flight);
-	values[4] = Int64GetDatum(copy.sent);
-	values[5] = Int64GetDatum(copy.failed);
-	values[6] = Int64GetDatum(copy.retried);
-	values[7] = Int64GetDatum(copy.blocked);
-	if (copy.last_error[0] != '\0')
+	for (int i = 0; i < crefinder_dispatcher_workers; i++)
 	{
-		values[8] = CStringGetTextDatum(copy.last_error);
-		values[9] = TimestampTzGetDatum(copy.last_error_at);
+		CrefinderWorkerSlot *w = &copy.workers[i];
+		Datum		values[11];
+		bool		nulls[11] = {false};
+
+		values[0] = Int32GetDatum(i);
+		if (w->pid != 0)
+			values[1] = Int32GetDatum(w->pid);
+		else
+			nulls[1] = true;
+		values[2] = CStringGetTextDatum(w->state);
+		if (w->started_at != 0)
+			values[3] = TimestampTzGetDatum(w->started_at);
+		else
+			nulls[3] = true;
+		values[4] = Int32GetDatum(w->in_flight);
+		values[5] = Int64GetDatum(w->sent);
+		values[6] = Int64GetDatum(w->failed);
+		values[7] = Int64GetDatum(w->retried);
+		values[8] = Int64GetDatum(w->blocked);
+		if (w->last_error[0] != '\0')
+		{
+			values[9] = CStringGetTextDatum(w->last_error);
+			values[10] = TimestampTzGetDatum(w->last_error_at);
+		}
+		else
+			nulls[9] = nulls[10] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	else
-		nulls[8] = nulls[9] = true;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	return (Datum) 0;
 }

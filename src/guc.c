@@ -16,6 +16,7 @@
 #include "utils/guc.h"
 
 #include "guc.h"
+#include "shared.h"
 #include "tenant.h"
 
 char	   *crefinder_database = NULL;
@@ -30,6 +31,7 @@ int			crefinder_max_connections = 64;
 int			crefinder_http_timeout_ms = 10000;
 int			crefinder_max_attempts = 5;
 bool		crefinder_dispatcher_enabled = true;
+int			crefinder_dispatcher_workers = 2;
 
 /*
  * check_user_id accepts an empty setting (no tenant) or anything the uuid
@@ -161,6 +163,15 @@ crefinder_define_gucs(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.dispatcher_workers",
+							gettext_noop("Dispatcher background workers: the first serves every message, the others help with backlogs."),
+							NULL,
+							&crefinder_dispatcher_workers,
+							2, 1, CREFINDER_MAX_WORKERS,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("crefinder");
 }

@@ -17,6 +17,7 @@ extern int	crefinder_max_connections;
 extern int	crefinder_http_timeout_ms;
 extern int	crefinder_max_attempts;
 extern bool crefinder_dispatcher_enabled;
+extern int	crefinder_dispatcher_workers;
 
 extern void crefinder_define_gucs(void);
 

@@ -3,11 +3,13 @@
  *		Shared memory between the dispatcher and the backends, and the
  *		commit-time wake-up.
  *
- * The dispatcher publishes its latch and its counters here.  A backend
- * that queued a message calls crefinder.wake_dispatcher_on_commit(); a
- * transaction callback then sets the dispatcher's latch when (and only
- * when) the transaction commits, so an idle dispatcher sends within
- * moments of the commit and a rolled-back transaction wakes nobody.
+ * Each dispatcher worker publishes its latch and its counters in a slot
+ * here.  A backend that queued a message calls
+ * crefinder.wake_dispatcher_on_commit(); a transaction callback then sets
+ * the first worker's latch when (and only when) the transaction commits, so
+ * an idle dispatcher sends within moments of the commit and a rolled-back
+ * transaction wakes nobody.  The first worker wakes the others (helpers)
+ * when it finds more due messages than one claim takes.
  */
 #include "postgres.h"
 
@@ -51,7 +53,9 @@ SharedStartup(void)
 	{
 		memset(crefinder_shared, 0, sizeof(CrefinderShared));
 		SpinLockInit(&crefinder_shared->mutex);
-		strlcpy(crefinder_shared->state, "stopped", sizeof(crefinder_shared->state));
+		for (int i = 0; i < CREFINDER_MAX_WORKERS; i++)
+			strlcpy(crefinder_shared->workers[i].state, "stopped",
+					sizeof(crefinder_shared->workers[i].state));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -70,7 +74,7 @@ crefinder_shared_init(void)
 }
 
 /*
- * crefinder_wake_dispatcher sets the dispatcher's latch, if it runs.
+ * crefinder_wake_dispatcher sets the first running worker's latch.
  */
 void
 crefinder_wake_dispatcher(void)
@@ -80,11 +84,30 @@ crefinder_wake_dispatcher(void)
 	if (crefinder_shared == NULL)
 		return;
 	SpinLockAcquire(&crefinder_shared->mutex);
-	if (crefinder_shared->pid != 0)
-		latch = crefinder_shared->latch;
+	for (int i = 0; i < CREFINDER_MAX_WORKERS && latch == NULL; i++)
+		if (crefinder_shared->workers[i].pid != 0)
+			latch = crefinder_shared->workers[i].latch;
 	SpinLockRelease(&crefinder_shared->mutex);
 	if (latch != NULL)
 		SetLatch(latch);
+}
+
+/*
+ * crefinder_wake_helpers sets the latch of every running worker but self.
+ */
+void
+crefinder_wake_helpers(int self)
+{
+	Latch	   *latches[CREFINDER_MAX_WORKERS];
+	int			n = 0;
+
+	SpinLockAcquire(&crefinder_shared->mutex);
+	for (int i = 0; i < CREFINDER_MAX_WORKERS; i++)
+		if (i != self && crefinder_shared->workers[i].pid != 0)
+			latches[n++] = crefinder_shared->workers[i].latch;
+	SpinLockRelease(&crefinder_shared->mutex);
+	for (int i = 0; i < n; i++)
+		SetLatch(latches[i]);
 }
 
 static void

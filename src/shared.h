@@ -12,12 +12,13 @@
 #include "storage/spin.h"
 
 #define CREFINDER_ERROR_LEN 256
+#define CREFINDER_MAX_WORKERS 16	/* most dispatcher workers */
 
-typedef struct CrefinderShared
+/* One dispatcher worker's published state. */
+typedef struct CrefinderWorkerSlot
 {
-	slock_t		mutex;			/* protects everything below */
-	pid_t		pid;			/* the dispatcher's, 0 when not running */
-	Latch	   *latch;			/* set to wake the dispatcher */
+	pid_t		pid;			/* the worker's, 0 when not running */
+	Latch	   *latch;			/* set to wake the worker */
 	char		state[32];		/* starting, idle, sending, stopped */
 	TimestampTz started_at;
 	int			in_flight;
@@ -27,11 +28,18 @@ typedef struct CrefinderShared
 	int64		blocked;
 	TimestampTz last_error_at;
 	char		last_error[CREFINDER_ERROR_LEN];
+} CrefinderWorkerSlot;
+
+typedef struct CrefinderShared
+{
+	slock_t		mutex;			/* protects the slots */
+	CrefinderWorkerSlot workers[CREFINDER_MAX_WORKERS];
 } CrefinderShared;
 
 extern CrefinderShared *crefinder_shared;
 
 extern void crefinder_shared_init(void);
 extern void crefinder_wake_dispatcher(void);
+extern void crefinder_wake_helpers(int self);
 
 #endif							/* CREFINDER_SHARED_H */

@@ -208,6 +208,10 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # every dispatcher worker opens up to crefinder.max_connections at once: a
+    # short accept queue would leave requests waiting in the kernel until the
+    # dispatcher has given up on them
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         # a client that goes away (a killed dispatcher) is no error here

@@ -128,6 +128,7 @@ CREATE TABLE crefinder.outbound_events (
     step                 integer,
     variant              text,
     attempts             integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    claimed_by           smallint,   -- the dispatcher worker that last claimed the row
     next_attempt_at      timestamptz NOT NULL DEFAULT now(),
     last_error           text,
     cost_cents           numeric(14, 4),
@@ -151,9 +152,12 @@ CREATE TABLE crefinder.outbound_events (
 -- The dispatcher's claim: due queued rows, oldest first.
 CREATE INDEX outbound_events_due_idx ON crefinder.outbound_events (next_attempt_at)
     WHERE status = 'queued';
--- Crash recovery finds rows left in sending.
-CREATE INDEX outbound_events_sending_idx ON crefinder.outbound_events (id)
+-- Crash recovery finds the rows a worker left in sending.
+CREATE INDEX outbound_events_sending_idx ON crefinder.outbound_events (claimed_by)
     WHERE status = 'sending';
+-- Vapi's concurrent-call limit counts a tenant's calls in progress.
+CREATE INDEX outbound_events_calls_idx ON crefinder.outbound_events (user_id, sent_at)
+    WHERE channel = 'voice' AND status IN ('sending', 'sent');
 -- Webhooks find their message by the provider's id.
 CREATE INDEX outbound_events_provider_message_idx
     ON crefinder.outbound_events (provider_message_id)

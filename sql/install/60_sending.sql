@@ -274,15 +274,17 @@ CREATE FUNCTION crefinder.cancel(message_id bigint) RETURNS boolean
 $$;
 
 -- The dispatcher's state, from shared memory.
-CREATE FUNCTION crefinder.dispatcher_status_row(
-    OUT pid integer, OUT state text, OUT started_at timestamptz, OUT in_flight integer,
-    OUT sent bigint, OUT failed bigint, OUT retried bigint, OUT blocked bigint,
-    OUT last_error text, OUT last_error_at timestamptz)
-    LANGUAGE c VOLATILE
+CREATE FUNCTION crefinder.dispatcher_status_rows(
+    OUT worker integer, OUT pid integer, OUT state text, OUT started_at timestamptz,
+    OUT in_flight integer, OUT sent bigint, OUT failed bigint, OUT retried bigint,
+    OUT blocked bigint, OUT last_error text, OUT last_error_at timestamptz)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE ROWS 2
     AS 'MODULE_PATHNAME', 'crefinder_dispatcher_status';
-CREATE VIEW crefinder.dispatcher_status WITH (security_invoker = true) AS SELECT * FROM crefinder.dispatcher_status_row();
+CREATE VIEW crefinder.dispatcher_status WITH (security_invoker = true) AS
+    SELECT * FROM crefinder.dispatcher_status_rows();
 COMMENT ON VIEW crefinder.dispatcher_status IS
-    'The dispatcher: pid, state, requests in flight, and messages sent, failed, retried and blocked since it started, with the last error.';
+    'The dispatcher, one row per worker (crefinder.dispatcher_workers; worker 0 serves every message, the others help with backlogs): pid, state, requests in flight, and messages sent, failed, retried and blocked since it started, with the last error.';
 
 -- Providers paused for the current tenant (credentials rejected); a new
 -- configure() lifts the pause.
