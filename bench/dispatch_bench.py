@@ -75,7 +75,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sms", type=int, default=100000)
     parser.add_argument("--email", type=int, default=100000)
-    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args()
 
@@ -121,7 +121,8 @@ def main():
         for provider, config in [
                 ("twilio", {"accountSid": ACCOUNT, "authToken": "ab" * 16, "phoneNumber": "+13055550100"}),
                 ("sendgrid", {"apiKey": "SG.bench.key", "fromEmail": "deals@example.com"}),
-                ("vapi", {"apiKey": "vapi-bench", "orgId": "o", "phoneNumber": "p", "assistantId": "a"})]:
+                ("vapi", {"apiKey": "vapi-bench", "orgId": "o", "phoneNumber": "p", "assistantId": "a",
+                          "maxConcurrentCalls": 10000})]:
             cur.execute("SELECT crefinder.configure(%s, %s)", (provider, psycopg2.extras.Json(config)))
         worker = None
         deadline = time.time() + 30    # the worker retries every 5 s until its database exists

@@ -450,10 +450,12 @@ HasRecipient(OutboundMessage *leader, const char *to)
  * (provider_status 'ended') or, should that report never come, until its
  * longest possible duration (maxCallDuration) and two minutes have passed.
  * Only worker 0 claims calls, so the count cannot race with another claim.
- * A call over the limit waits in the queue and is looked at again a few
- * seconds later; that is no attempt.
+ * A call over the limit waits in the queue and is looked at again
+ * CALL_HOLD_SECONDS later (or released sooner by crefinder.release_held_calls(), which
+ * matches CALL_HELD); that is no attempt.
  */
-#define CALL_SLOT_RETRY_MS 3000
+#define CALL_HOLD_SECONDS 30
+#define CALL_HELD "held: the tenant's maxConcurrentCalls calls are in progress"
 #define DEFAULT_MAX_CONCURRENT_CALLS 10
 
 typedef struct CallBudget
@@ -630,8 +632,8 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 			{
 				m->status = "queued";
 				m->deferred = true;
-				m->next_attempt_at = now + CALL_SLOT_RETRY_MS * 1000;
-				m->error = pstrdup("held: the tenant's maxConcurrentCalls calls are in progress");
+				m->next_attempt_at = now + CALL_HOLD_SECONDS * USECS_PER_SEC;
+				m->error = pstrdup(CALL_HELD);
 				continue;
 			}
 			wait = TakeToken(m, now);

@@ -69,6 +69,8 @@ def test_concurrent_call_limit(cluster):
             # Vapi reports the calls over (the webhook will record this)
             cur.execute("UPDATE crefinder.outbound_events SET provider_status = 'ended' WHERE id = ANY(%s)",
                         (now,))
+            cur.execute("SELECT crefinder.release_held_calls()")
+            assert cur.fetchone()[0] == 5 - len(started)
         assert sorted(started) == sorted(calls)
     finally:
         s.close()

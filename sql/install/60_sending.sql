@@ -312,6 +312,32 @@ BEGIN
 END
 $$;
 
+-- Calls over the tenant's maxConcurrentCalls wait in the queue (the
+-- dispatcher looks again every 30 seconds).  When a call ends (Vapi's
+-- end-of-call report), the waiting calls are released at once; the last_error
+-- text is the one the dispatcher writes (dispatcher.c, CALL_HELD).
+CREATE FUNCTION crefinder.release_held_calls() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    released integer;
+BEGIN
+    UPDATE crefinder.outbound_events e
+    SET next_attempt_at = now(), updated_at = now()
+    WHERE e.user_id = crefinder.current_user_id() AND e.channel = 'voice' AND e.status = 'queued'
+      AND e.last_error = 'held: the tenant''s maxConcurrentCalls calls are in progress'
+      AND e.next_attempt_at > now();
+    GET DIAGNOSTICS released = ROW_COUNT;
+    IF released > 0 THEN
+        PERFORM crefinder.wake_dispatcher_on_commit();
+    END IF;
+    RETURN released;
+END
+$$;
+COMMENT ON FUNCTION crefinder.release_held_calls() IS
+    'Lets the current tenant''s calls that wait for a free line (maxConcurrentCalls) go now; for the call-ended webhook.';
+
 -- Synchronous calls to the provider for the current tenant: bounded by
 -- crefinder.http_timeout_ms, cancellable (statement_timeout,
 -- pg_cancel_backend) within a fraction of a second.
