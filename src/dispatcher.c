@@ -519,11 +519,12 @@ TakeCallSlot(HTAB **calls, OutboundMessage *m, MemoryContext cxt)
 
 /*
  * Claim takes up to limit due messages, re-checks them, marks the allowed
- * ones sending (or records why not) and commits.  Returns the messages to
- * send (allocated in cxt) in *out and how many there are.
+ * ones sending (or records why not) and commits.  Returns the requests to
+ * send (allocated in cxt) in *out and how many there are; *full says whether
+ * limit messages were due (so more may be).
  */
 static int
-Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
+Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 {
 	Oid			argtypes[2] = {INT4OID, BOOLOID};
 	Datum		args[2] = {Int32GetDatum(limit), BoolGetDatum(MyWorker > 0)};
@@ -564,6 +565,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not claim messages: %s", SPI_result_code_string(rc));
 	n = SPI_processed;
+	*full = n == limit;
 	if (n == 0)
 	{
 		EndWork();
@@ -1064,13 +1066,14 @@ crefinder_dispatcher_main(Datum arg)
 		{
 			OutboundMessage **batch;
 			int			n;
+			bool		full;
 			MemoryContext claim_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder claim",
 															ALLOCSET_DEFAULT_SIZES);
 			ClaimBatch *claim = MemoryContextAlloc(claim_cxt, sizeof(ClaimBatch));
 
 			claim->cxt = claim_cxt;
 			SetState("sending");
-			n = Claim(crefinder_batch_size - in_flight, claim_cxt, &batch);
+			n = Claim(crefinder_batch_size - in_flight, claim_cxt, &batch, &full);
 			claim->remaining = n;
 			for (int i = 0; i < n; i++)
 			{
@@ -1079,7 +1082,7 @@ crefinder_dispatcher_main(Datum arg)
 			}
 			if (n == 0)
 				MemoryContextDelete(claim_cxt);
-			claim_now = n == crefinder_batch_size - in_flight;	/* more may be due */
+			claim_now = full;	/* more may be due */
 			if (claim_now && MyWorker == 0)
 				crefinder_wake_helpers(MyWorker);
 			next_claim = GetCurrentTimestamp() + (n > 0 ? 0 : 100 * 1000);
