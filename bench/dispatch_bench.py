@@ -128,10 +128,11 @@ def main():
         deadline = time.time() + 30    # the worker retries every 5 s until its database exists
         while worker is None and time.time() < deadline:
             time.sleep(0.2)
-            cur.execute("SELECT pid FROM crefinder.dispatcher_status WHERE worker = 0 AND state IN ('idle', 'sending')")
+            cur.execute("SELECT array_agg(pid ORDER BY worker) FROM crefinder.dispatcher_status "
+                        "HAVING bool_and(state IN ('idle', 'sending'))")
             row = cur.fetchone()
             worker = row[0] if row else None
-        print("dispatcher pid %d, private resident %d kB at start" % (worker, rss_kb(worker)))
+        print("dispatcher workers %r, private resident kB at start %r" % (worker, [rss_kb(w) for w in worker]))
 
         # Idle commit-to-request latency.
         log = os.path.join(workdir, "access.log")
@@ -161,6 +162,8 @@ def main():
             return cur.fetchone()
 
         def run(channel, n, sql):
+            if n == 0:
+                return
             before, failed_before = outcomes()
             cur.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
             xacts_before = cur.fetchone()[0]
@@ -171,7 +174,7 @@ def main():
             rss = []
             while True:
                 recorded, failed = outcomes()
-                rss.append(rss_kb(worker))
+                rss.append([rss_kb(w) for w in worker])
                 if recorded - before >= n:
                     break
                 time.sleep(0.02)
@@ -184,7 +187,7 @@ def main():
             xacts = cur.fetchone()[0] - xacts_before
             print("%s: %d queued in %.1f s (%.0f/s enqueue, compliance included); "
                   "commit -> all recorded sent: %.2f s = %.0f messages/s; failed %d; left %d; "
-                  "%d transactions; dispatcher private resident kB start/middle/end %d/%d/%d"
+                  "%d transactions; dispatcher private resident kB per worker at start %r, middle %r, end %r"
                   % (channel, n, queued, n / queued, elapsed, n / elapsed, failed - failed_before, left,
                      xacts, rss[0], rss[len(rss) // 2], rss[-1]))
 

@@ -982,6 +982,37 @@ WaitMilliseconds(void)
 }
 
 /*
+ * StopWhenDrained ends the worker once a stop was asked for (SIGTERM: server
+ * shutdown, pg_terminate_backend) and no request is in flight any more, or
+ * STOP_GRACE_MS later at the latest: the requests still on the wire then stay
+ * sending and become unknown at the next start.  Exit code 1, so that a
+ * running server starts the worker again.
+ */
+#define STOP_GRACE_MS 3000
+
+static void
+StopWhenDrained(int in_flight)
+{
+	static TimestampTz stop_by = 0;
+
+	if (stop_by == 0)
+	{
+		stop_by = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), STOP_GRACE_MS);
+		SetState("stopping");
+	}
+	if (in_flight == 0)
+		proc_exit(1);
+	if (GetCurrentTimestamp() >= stop_by)
+	{
+		ereport(LOG,
+				(errmsg("crefinder dispatcher %d stopped with %d requests in flight",
+						MyWorker, in_flight),
+				 errdetail("Their messages stay sending and become unknown when the worker starts again.")));
+		proc_exit(1);
+	}
+}
+
+/*
  * A claim's messages live in the claim's own memory context, deleted when
  * the last of them has been recorded: memory stays flat however long the
  * dispatcher runs, without waiting for every request to finish.
@@ -1002,7 +1033,8 @@ crefinder_dispatcher_main(Datum arg)
 	TimestampTz next_claim = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	/* SIGTERM: stop claiming, let the requests in flight finish (StopWhenDrained) */
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(crefinder_database, NULL, 0);
 	pgstat_report_appname("crefinder dispatcher");
@@ -1028,6 +1060,8 @@ crefinder_dispatcher_main(Datum arg)
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			proc_exit(1);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -1051,6 +1085,8 @@ crefinder_dispatcher_main(Datum arg)
 		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			StopWhenDrained(in_flight);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -1061,7 +1097,8 @@ crefinder_dispatcher_main(Datum arg)
 		 * Refill once half the requests have finished: claiming costs a
 		 * query whatever its size, so claims are made in large slices.
 		 */
-		if (crefinder_dispatcher_enabled && in_flight <= crefinder_batch_size / 2 &&
+		if (crefinder_dispatcher_enabled && !ShutdownRequestPending &&
+			in_flight <= crefinder_batch_size / 2 &&
 			(claim_now || GetCurrentTimestamp() >= next_claim))
 		{
 			OutboundMessage **batch;

@@ -10,6 +10,7 @@ Control endpoints (JSON):
   POST /_sandbox/credentials  {"twilio": [[user, password], ...], "sendgrid": [key, ...], "vapi": [key, ...]}
   POST /_sandbox/faults       {"path": prefix, "fault": kind, "count": n}   kinds: 429, 429-retry-after,
                               500, 503, slow, drop, malformed, 400, 21610, 401
+                              (slow: "seconds": s, else $SANDBOX_SLOW_SECONDS or 5)
   GET  /_sandbox/requests     every request so far: method, path, headers, body, at
   POST /_sandbox/reset        forget requests and faults (credentials stay)
 
@@ -35,8 +36,8 @@ def take_fault(path):
         for f in STATE["faults"]:
             if path.startswith(f["path"]) and f["count"] > 0:
                 f["count"] -= 1
-                return f["fault"]
-    return None
+                return f
+    return {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -70,13 +71,14 @@ class Handler(BaseHTTPRequestHandler):
             STATE["requests"].append({"method": method, "path": self.path,
                                       "headers": {k.lower(): v for k, v in self.headers.items()},
                                       "body": body.decode("utf-8", "replace"), "at": time.time()})
-        fault = take_fault(url.path)
+        taken = take_fault(url.path)
+        fault = taken.get("fault")
         if fault == "drop":
             self.close_connection = True
             self.connection.shutdown(2)
             return
         if fault == "slow":
-            time.sleep(float(os.environ.get("SANDBOX_SLOW_SECONDS", "5")))
+            time.sleep(float(taken.get("seconds") or os.environ.get("SANDBOX_SLOW_SECONDS", "5")))
         elif fault == "429":
             return self.reply(429, {"code": 20429, "message": "Too Many Requests", "status": 429})
         elif fault == "429-retry-after":

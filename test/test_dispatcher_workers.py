@@ -1,7 +1,8 @@
 """Several dispatcher workers (crefinder.dispatcher_workers, 2 in the test
 cluster): helpers share a backlog without sending anything twice, limits that
-need a memory of what was sent (Vapi's concurrent calls) hold, and a worker
-that restarts recovers only the rows it left in flight."""
+need a memory of what was sent (Vapi's concurrent calls) hold, a worker that
+restarts recovers only the rows it left in flight, and a worker asked to stop
+lets its requests in flight finish first."""
 import collections
 import time
 from urllib.parse import parse_qs
@@ -104,3 +105,35 @@ def test_worker_restart_recovers_only_its_own_rows(cluster):
     finally:
         s.close()
 
+
+
+def test_stop_lets_requests_in_flight_finish(cluster):
+    s = Setup(cluster)
+    try:
+        cur = s.cur
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01", "fault": "slow", "seconds": 1,
+                                                    "count": 3})
+        cur.execute("SELECT crefinder.send_sms('+1212555' || (7200 + i)::text, 'slow') FROM generate_series(1, 3) i")
+        ids = [r[0] for r in cur.fetchall()]
+        deadline = time.time() + 10
+        while time.time() < deadline and len(s.requests_to("/Messages.json")) < 3:
+            time.sleep(0.05)
+        cur.execute("SELECT worker, pid FROM crefinder.dispatcher_status WHERE in_flight > 0")
+        busy = cur.fetchall()
+        assert busy, "no request in flight"
+        for _, pid in busy:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for m in ids:   # answered within the stop's grace: recorded, not left unknown
+            assert s.wait_status(m, ("sent", "unknown")) == "sent", s.row(m)
+        assert len(s.requests_to("/Messages.json")) == 3
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            cur.execute("SELECT bool_and(pid IS NOT NULL AND pid <> ALL(%s)) FROM crefinder.dispatcher_status "
+                        "WHERE worker = ANY(%s)", ([p for _, p in busy], [w for w, _ in busy]))
+            if cur.fetchone()[0]:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the stopped worker did not start again")
+    finally:
+        s.close()
