@@ -20,6 +20,14 @@
  * that queued a message wakes it.  At start, rows left sending by a crash
  * become unknown: the request may have reached the provider, so they are
  * never sent again on their own (crefinder.retry_unknown() re-queues them).
+ *
+ * crefinder.dispatcher_workers processes run this loop.  Worker 0 is woken
+ * by commits and serves every message; when it finds more due than one claim
+ * takes it wakes the others (helpers), which claim alongside it with SKIP
+ * LOCKED but leave paced messages and calls to worker 0, the one place that
+ * remembers what was sent.  Each row records the worker that claimed it, so a
+ * restarting worker recovers only its own.  SIGTERM stops claiming and lets
+ * the requests in flight finish for a few seconds before the worker exits.
  */
 #include "postgres.h"
 
