@@ -178,6 +178,7 @@ typedef struct Contact
 	TimestampTz next;
 	RecentMessage *recent;		/* sorted by time */
 	int			nrecent;
+	const PropertyContext *property;	/* the owner's context, or NULL */
 } Contact;
 
 /* ----------------------------------------------------------------------
@@ -1104,14 +1105,13 @@ MaxCapWindow(const Policy *policy)
 }
 
 /*
- * Evaluate decides every contact for tenant on channel at instant at.
- * property is the owner's context, or NULL.  exclude is an int8[] of
+ * Evaluate decides every contact for tenant on channel at instant at (each
+ * with its own property context, or none).  exclude is an int8[] of
  * messages that caps must not count (the ones being sent).  Runs inside
  * SPI.
  */
 static void
-Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at,
-		 const PropertyContext *property, Datum exclude)
+Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at, Datum exclude)
 {
 	Policy		policy;
 	ContactIndex index;
@@ -1239,7 +1239,7 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at,
 
 		zone_set = crefinder_phone_zone_set(&contact->phone);
 		region = crefinder_phone_region(&contact->phone);
-		if (property == NULL && contact->nrecent == 0)
+		if (contact->property == NULL && contact->nrecent == 0)
 		{
 			for (int c = 0; c < ncache; c++)
 				if (cache[c].zone_set == zone_set &&
@@ -1257,7 +1257,7 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at,
 			}
 		}
 
-		BuildPlace(&policy, &contact->phone, property, &place);
+		BuildPlace(&policy, &contact->phone, contact->property, &place);
 		if (place.nzones == 0)
 		{
 			contact->reason = "unknown_timezone";
@@ -1265,7 +1265,7 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at,
 		}
 		EvaluateTime(&policy, &place, contact, at);
 
-		if (property == NULL && contact->nrecent == 0)
+		if (contact->property == NULL && contact->nrecent == 0)
 		{
 			if (ncache == cache_size)
 			{
@@ -1331,23 +1331,29 @@ NoExclusions(void)
  * crefinder_check_before_send decides messages the dispatcher is about to
  * send, for tenant, on channel, at instant at: what can_contact() would
  * say, except that the messages themselves (exclude, int8[]) are not
- * counted by caps.  property_id is 0 when the messages have no property
- * (then any number of contacts), else the one message's property.  Runs
- * inside SPI.
+ * counted by caps.  property_ids[i] is contact i's property, 0 for none
+ * (property_ids may be NULL: none at all); each property is read once.
+ * Runs inside SPI.
  */
 void
 crefinder_check_before_send(Datum tenant, const char *channel, int n, const char **contacts,
-							int64 property_id, TimestampTz at, Datum exclude,
+							const int64 *property_ids, TimestampTz at, Datum exclude,
 							CrefinderDecision *decisions)
 {
 	Contact    *c = palloc0(sizeof(Contact) * Max(n, 1));
-	PropertyContext *property = NULL;
 
 	for (int i = 0; i < n; i++)
+	{
 		c[i].input = contacts[i];
-	if (property_id != 0)
-		property = LoadProperty(property_id, tenant);
-	Evaluate(tenant, ParseChannel(channel), c, n, at, property, exclude);
+		if (property_ids == NULL || property_ids[i] == 0)
+			continue;
+		for (int j = 0; j < i && c[i].property == NULL; j++)
+			if (property_ids[j] == property_ids[i])
+				c[i].property = c[j].property;
+		if (c[i].property == NULL)
+			c[i].property = LoadProperty(property_ids[i], tenant);
+	}
+	Evaluate(tenant, ParseChannel(channel), c, n, at, exclude);
 	for (int i = 0; i < n; i++)
 	{
 		decisions[i].reason = c[i].reason;
@@ -1419,7 +1425,8 @@ crefinder_can_contact(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (!PG_ARGISNULL(3))
 		property = LoadProperty(PG_GETARG_INT64(3), crefinder_current_tenant());
-	Evaluate(crefinder_current_tenant(), channel, &contact, 1, at, property, NoExclusions());
+	contact.property = property;
+	Evaluate(crefinder_current_tenant(), channel, &contact, 1, at, NoExclusions());
 	{
 		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
 
@@ -1466,7 +1473,7 @@ crefinder_scrub(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
-	Evaluate(crefinder_current_tenant(), channel, contacts, n, at, NULL, NoExclusions());
+	Evaluate(crefinder_current_tenant(), channel, contacts, n, at, NoExclusions());
 	{
 		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
 

@@ -17,7 +17,7 @@ typedef struct CrefinderDecision
 } CrefinderDecision;
 
 extern void crefinder_check_before_send(Datum tenant, const char *channel, int n,
-										const char **contacts, int64 property_id,
+										const char **contacts, const int64 *property_ids,
 										TimestampTz at, Datum exclude,
 										CrefinderDecision *decisions);
 

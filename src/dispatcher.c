@@ -282,10 +282,10 @@ GetInt64(HeapTuple tuple, TupleDesc desc, int col)
 }
 
 /*
- * Recheck runs the compliance decision for the claimed messages: those
- * without a property together per (tenant, channel), the others one by
- * one.  A refused message gets status blocked, or queued (held) with
- * next_attempt_at when the refusal is time-based.
+ * Recheck runs the compliance decision for the claimed messages, together
+ * per (tenant, channel), each with its own property's context.  A refused
+ * message gets status blocked, or queued (held) with next_attempt_at when
+ * the refusal is time-based.
  */
 static void
 Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
@@ -296,6 +296,7 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 	for (int i = 0; i < n; i++)
 	{
 		const char **contacts;
+		int64	   *properties;
 		OutboundMessage **group;
 		CrefinderDecision *decisions;
 		int			count = 0;
@@ -303,21 +304,21 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 		if (done[i])
 			continue;
 		contacts = palloc(sizeof(char *) * n);
+		properties = palloc(sizeof(int64) * n);
 		group = palloc(sizeof(OutboundMessage *) * n);
 		for (int j = i; j < n; j++)
 		{
 			if (done[j] || strcmp(claimed[j]->tenant, claimed[i]->tenant) != 0 ||
-				strcmp(claimed[j]->channel, claimed[i]->channel) != 0 ||
-				claimed[j]->property_id != claimed[i]->property_id ||
-				(claimed[i]->property_id != 0 && j != i))
+				strcmp(claimed[j]->channel, claimed[i]->channel) != 0)
 				continue;
 			done[j] = true;
 			contacts[count] = claimed[j]->to;
+			properties[count] = claimed[j]->property_id;
 			group[count++] = claimed[j];
 		}
 		decisions = palloc(sizeof(CrefinderDecision) * count);
 		crefinder_check_before_send(DirectFunctionCall1(uuid_in, CStringGetDatum(claimed[i]->tenant)),
-									claimed[i]->channel, count, contacts, claimed[i]->property_id,
+									claimed[i]->channel, count, contacts, properties,
 									now, exclude, decisions);
 		for (int k = 0; k < count; k++)
 		{
