@@ -64,6 +64,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_any(self, method):
         body = self.read_body()
+        if len(body) < int(self.headers.get("Content-Length") or 0):
+            # the client went away in the middle of its request (a killed
+            # dispatcher): like a real provider, never process half a request
+            self.close_connection = True
+            return
         url = urlsplit(self.path)
         if url.path.startswith("/_sandbox/"):
             return self.control(method, url.path, body)
