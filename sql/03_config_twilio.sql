@@ -73,7 +73,9 @@ FROM (VALUES
     (43, 'smsWebhookUrl', '""'),
     (44, 'phoneNumber', '"+1305555\n0123"'),
     (45, 'statusCallback', '"https://app.example.com/x"'),
-    (46, 'phoneNumber', '{"number": "+13055550123"}')
+    (46, 'phoneNumber', '{"number": "+13055550123"}'),
+    (47, 'scheduleAtTwilio', 'true'),
+    (48, 'scheduleAtTwilio', '"yes"')
 ) AS v(n, field, value)
 ORDER BY n;
 
@@ -88,7 +90,10 @@ FROM (VALUES
     (3, '{"apiSecret": "abcdEFGH0123456789ijklMNOPqrstUV"}'),
     (4, '{"apiKey": "AC0123456789abcdef0123456789abcdef", "apiSecret": "abcdEFGH0123456789ijklMNOPqrstUV"}'),
     (5, '{"apiKey": "SK0123456789abcdef0123456789abcdef", "apiSecret": "short"}'),
-    (6, '{"apiKey": "SK0123456789abcdef0123456789abcdef", "apiSecret": "abcdEFGH0123456789ijklMNOPqrst-+"}')
+    (6, '{"apiKey": "SK0123456789abcdef0123456789abcdef", "apiSecret": "abcdEFGH0123456789ijklMNOPqrst-+"}'),
+    -- Twilio schedules messages (SendAt) only through a Messaging Service
+    (7, '{"scheduleAtTwilio": true, "messagingServiceSid": "MG0123456789abcdef0123456789abcdef"}'),
+    (8, '{"scheduleAtTwilio": false}')
 ) AS v(n, extra)
 ORDER BY n;
 

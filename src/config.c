@@ -123,6 +123,8 @@ static const FieldSpec twilio_fields[] = {
 	{.name = "timeZoneHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "autoOptOutHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
+	/* scheduled sends through the messaging service go to Twilio with SendAt */
+	{.name = "scheduleAtTwilio", .kind = FIELD_BOOLEAN, .default_value = "false"},
 };
 
 static const FieldSpec sendgrid_fields[] = {
@@ -559,6 +561,17 @@ CheckConfig(const ProviderSpec *provider, Jsonb *input, Jsonb *stored,
 		if (have[key_secret - provider->fields] && !has_sid)
 			appendStringInfo(errors, "%sapiKey: is required when apiSecret is set",
 							 errors->len > 0 ? "\n" : "");
+
+		/* Twilio schedules messages (SendAt) only through a Messaging Service. */
+		{
+			JsonbValue *schedule = getKeyJsonValueFromContainer(&input->root, "scheduleAtTwilio", 16, NULL);
+			const FieldSpec *service = FindField(provider, "messagingServiceSid", 19);
+
+			if (schedule != NULL && schedule->type == jbvBool && schedule->val.boolean &&
+				!have[service - provider->fields])
+				appendStringInfo(errors, "%sscheduleAtTwilio: needs messagingServiceSid (Twilio schedules messages only through a Messaging Service)",
+								 errors->len > 0 ? "\n" : "");
+		}
 	}
 
 	/* Anything the provider does not have is refused. */

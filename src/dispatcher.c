@@ -293,6 +293,13 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 	TimestampTz now = GetCurrentTimestamp();
 	bool	   *done = palloc0(sizeof(bool) * n);
 
+	/*
+	 * Settled messages and cancellations are not checked; a text handed to
+	 * Twilio with SendAt is checked for the instant it will go out.
+	 */
+	for (int i = 0; i < n; i++)
+		done[i] = claimed[i]->status != NULL || claimed[i]->twilio_cancel;
+
 	for (int i = 0; i < n; i++)
 	{
 		const char **contacts;
@@ -300,6 +307,7 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 		OutboundMessage **group;
 		CrefinderDecision *decisions;
 		int			count = 0;
+		TimestampTz at = claimed[i]->schedule_at ? claimed[i]->schedule_at : now;
 
 		if (done[i])
 			continue;
@@ -309,7 +317,8 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 		for (int j = i; j < n; j++)
 		{
 			if (done[j] || strcmp(claimed[j]->tenant, claimed[i]->tenant) != 0 ||
-				strcmp(claimed[j]->channel, claimed[i]->channel) != 0)
+				strcmp(claimed[j]->channel, claimed[i]->channel) != 0 ||
+				claimed[j]->schedule_at != claimed[i]->schedule_at)
 				continue;
 			done[j] = true;
 			contacts[count] = claimed[j]->to;
@@ -319,7 +328,7 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 		decisions = palloc(sizeof(CrefinderDecision) * count);
 		crefinder_check_before_send(DirectFunctionCall1(uuid_in, CStringGetDatum(claimed[i]->tenant)),
 									claimed[i]->channel, count, contacts, properties,
-									now, exclude, decisions);
+									at, exclude, decisions);
 		for (int k = 0; k < count; k++)
 		{
 			if (decisions[k].reason == NULL)
@@ -532,6 +541,47 @@ TakeCallSlot(HTAB **calls, OutboundMessage *m, MemoryContext cxt)
  * send (allocated in cxt) in *out and how many there are; *full says whether
  * limit messages were due (so more may be).
  */
+/*
+ * ScheduleAtTwilio reads a text's Twilio scheduling (see enqueue() in
+ * 60_sending.sql).  A cancellation request needs the scheduled message's
+ * sid.  A message for a time at least SENDAT_MIN_SECONDS ahead goes out
+ * now with SendAt; one due sooner than that waits in the queue until it
+ * is due and then goes out like any other.
+ */
+#define SENDAT_MIN_SECONDS (15 * 60 + 30)	/* Twilio: at least 15 minutes */
+
+static void
+ScheduleAtTwilio(OutboundMessage *m, TimestampTz now)
+{
+	char	   *send_at = outbound_text(m->payload, "twilio_send_at");
+	char	   *cancel = outbound_text(m->payload, "twilio_cancel");
+
+	m->twilio_cancel = cancel != NULL && strcmp(cancel, "true") == 0;
+	if (m->twilio_cancel)
+	{
+		if (m->scheduled_sid == NULL)
+		{
+			m->status = "failed";
+			m->error = pstrdup("nothing to cancel at Twilio: the message has no sid");
+		}
+		return;
+	}
+	if (send_at != NULL)
+	{
+		TimestampTz at = outbound_timestamp(send_at);
+
+		if (at >= now + (int64) SENDAT_MIN_SECONDS * USECS_PER_SEC)
+			m->schedule_at = at;
+		else if (at > now)
+		{
+			m->status = "queued";
+			m->deferred = true;
+			m->next_attempt_at = at;
+			m->error = pstrdup("waiting: too close to its time for Twilio's SendAt, sent when due");
+		}
+	}
+}
+
 static int
 Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 {
@@ -564,7 +614,8 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 							   "  ORDER BY e.next_attempt_at LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
 							   "SELECT e.id, e.user_id::text, e.channel, e.to_contact, e.attempts + 1, "
 							   "  e.property_id, e.campaign_id, e.payload, c.config, c.secrets, "
-							   "  p.owner_name, p.property_address, p.property_city, p.property_state, p.property_zip "
+							   "  p.owner_name, p.property_address, p.property_city, p.property_state, p.property_zip, "
+							   "  e.provider_message_id "
 							   "FROM due JOIN crefinder.outbound_events e ON e.id = due.id "
 							   "LEFT JOIN crefinder.integration_configs c ON c.user_id = e.user_id "
 							   "  AND c.provider = crefinder.channel_provider(e.channel) "
@@ -606,11 +657,14 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 		m->property_city = GetText(t, d, 13);
 		m->property_state = GetText(t, d, 14);
 		m->property_zip = GetText(t, d, 15);
+		m->scheduled_sid = GetText(t, d, 16);
 		if (m->config == NULL)
 		{
 			m->status = "failed";
 			m->error = psprintf("the tenant has no settings for the %s channel's provider", m->channel);
 		}
+		else
+			ScheduleAtTwilio(m, now);
 		claimed[i] = m;
 		ids[i] = Int64GetDatum(m->id);
 	}
@@ -846,6 +900,22 @@ Classify(OutboundMessage *m)
 		else
 			m->next_attempt_at = Backoff(m);
 	}
+
+	/*
+	 * A cancellation that Twilio took leaves the message cancelled; one it
+	 * refused leaves the message as it was: sent, scheduled at Twilio.
+	 */
+	if (m->twilio_cancel)
+	{
+		m->opt_out = false;
+		if (strcmp(m->status, "sent") == 0)
+			m->status = "cancelled";
+		else if (strcmp(m->status, "failed") == 0)
+		{
+			m->status = "sent";
+			m->error = psprintf("Twilio did not cancel the scheduled message: %s", m->error);
+		}
+	}
 }
 
 static Datum
@@ -913,7 +983,7 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 							   "  provider_status = coalesce(r.pstatus, e.provider_status), "
 							   "  last_error = r.error, block_reason = r.block, "
 							   "  next_attempt_at = coalesce(r.next::timestamptz, e.next_attempt_at), "
-							   "  sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE e.sent_at END, "
+							   "  sent_at = CASE WHEN r.status = 'sent' THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
 							   "  updated_at = now() "
 							   "FROM unnest($1, $2, $3, $4, $5, $6, $7) AS r(id, status, pmid, pstatus, error, block, next) "
 							   "WHERE e.id = r.id AND e.status = $8",

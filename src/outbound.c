@@ -9,6 +9,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "config.h"
 #include "crypto.h"
@@ -161,4 +162,12 @@ outbound_api_url(const char *base, const char *path)
 	while (len > 0 && base[len - 1] == '/')
 		len--;
 	return psprintf("%.*s%s", (int) len, base, path);
+}
+
+/* outbound_timestamp reads a timestamp with time zone (ISO 8601). */
+TimestampTz
+outbound_timestamp(const char *text)
+{
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 }

@@ -33,11 +33,16 @@ typedef struct OutboundMessage
 	char	   *property_city;
 	char	   *property_state;
 	char	   *property_zip;
+	/* Twilio scheduling (payload twilio_send_at / twilio_cancel) */
+	TimestampTz schedule_at;	/* hand over with SendAt for this time; 0: now */
+	bool		twilio_cancel;	/* ask Twilio to cancel the scheduled message */
+	char	   *scheduled_sid;	/* its sid (provider_message_id) */
 
 	HttpRequest request;
 
 	/* the outcome */
-	const char *status;			/* sent, queued (retry), failed, blocked */
+	const char *status;			/* sent, queued (retry), failed, blocked,
+								 * cancelled */
 	char	   *provider_message_id;
 	char	   *provider_status;
 	char	   *error;
@@ -62,6 +67,7 @@ extern struct curl_slist *outbound_bearer(OutboundMessage *m, const char *provid
 extern void outbound_json_string(StringInfo buf, const char *key, const char *value, bool *first);
 extern Jsonb *outbound_parse_json(const char *text);
 extern char *outbound_api_url(const char *base, const char *path);
+extern TimestampTz outbound_timestamp(const char *text);
 
 /* provider modules: fill m->request; read a 2xx answer into m */
 extern void twilio_build(OutboundMessage *m);

@@ -5,11 +5,14 @@
  *
  * POST {crefinder.twilio_api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json,
  * form-encoded, Basic auth with the API key and secret when configured,
- * else the Account SID and auth token.
+ * else the Account SID and auth token; and the request that cancels a
+ * message scheduled with SendAt.
  */
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "pgtime.h"
+#include "utils/timestamp.h"
 
 #include "guc.h"
 #include "outbound.h"
@@ -26,10 +29,46 @@ AddParam(StringInfo form, const char *name, const char *value)
 	pfree(escaped);
 }
 
+/* SendAt is ISO 8601 in UTC, to the second. */
+static char *
+SendAtText(TimestampTz at)
+{
+	pg_time_t	t = timestamptz_to_time_t(at);
+	struct pg_tm *tm = pg_gmtime(&t);
+	char		buf[32];
+
+	pg_strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", tm);
+	return pstrdup(buf);
+}
+
+/* The credentials: the API key and its secret when configured. */
+static void
+SetCredentials(OutboundMessage *m, char *account)
+{
+	char	   *api_key = outbound_text(m->config, "apiKey");
+
+	if (api_key != NULL)
+	{
+		m->request.username = api_key;
+		m->request.password = outbound_secret(m, "twilio", "apiSecret");
+	}
+	else
+	{
+		m->request.username = account;
+		m->request.password = outbound_secret(m, "twilio", "authToken");
+	}
+}
+
 /*
- * twilio_build fills m->request: To, From (or MessagingServiceSid), Body,
- * every MediaUrl, StatusCallback when the tenant has a webhook URL.
+ * twilio_build fills m->request.  A message: To, From or
+ * MessagingServiceSid, Body, every MediaUrl, StatusCallback when the tenant
+ * has a webhook URL, and SendAt + ScheduleType=fixed when it is handed over
+ * ahead of its time (which needs the messaging service).  SMS go through
+ * the messaging service when there is one, else from phoneNumber; WhatsApp
+ * from whatsappNumber when there is one, else through the service.
  * WhatsApp numbers carry the "whatsapp:" prefix on both sides.
+ *
+ * A cancellation: POST .../Messages/{sid}.json with Status=canceled.
  */
 void
 twilio_build(OutboundMessage *m)
@@ -38,16 +77,29 @@ twilio_build(OutboundMessage *m)
 	char	   *account = outbound_text(m->config, "accountSid");
 	char	   *service = outbound_text(m->config, "messagingServiceSid");
 	char	   *from = outbound_text(m->config, whatsapp ? "whatsappNumber" : "phoneNumber");
-	char	   *api_key = outbound_text(m->config, "apiKey");
 	Jsonb	   *media = outbound_object(m->payload, "media_urls");
 	StringInfoData form;
 
 	initStringInfo(&form);
+	m->request.headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+	m->request.headers = curl_slist_append(m->request.headers, "Accept: application/json");
+	SetCredentials(m, account);
+
+	if (m->twilio_cancel)
+	{
+		AddParam(&form, "Status", "canceled");
+		m->request.url = outbound_api_url(crefinder_twilio_api_url,
+										  psprintf("/2010-04-01/Accounts/%s/Messages/%s.json",
+												   account, m->scheduled_sid));
+		m->request.body = form.data;
+		return;
+	}
+
 	AddParam(&form, "To", whatsapp ? psprintf("whatsapp:%s", m->to) : m->to);
-	if (from != NULL)
-		AddParam(&form, "From", whatsapp ? psprintf("whatsapp:%s", from) : from);
-	else
+	if (service != NULL && (m->schedule_at != 0 || !whatsapp || from == NULL))
 		AddParam(&form, "MessagingServiceSid", service);
+	else
+		AddParam(&form, "From", whatsapp ? psprintf("whatsapp:%s", from) : from);
 	AddParam(&form, "Body", outbound_text(m->payload, "body"));
 	if (media != NULL)
 	{
@@ -60,22 +112,15 @@ twilio_build(OutboundMessage *m)
 				AddParam(&form, "MediaUrl", pnstrdup(v.val.string.val, v.val.string.len));
 	}
 	AddParam(&form, "StatusCallback", outbound_text(m->config, "smsWebhookUrl"));
+	if (m->schedule_at != 0)
+	{
+		AddParam(&form, "SendAt", SendAtText(m->schedule_at));
+		AddParam(&form, "ScheduleType", "fixed");
+	}
 
 	m->request.url = outbound_api_url(crefinder_twilio_api_url,
 									  psprintf("/2010-04-01/Accounts/%s/Messages.json", account));
 	m->request.body = form.data;
-	m->request.headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
-	m->request.headers = curl_slist_append(m->request.headers, "Accept: application/json");
-	if (api_key != NULL)
-	{
-		m->request.username = api_key;
-		m->request.password = outbound_secret(m, "twilio", "apiSecret");
-	}
-	else
-	{
-		m->request.username = account;
-		m->request.password = outbound_secret(m, "twilio", "authToken");
-	}
 }
 
 /* twilio_accepted reads the Message resource of a 201: sid and status. */

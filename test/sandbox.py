@@ -5,6 +5,10 @@ Speaks the endpoints crefinder calls, with the providers' real response
 shapes (Twilio 201 Message JSON with an SM + 32 hex sid, SendGrid 202 with
 X-Message-Id, Vapi 201 Call JSON), checks credentials, records every
 request, and injects faults on command.  Listens on 127.0.0.1 only.
+Twilio scheduling as Twilio does it: SendAt + ScheduleType=fixed through a
+messaging service gives a "scheduled" message (SendAt 15 minutes to 35 days
+ahead, else 400 code 35114); POST .../Messages/{sid}.json Status=canceled
+cancels a scheduled one (200), 404 code 20404 for an unknown sid.
 
 Control endpoints (JSON):
   POST /_sandbox/credentials  {"twilio": [[user, password], ...], "sendgrid": [key, ...], "vapi": [key, ...]}
@@ -17,6 +21,7 @@ Control endpoints (JSON):
 Run: test/sandbox.py [PORT]  (prints "listening PORT" once ready; PORT 0 picks a free one).
 """
 import base64
+import calendar
 import json
 import os
 import secrets
@@ -28,7 +33,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.Lock()
-STATE = {"requests": [], "faults": [], "twilio": set(), "sendgrid": set(), "vapi": set()}
+STATE = {"requests": [], "faults": [], "twilio": set(), "sendgrid": set(), "vapi": set(),
+         "messages": {}}   # Twilio message sid -> its resource (status scheduled, canceled, ...)
+SENDAT_MIN, SENDAT_MAX = 900, 35 * 86400   # Twilio schedules 15 minutes to 35 days ahead
 
 
 def take_fault(path):
@@ -132,15 +139,47 @@ class Handler(BaseHTTPRequestHandler):
             if parts[3:] == ["Messages.json"] and method == "POST":
                 form = parse_qs(body.decode(), keep_blank_values=True)
                 sid = "SM" + secrets.token_hex(16)
-                return self.reply(201, {
-                    "sid": sid, "account_sid": account, "status": "scheduled" if "SendAt" in form else "queued",
+                scheduled = False
+                if "ScheduleType" in form and "MessagingServiceSid" in form:
+                    # without a messaging service Twilio sends at once
+                    try:
+                        at = calendar.timegm(time.strptime(form["SendAt"][0], "%Y-%m-%dT%H:%M:%SZ"))
+                    except (KeyError, ValueError):
+                        return self.reply(400, {"code": 35111, "message": "SendAt timestamp is missing",
+                                                "status": 400})
+                    if form["ScheduleType"][0] != "fixed" or not SENDAT_MIN <= at - time.time() <= SENDAT_MAX:
+                        return self.reply(400, {"code": 35114, "status": 400,
+                                                "message": "Scheduling does not support this timestamp"})
+                    scheduled = True
+                resource = {
+                    "sid": sid, "account_sid": account, "status": "scheduled" if scheduled else "queued",
                     "to": form.get("To", [None])[0], "from": form.get("From", [None])[0],
                     "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
                     "body": form.get("Body", [""])[0], "num_segments": "1", "num_media": str(len(form.get("MediaUrl", []))),
                     "price": None, "price_unit": "USD", "error_code": None, "error_message": None,
                     "direction": "outbound-api", "api_version": "2010-04-01",
                     "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
-                    "uri": "/2010-04-01/Accounts/%s/Messages/%s.json" % (account, sid)})
+                    "uri": "/2010-04-01/Accounts/%s/Messages/%s.json" % (account, sid)}
+                with LOCK:
+                    STATE["messages"][sid] = resource
+                return self.reply(201, resource)
+            if len(parts) == 5 and parts[3] == "Messages" and parts[4].endswith(".json") and method == "POST":
+                form = parse_qs(body.decode(), keep_blank_values=True)
+                with LOCK:
+                    resource = STATE["messages"].get(parts[4][:-5])
+                    if resource is not None and resource["account_sid"] != account:
+                        resource = None
+                    cancelable = resource is not None and resource["status"] == "scheduled"
+                    if cancelable and form.get("Status") == ["canceled"]:
+                        resource["status"] = "canceled"
+                    resource = dict(resource or {})
+                if not resource:
+                    return self.reply(404, {"code": 20404, "message": "The requested resource %s was not found"
+                                            % url.path, "status": 404})
+                if not cancelable or form.get("Status") != ["canceled"]:
+                    return self.reply(400, {"code": 21220, "status": 400,
+                                            "message": "Invalid parameter: the message cannot be canceled"})
+                return self.reply(200, resource)
             if parts[3:] == ["IncomingPhoneNumbers.json"] and method == "GET":
                 return self.reply(200, {"incoming_phone_numbers": [
                     {"phone_number": "+13055550100", "capabilities": {"sms": True, "voice": True, "mms": True}},
@@ -203,6 +242,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE["requests"].clear()
                 STATE["faults"].clear()
+                STATE["messages"].clear()
             return self.reply(200, {"ok": True})
         return self.reply(404, {"message": "no such control endpoint"})
 

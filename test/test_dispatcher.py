@@ -12,6 +12,7 @@ import time
 from urllib.parse import parse_qs
 
 import jsonschema
+import psycopg2
 import psycopg2.extras
 
 from cluster import Sandbox, TEST_DATABASE
@@ -330,6 +331,118 @@ def test_cancel_and_opt_out_before_dispatch(cluster):
         assert s.row(cancelled)[0] == "cancelled"
         tos = [parse_qs(r["body"])["To"][0] for r in s.requests_to("/Messages.json")]
         assert tos == ["+12125550132"], tos
+    finally:
+        s.close()
+
+
+def check_twilio_update_contract(form):
+    """A Messages/{Sid}.json form body against Twilio's UpdateMessageRequest."""
+    schema = contract("twilio_update_message.json")
+    unknown = set(form) - set(schema["properties"])
+    assert not unknown, "parameters Twilio does not have: %r" % unknown
+    jsonschema.Draft202012Validator(schema).validate({k: v[0] for k, v in form.items()})
+
+
+SERVICE = "MG" + "2" * 32
+
+
+def test_scheduled_at_twilio_and_cancelled_there(cluster):
+    s = Setup(cluster)
+    try:
+        cur = s.cur
+        basic = "Basic " + base64.b64encode(("%s:%s" % (ACCOUNT, TOKEN)).encode()).decode()
+        try:
+            s.configure("twilio", {"accountSid": ACCOUNT, "authToken": TOKEN, "scheduleAtTwilio": True})
+            raise AssertionError("scheduleAtTwilio without a messaging service was accepted")
+        except psycopg2.Error as e:
+            assert e.pgcode == "22023" and "scheduleAtTwilio: needs messagingServiceSid" in e.pgerror, e.pgerror
+        s.configure("twilio", {"accountSid": ACCOUNT, "authToken": TOKEN, "phoneNumber": "+13055550100",
+                               "whatsappNumber": "+13055550199", "messagingServiceSid": SERVICE,
+                               "scheduleAtTwilio": True})
+
+        def send(to, ahead):
+            cur.execute("SELECT crefinder.send_sms(%s, 'see you then', send_at => now() + %s::interval), "
+                        "to_char(date_trunc('second', now() + %s::interval) AT TIME ZONE 'UTC', "
+                        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", (to, ahead, ahead))
+            return cur.fetchone()
+
+        def form_to(to):
+            forms = [parse_qs(r["body"]) for r in s.requests_to("/Messages.json")]
+            return [f for f in forms if f["To"] == [to]]
+
+        # Two hours ahead: handed over now with SendAt, through the service.
+        kept, kept_at = send("+12125550150", "2 hours")
+        cancelled, _ = send("+12125550151", "3 hours")
+        opted, _ = send("+12125550152", "4 hours")
+        for m in (kept, cancelled, opted):
+            assert s.wait_status(m, ("sent", "failed")) == "sent", s.row(m)
+            assert s.row(m)[2] == "scheduled"
+        (f,) = form_to("+12125550150")
+        check_twilio_contract(f)
+        assert f["MessagingServiceSid"] == [SERVICE] and "From" not in f
+        assert f["SendAt"] == [kept_at] and f["ScheduleType"] == ["fixed"]
+        assert f["Body"] == ["see you then"]
+
+        # cancel(): the scheduled message is cancelled at Twilio.
+        sid = s.row(cancelled)[1]
+        cur.execute("SELECT crefinder.cancel(%s)", (cancelled,))
+        assert cur.fetchone()[0] is True
+        assert s.wait_status(cancelled, ("cancelled", "sent", "failed", "unknown")) == "cancelled", s.row(cancelled)
+        assert s.row(cancelled)[1:3] == (sid, "canceled")
+        (r,) = s.requests_to("/Messages/%s.json" % sid)
+        assert r["method"] == "POST" and r["path"] == "/2010-04-01/Accounts/%s/Messages/%s.json" % (ACCOUNT, sid)
+        assert r["headers"]["authorization"] == basic
+        assert r["headers"]["content-type"] == "application/x-www-form-urlencoded"
+        assert parse_qs(r["body"]) == {"Status": ["canceled"]}
+        check_twilio_update_contract(parse_qs(r["body"]))
+        cur.execute("SELECT crefinder.cancel(%s)", (cancelled,))
+        assert cur.fetchone()[0] is False
+
+        # A new opt-out cancels what waits at Twilio for that number.
+        cur.execute("SELECT crefinder.opt_out('sms', '+12125550152', 'STOP')")
+        assert s.wait_status(opted, ("cancelled", "failed", "unknown")) == "cancelled", s.row(opted)
+        assert s.row(kept)[:3] == ("sent", s.row(kept)[1], "scheduled")
+
+        # Twilio refusing a cancellation leaves the message sent, with why.
+        refused, _ = send("+12125550153", "5 hours")
+        assert s.wait_status(refused, ("sent", "failed")) == "sent"
+        refused_sid = s.row(refused)[1]
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01/Accounts/%s/Messages/%s.json"
+                                                    % (ACCOUNT, refused_sid), "fault": "400", "count": 1})
+        cur.execute("SELECT crefinder.cancel(%s)", (refused,))
+        assert cur.fetchone()[0] is True
+        deadline = time.time() + 20
+        while s.row(refused)[4] is None and time.time() < deadline:
+            time.sleep(0.05)
+        status, _, pstatus, _, error = s.row(refused)
+        assert (status, pstatus) == ("sent", "scheduled"), s.row(refused)
+        assert error.startswith("Twilio did not cancel the scheduled message: HTTP 400"), error
+
+        # Too close for SendAt (Twilio wants 15 minutes): waits in the outbox
+        # and goes out when due, without SendAt.
+        soon, _ = send("+12125550154", "3 seconds")
+        cur.execute("SELECT payload ? 'twilio_send_at' FROM crefinder.outbound_events WHERE id = %s", (soon,))
+        assert cur.fetchone()[0] is False
+        assert s.wait_status(soon, ("sent", "failed")) == "sent"
+        (f,) = form_to("+12125550154")
+        assert "SendAt" not in f and f["MessagingServiceSid"] == [SERVICE]
+        cur.execute("SELECT sent_at >= created_at + interval '2.9 seconds' FROM crefinder.outbound_events "
+                    "WHERE id = %s", (soon,))
+        assert cur.fetchone()[0] is True
+
+        # Beyond Twilio's 35 days: handed over 34 days ahead of its time.
+        far, _ = send("+12125550155", "40 days")
+        cur.execute("SELECT status, next_attempt_at - now() BETWEEN interval '5 days 23 hours' AND interval '6 days', "
+                    "payload ->> 'twilio_send_at' FROM crefinder.outbound_events WHERE id = %s", (far,))
+        status, six_days, send_at = cur.fetchone()
+        assert status == "queued" and six_days is True and send_at.endswith("Z")
+
+        # WhatsApp keeps its own sender unless it is scheduled at Twilio.
+        cur.execute("SELECT crefinder.send_whatsapp('+12125550156', 'hola')")
+        w = cur.fetchone()[0]
+        assert s.wait_status(w, ("sent", "failed")) == "sent"
+        (f,) = form_to("whatsapp:+12125550156")
+        assert f["From"] == ["whatsapp:+13055550199"] and "MessagingServiceSid" not in f
     finally:
         s.close()
 

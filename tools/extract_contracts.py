@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Extract from the providers' OpenAPI documents the request schemas the
-tests validate crefinder's requests against: Twilio's CreateMessageRequest,
+tests validate crefinder's requests against: Twilio's CreateMessageRequest
+and UpdateMessageRequest (cancelling a scheduled message),
 SendGrid's mail send body, Vapi's CreateCallDTO (with every schema it
 references).  Descriptions and examples are dropped to keep them small.
 
@@ -44,8 +45,18 @@ def write(name, schema):
 
 twilio = json.load(open(os.path.join(SRC, "twilio", "twilio_api_v2010.json")))
 post = twilio["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages.json"]["post"]
-write("twilio_create_message.json",
-      post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"])
+
+
+def form_schema(operation):
+    """An operation's form body schema with the enums it references."""
+    schema = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    refs = re.findall(r'#/components/schemas/([A-Za-z0-9_.-]+)', json.dumps(schema))
+    return dict(schema, components={"schemas": closure(twilio["components"]["schemas"], refs)})
+
+
+write("twilio_create_message.json", form_schema(post))
+write("twilio_update_message.json",
+      form_schema(twilio["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"]["post"]))
 
 sendgrid = json.load(open(os.path.join(SRC, "sendgrid", "tsg_mail_v3.json")))
 body = sendgrid["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]["schema"]

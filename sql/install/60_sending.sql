@@ -68,6 +68,8 @@ DECLARE
     due timestamptz := greatest(coalesce(send_at, now()), now());
     decision record;
     message_id bigint;
+    goes_at timestamptz;
+    cfg jsonb;
 BEGIN
     IF send_at IS NOT NULL AND send_at < now() - interval '1 second' THEN
         RAISE EXCEPTION 'send_at is in the past'
@@ -76,6 +78,25 @@ BEGIN
                   HINT = 'Leave send_at NULL to send as soon as allowed.';
     END IF;
     SELECT * INTO decision FROM crefinder.can_contact(channel, to_contact, due, property_id);
+    goes_at := coalesce(decision.next_allowed_at, due);
+
+    -- A text scheduled at least 16 minutes ahead, for a tenant whose Twilio
+    -- settings say scheduleAtTwilio (with a messaging service), is handed to
+    -- Twilio early with SendAt (Twilio takes 15 minutes to 35 days ahead):
+    -- the dispatcher sends it up to 34 days before it is due and re-checks
+    -- it for that instant.  cancel() and a new opt-out cancel it at Twilio.
+    IF channel IN ('sms', 'whatsapp') AND send_at IS NOT NULL
+       AND (decision.allowed OR decision.next_allowed_at IS NOT NULL)
+       AND goes_at >= now() + interval '16 minutes' THEN
+        SELECT c.config INTO cfg FROM crefinder.integration_configs c
+        WHERE c.user_id = crefinder.current_user_id() AND c.provider = 'twilio';
+        IF coalesce((cfg ->> 'scheduleAtTwilio')::boolean, false) AND cfg ? 'messagingServiceSid' THEN
+            goes_at := date_trunc('second', goes_at);
+            payload := payload || jsonb_build_object(
+                'twilio_send_at', to_char(goes_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
+            goes_at := greatest(now(), goes_at - interval '34 days');
+        END IF;
+    END IF;
 
     INSERT INTO crefinder.outbound_events
         (channel, to_contact, status, block_reason, property_id, campaign_id, payload, next_attempt_at)
@@ -85,7 +106,7 @@ BEGIN
             property_id, campaign_id,
             payload || CASE WHEN NOT decision.allowed AND decision.next_allowed_at IS NOT NULL
                             THEN jsonb_build_object('held_for', decision.reason) ELSE '{}'::jsonb END,
-            coalesce(decision.next_allowed_at, due))
+            goes_at)
     RETURNING id INTO message_id;
 
     IF decision.allowed OR decision.next_allowed_at IS NOT NULL THEN
@@ -259,19 +280,70 @@ BEGIN
 END
 $$;
 
--- cancel: a message still waiting to go out is never sent; true when it
--- was cancelled, false when it had already left or ended.
-CREATE FUNCTION crefinder.cancel(message_id bigint) RETURNS boolean
-    LANGUAGE sql
+-- cancel_at_twilio: messages already handed to Twilio for later (SendAt,
+-- provider_status scheduled, still ahead) go back to the queue marked
+-- twilio_cancel: the dispatcher asks Twilio to cancel them
+-- (Status=canceled) and records them cancelled.  Returns how many.
+CREATE FUNCTION crefinder.cancel_at_twilio(ids bigint[]) RETURNS integer
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
-    WITH cancelled AS (
-        UPDATE crefinder.outbound_events e
-        SET status = 'cancelled', updated_at = now()
-        WHERE e.id = cancel.message_id AND e.status = 'queued'
-        RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM cancelled)
+DECLARE
+    n integer;
+BEGIN
+    UPDATE crefinder.outbound_events e
+    SET status = 'queued', next_attempt_at = now(), attempts = 0, updated_at = now(),
+        payload = e.payload || '{"twilio_cancel": true}'
+    WHERE e.id = ANY (ids) AND e.status = 'sent' AND e.provider_status = 'scheduled'
+      AND e.payload ? 'twilio_send_at' AND NOT e.payload ? 'twilio_cancel'
+      AND (e.payload ->> 'twilio_send_at')::timestamptz > now();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM crefinder.wake_dispatcher_on_commit();
+    END IF;
+    RETURN n;
+END
 $$;
+
+-- cancel: a message still waiting to go out is never sent; true when it
+-- was cancelled (or, when it waits at Twilio with SendAt, its cancellation
+-- there is under way), false when it had already left or ended.
+CREATE FUNCTION crefinder.cancel(message_id bigint) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    UPDATE crefinder.outbound_events e
+    SET status = 'cancelled', updated_at = now()
+    WHERE e.id = cancel.message_id AND e.status = 'queued' AND NOT e.payload ? 'twilio_cancel';
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+    RETURN crefinder.cancel_at_twilio(ARRAY[message_id]) > 0
+        OR EXISTS (SELECT 1 FROM crefinder.outbound_events e
+                   WHERE e.id = cancel.message_id AND e.payload ? 'twilio_cancel'
+                     AND e.status IN ('queued', 'sending'));
+END
+$$;
+
+-- A new opt-out cancels the messages to that contact on that channel that
+-- wait at Twilio (scheduled with SendAt): the re-check they passed when
+-- they were handed over no longer holds.
+CREATE FUNCTION crefinder.cancel_scheduled_on_opt_out() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM crefinder.cancel_at_twilio(ARRAY(
+        SELECT e.id FROM crefinder.outbound_events e
+        WHERE e.user_id = NEW.user_id AND e.channel = NEW.channel AND e.to_contact = NEW.contact
+          AND e.status = 'sent' AND e.provider_status = 'scheduled'));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER cancel_scheduled_on_opt_out AFTER INSERT ON crefinder.opt_outs
+    FOR EACH ROW WHEN (NEW.channel IN ('sms', 'whatsapp') AND NEW.revoked_at IS NULL)
+    EXECUTE FUNCTION crefinder.cancel_scheduled_on_opt_out();
 
 -- The dispatcher's state, from shared memory.
 CREATE FUNCTION crefinder.dispatcher_status_rows(
