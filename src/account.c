@@ -17,6 +17,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -102,7 +103,11 @@ Exchange(HttpRequest *request)
 
 		http_start(client, request, crefinder_http_timeout_ms);
 		while (http_poll(client, SLICE_MS, done, 1) == 0)
+		{
+			/* a cancel or a timeout sets the latch: it ends the wait at once */
+			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
+		}
 	}
 	PG_FINALLY();
 	{

@@ -1151,7 +1151,12 @@ crefinder_dispatcher_main(Datum arg)
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(FATAL, (errmsg("could not initialise libcurl")));
-	client = http_client_create(crefinder_max_connections);
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		client = http_client_create(crefinder_max_connections);
+		MemoryContextSwitchTo(old);
+	}
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder dispatcher loop",
 									 ALLOCSET_DEFAULT_SIZES);
 	done = MemoryContextAlloc(TopMemoryContext, sizeof(HttpRequest *) * 10000);

@@ -8,18 +8,140 @@
  * Response bodies and headers are collected with malloc (libcurl calls
  * back from inside its own frames, where a PostgreSQL error must not
  * unwind) and freed by http_request_free().
+ *
+ * The transfers are driven by socket readiness: libcurl tells which
+ * sockets it wants watched (CURLMOPT_SOCKETFUNCTION) and when it next
+ * needs the clock (CURLMOPT_TIMERFUNCTION); http_poll() waits for them in
+ * one WaitEventSet together with the process latch, so a commit, a signal
+ * or a cancel ends the wait at once.
  */
 #include "postgres.h"
 
 #include <curl/curl.h>
 
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
 #include "http.h"
+
+#define MAX_EVENTS 256			/* socket events handled per wait */
+
+typedef struct WatchedSocket
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
+	int			pos;			/* in the wait event set; -1 until rebuilt */
+	bool		changed;		/* what changed since the set was built */
+} WatchedSocket;
 
 struct HttpClient
 {
 	CURLM	   *multi;
 	int			in_flight;
+	MemoryContext cxt;			/* where the wait event set lives */
+
+	/* the sockets libcurl wants watched (malloc'd: filled from callbacks) */
+	WatchedSocket *sockets;
+	int			nsockets;
+	int			maxsockets;
+	bool		rebuild;		/* sockets came or went */
+	WaitEventSet *events;
+
+	TimestampTz timer_at;		/* libcurl's next timeout; 0: none */
 };
+
+/* OnSocket records what libcurl wants of a socket (no PostgreSQL errors here). */
+static int
+OnSocket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	HttpClient *client = (HttpClient *) userp;
+	int			i;
+
+	for (i = 0; i < client->nsockets; i++)
+		if (client->sockets[i].fd == fd)
+			break;
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < client->nsockets)
+		{
+			client->sockets[i] = client->sockets[--client->nsockets];
+			client->rebuild = true;
+		}
+		return 0;
+	}
+	if (i == client->nsockets)
+	{
+		if (client->nsockets == client->maxsockets)
+		{
+			int			grown_max = Max(16, client->maxsockets * 2);
+			WatchedSocket *grown = realloc(client->sockets, sizeof(WatchedSocket) * grown_max);
+
+			if (grown == NULL)
+				return -1;		/* libcurl fails the transfer */
+			client->sockets = grown;
+			client->maxsockets = grown_max;
+		}
+		client->sockets[i].fd = fd;
+		client->sockets[i].pos = -1;
+		client->nsockets++;
+		client->rebuild = true;
+	}
+	else if (client->sockets[i].what != what)
+		client->sockets[i].changed = true;
+	client->sockets[i].what = what;
+	return 0;
+}
+
+/* OnTimer records when libcurl next needs to be called without activity. */
+static int
+OnTimer(CURLM *multi, long timeout_ms, void *userp)
+{
+	HttpClient *client = (HttpClient *) userp;
+
+	client->timer_at = timeout_ms < 0 ? 0 :
+		GetCurrentTimestamp() + (TimestampTz) timeout_ms * 1000;
+	return 0;
+}
+
+static uint32
+SocketEvents(int what)
+{
+	return (what & CURL_POLL_IN ? WL_SOCKET_READABLE : 0) |
+		(what & CURL_POLL_OUT ? WL_SOCKET_WRITEABLE : 0);
+}
+
+/* WatchSockets brings the wait event set up to date with libcurl's wishes. */
+static void
+WatchSockets(HttpClient *client)
+{
+	if (client->rebuild || client->events == NULL)
+	{
+		if (client->events != NULL)
+			FreeWaitEventSet(client->events);
+		client->events = NULL;
+		client->events = CreateWaitEventSet(client->cxt, client->nsockets + 2);
+		AddWaitEventToSet(client->events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(client->events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int i = 0; i < client->nsockets; i++)
+		{
+			client->sockets[i].pos = AddWaitEventToSet(client->events,
+													   SocketEvents(client->sockets[i].what),
+													   client->sockets[i].fd, NULL, NULL);
+			client->sockets[i].changed = false;
+		}
+		client->rebuild = false;
+		return;
+	}
+	for (int i = 0; i < client->nsockets; i++)
+		if (client->sockets[i].changed)
+		{
+			ModifyWaitEvent(client->events, client->sockets[i].pos,
+							SocketEvents(client->sockets[i].what), NULL);
+			client->sockets[i].changed = false;
+		}
+}
 
 static size_t
 WriteBody(char *data, size_t size, size_t nmemb, void *userdata)
@@ -80,6 +202,7 @@ http_client_create(int max_host_connections)
 {
 	HttpClient *client = palloc0(sizeof(HttpClient));
 
+	client->cxt = CurrentMemoryContext;
 	client->multi = curl_multi_init();
 	if (client->multi == NULL)
 		ereport(ERROR,
@@ -87,6 +210,10 @@ http_client_create(int max_host_connections)
 				 errmsg("could not create a libcurl multi handle")));
 	curl_multi_setopt(client->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) max_host_connections);
 	curl_multi_setopt(client->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION, OnSocket);
+	curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
+	curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, OnTimer);
+	curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
 	return client;
 }
 
@@ -96,6 +223,9 @@ http_client_destroy(HttpClient *client)
 	if (client == NULL)
 		return;
 	curl_multi_cleanup(client->multi);
+	if (client->events != NULL)
+		FreeWaitEventSet(client->events);
+	free(client->sockets);
 	pfree(client);
 }
 
@@ -160,9 +290,10 @@ http_in_flight(HttpClient *client)
 
 /*
  * http_poll lets the requests progress, waiting at most timeout_ms for
- * socket activity, and returns up to max_done finished requests in done.
- * A finished request has left the multi handle; free it with
- * http_request_free().
+ * socket activity, libcurl's own timeouts or the process latch (which it
+ * leaves set: the caller resets it), and returns up to max_done finished
+ * requests in done.  A finished request has left the multi handle; free
+ * it with http_request_free().
  */
 int
 http_poll(HttpClient *client, int timeout_ms, HttpRequest **done, int max_done)
@@ -171,13 +302,38 @@ http_poll(HttpClient *client, int timeout_ms, HttpRequest **done, int max_done)
 	int			ndone = 0;
 	CURLMsg    *msg;
 	int			queued;
+	WaitEvent	occurred[MAX_EVENTS];
+	int			noccurred;
+	long		wait = timeout_ms;
 
-	curl_multi_perform(client->multi, &running);
-	if (running > 0 && timeout_ms > 0)
+	if (client->timer_at != 0)
 	{
-		curl_multi_poll(client->multi, NULL, 0, timeout_ms, NULL);
-		curl_multi_perform(client->multi, &running);
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(GetCurrentTimestamp(), client->timer_at, &secs, &usecs);
+		wait = Min(wait, secs * 1000 + (usecs + 999) / 1000);
 	}
+	WatchSockets(client);
+	noccurred = WaitEventSetWait(client->events, wait, occurred, MAX_EVENTS, PG_WAIT_EXTENSION);
+	for (int i = 0; i < noccurred; i++)
+	{
+		int			flags = 0;
+
+		if (!(occurred[i].events & WL_SOCKET_MASK))
+			continue;
+		if (occurred[i].events & WL_SOCKET_READABLE)
+			flags |= CURL_CSELECT_IN;
+		if (occurred[i].events & WL_SOCKET_WRITEABLE)
+			flags |= CURL_CSELECT_OUT;
+		curl_multi_socket_action(client->multi, occurred[i].fd, flags, &running);
+	}
+	if (client->timer_at != 0 && GetCurrentTimestamp() >= client->timer_at)
+	{
+		client->timer_at = 0;
+		curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+
 	while (ndone < max_done && (msg = curl_multi_info_read(client->multi, &queued)) != NULL)
 	{
 		HttpRequest *request;
