@@ -977,6 +977,14 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 	values[6] = TextArrayOf(next, n);
 	values[7] = CStringGetTextDatum(sending ? "sending" : "queued");
 
+	/*
+	 * Rows are found by primary key only.  "status IS NOT DISTINCT FROM"
+	 * (status is never null) keeps the partial index on sending rows out
+	 * of the plan: statistics taken while nothing was in flight make it
+	 * look like one row, and a nested loop over every row in flight that
+	 * rescans the unnest for each took 11.8 s instead of 18 ms for 5,000
+	 * outcomes with 8,000 in flight.
+	 */
 	BeginWork("recording outcomes");
 	rc = SPI_execute_with_args("UPDATE crefinder.outbound_events e SET "
 							   "  status = r.status, provider_message_id = coalesce(r.pmid, e.provider_message_id), "
@@ -986,7 +994,7 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 							   "  sent_at = CASE WHEN r.status = 'sent' THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
 							   "  updated_at = now() "
 							   "FROM unnest($1, $2, $3, $4, $5, $6, $7) AS r(id, status, pmid, pstatus, error, block, next) "
-							   "WHERE e.id = r.id AND e.status = $8",
+							   "WHERE e.id = r.id AND e.status IS NOT DISTINCT FROM $8",
 							   8, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record outcomes: %s", SPI_result_code_string(rc));
