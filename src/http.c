@@ -50,6 +50,7 @@ struct HttpClient
 	WaitEventSet *events;
 
 	TimestampTz timer_at;		/* libcurl's next timeout; 0: none */
+	bool		started;		/* requests were added since the last poll */
 };
 
 /* OnSocket records what libcurl wants of a socket (no PostgreSQL errors here). */
@@ -280,6 +281,7 @@ http_start(HttpClient *client, HttpRequest *request, long timeout_ms)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not add a request to the libcurl multi handle")));
 	client->in_flight++;
+	client->started = true;
 }
 
 int
@@ -306,6 +308,12 @@ http_poll(HttpClient *client, int timeout_ms, HttpRequest **done, int max_done)
 	int			noccurred;
 	long		wait = timeout_ms;
 
+	/* new requests go out at once, not after libcurl's first timer */
+	if (client->started)
+	{
+		client->started = false;
+		curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
 	if (client->timer_at != 0)
 	{
 		long		secs;
