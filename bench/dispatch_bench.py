@@ -8,7 +8,7 @@ time from commit until every one is recorded sent.  Also: commit-to-request
 latency when idle (nginx logs each request's arrival time), and the
 dispatcher's resident memory during the run.
 
-Usage: bench/dispatch_bench.py [--sms N] [--email N] [--calls N]
+Usage: bench/dispatch_bench.py [--sms N] [--email N] [--calls N] [--explain-ms MS]
 Needs nginx and wrk (apt-get install nginx-light wrk).
 """
 import argparse
@@ -74,6 +74,8 @@ def main():
     stop_on_sigterm()
     parser = argparse.ArgumentParser()
     parser.add_argument("--sms", type=int, default=100000)
+    parser.add_argument("--explain-ms", type=int, default=-1,
+                        help="log the plan of every statement slower than this (auto_explain)")
     parser.add_argument("--email", type=int, default=100000)
     parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=1000)
@@ -108,7 +110,9 @@ def main():
             "crefinder.twilio_api_url": "'%s'" % sink_url, "crefinder.sendgrid_api_url": "'%s'" % sink_url,
             "crefinder.vapi_api_url": "'%s'" % sink_url, "crefinder.dispatcher_enabled": "on",
             "crefinder.database": "'bench'", "crefinder.batch_size": str(args.batch_size),
-            "shared_buffers": "512MB", "max_wal_size": "4GB", "synchronous_commit": "off"}).start()
+            "shared_buffers": "512MB", "max_wal_size": "4GB", "synchronous_commit": "off",
+            **({"shared_preload_libraries": "'pg_cron,crefinder,auto_explain'",
+                "auto_explain.log_min_duration": str(args.explain_ms)} if args.explain_ms >= 0 else {})}).start()
         conn = cluster.fresh_database("bench")
         cur = conn.cursor()
         cur.execute("SET crefinder.user_id = %s", (TENANT,))

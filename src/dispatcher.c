@@ -1110,6 +1110,89 @@ typedef struct ClaimBatch
 	int			remaining;
 } ClaimBatch;
 
+/*
+ * Finished requests wait up to RECORD_WAIT_MS (or until half a batch of
+ * messages has finished, or nothing is in flight) and their outcomes are
+ * recorded together: one transaction per handful of answers cost more
+ * than the answers themselves.
+ */
+#define RECORD_WAIT_MS 10
+
+static HttpRequest **pending = NULL;
+static int	npending = 0;
+static int	max_pending = 0;
+static int	pending_messages = 0;
+static TimestampTz pending_since = 0;
+
+static void
+AddPending(HttpRequest *request)
+{
+	if (npending == max_pending)
+	{
+		max_pending = Max(1024, max_pending * 2);
+		pending = pending == NULL ?
+			MemoryContextAlloc(TopMemoryContext, sizeof(HttpRequest *) * max_pending) :
+			repalloc(pending, sizeof(HttpRequest *) * max_pending);
+	}
+	if (npending == 0)
+		pending_since = GetCurrentTimestamp();
+	pending[npending++] = request;
+	pending_messages += 1 + ((OutboundMessage *) request->owner)->nfollowers;
+}
+
+static long
+PendingWaitLeft(void)
+{
+	long		waited = (GetCurrentTimestamp() - pending_since) / 1000;
+
+	return npending == 0 ? RECORD_WAIT_MS : Max(0, RECORD_WAIT_MS - waited);
+}
+
+/*
+ * RecordPending classifies the finished requests (an email's answer is
+ * each of its recipients' answer), records their outcomes in one
+ * transaction and releases their requests and claims.
+ */
+static void
+RecordPending(HttpClient *client)
+{
+	OutboundMessage **finished;
+	int			nfinished = 0;
+
+	if (npending == 0)
+		return;
+	finished = palloc(sizeof(OutboundMessage *) * pending_messages);
+	for (int i = 0; i < npending; i++)
+	{
+		OutboundMessage *leader = (OutboundMessage *) pending[i]->owner;
+
+		Classify(leader);
+		finished[nfinished++] = leader;
+		for (int f = 0; f < leader->nfollowers; f++)
+		{
+			OutboundMessage *follower = leader->followers[f];
+
+			/* the leader's answer, read-only: freed once, with the leader's */
+			follower->request = leader->request;
+			follower->request.headers = NULL;
+			Classify(follower);
+			finished[nfinished++] = follower;
+		}
+	}
+	dispatcher_record(finished, nfinished, true);
+	for (int i = 0; i < npending; i++)
+	{
+		ClaimBatch *claim = (ClaimBatch *) ((OutboundMessage *) pending[i]->owner)->batch;
+
+		http_request_free(pending[i]);
+		if (--claim->remaining == 0)
+			MemoryContextDelete(claim->cxt);
+	}
+	npending = 0;
+	pending_messages = 0;
+	CountOutcome(NULL, http_in_flight(client));
+}
+
 void
 crefinder_dispatcher_main(Datum arg)
 {
@@ -1178,7 +1261,10 @@ crefinder_dispatcher_main(Datum arg)
 		MemoryContextReset(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
+		{
+			RecordPending(client);
 			StopWhenDrained(in_flight);
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -1219,48 +1305,21 @@ crefinder_dispatcher_main(Datum arg)
 			CountOutcome(NULL, in_flight);
 		}
 
-		if (in_flight > 0)
+		if (in_flight > 0 || npending > 0)
 		{
-			int			ndone = http_poll(client, POLL_MS, done, 10000);
+			int			ndone = 0;
 
+			if (in_flight > 0)
+				ndone = http_poll(client, npending > 0 ? Min(POLL_MS, PendingWaitLeft()) : POLL_MS,
+								  done, 10000);
+			for (int i = 0; i < ndone; i++)
+				AddPending(done[i]);
+			if (npending > 0 &&
+				(pending_messages >= crefinder_batch_size / 2 || http_in_flight(client) == 0 ||
+				 PendingWaitLeft() == 0 || ShutdownRequestPending))
+				RecordPending(client);
 			if (ndone > 0)
-			{
-				OutboundMessage **finished;
-				int			nfinished = 0;
-
-				for (int i = 0; i < ndone; i++)
-					nfinished += 1 + ((OutboundMessage *) done[i]->owner)->nfollowers;
-				finished = palloc(sizeof(OutboundMessage *) * nfinished);
-				nfinished = 0;
-				for (int i = 0; i < ndone; i++)
-				{
-					OutboundMessage *leader = (OutboundMessage *) done[i]->owner;
-
-					Classify(leader);
-					finished[nfinished++] = leader;
-					for (int f = 0; f < leader->nfollowers; f++)
-					{
-						OutboundMessage *follower = leader->followers[f];
-
-						/* the leader's answer, read-only: freed once, with the leader's */
-						follower->request = leader->request;
-						follower->request.headers = NULL;
-						Classify(follower);
-						finished[nfinished++] = follower;
-					}
-				}
-				dispatcher_record(finished, nfinished, true);
-				for (int i = 0; i < ndone; i++)
-				{
-					ClaimBatch *claim = (ClaimBatch *) ((OutboundMessage *) done[i]->owner)->batch;
-
-					http_request_free(done[i]);
-					if (--claim->remaining == 0)
-						MemoryContextDelete(claim->cxt);
-				}
-				CountOutcome(NULL, http_in_flight(client));
 				claim_now = true;
-			}
 			/* a commit that queued messages wakes us: claim them too */
 			if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0,
 						  PG_WAIT_EXTENSION) & WL_LATCH_SET)
