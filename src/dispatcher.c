@@ -978,12 +978,13 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 	values[7] = CStringGetTextDatum(sending ? "sending" : "queued");
 
 	/*
-	 * Rows are found by primary key only.  "status IS NOT DISTINCT FROM"
-	 * (status is never null) keeps the partial index on sending rows out
-	 * of the plan: statistics taken while nothing was in flight make it
-	 * look like one row, and a nested loop over every row in flight that
-	 * rescans the unnest for each took 11.8 s instead of 18 ms for 5,000
-	 * outcomes with 8,000 in flight.
+	 * Rows are found by primary key only: the status they must still have
+	 * is a join condition (r.was), not a filter on the table.  Statistics
+	 * taken while nothing was in flight say almost no row is "sending";
+	 * given that filter the planner scanned every row in flight (through
+	 * the partial index) or the whole primary key, rescanning the unnest
+	 * for each row: 11.8 s instead of 18 ms for 5,000 outcomes with 8,000
+	 * in flight, and 1,000,000 SMS at 9,000/s.
 	 */
 	BeginWork("recording outcomes");
 	rc = SPI_execute_with_args("UPDATE crefinder.outbound_events e SET "
@@ -993,8 +994,9 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 							   "  next_attempt_at = coalesce(r.next::timestamptz, e.next_attempt_at), "
 							   "  sent_at = CASE WHEN r.status = 'sent' THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
 							   "  updated_at = now() "
-							   "FROM unnest($1, $2, $3, $4, $5, $6, $7) AS r(id, status, pmid, pstatus, error, block, next) "
-							   "WHERE e.id = r.id AND e.status IS NOT DISTINCT FROM $8",
+							   "FROM unnest($1, $2, $3, $4, $5, $6, $7, array_fill($8, ARRAY[cardinality($1)])) "
+							   "  AS r(id, status, pmid, pstatus, error, block, next, was) "
+							   "WHERE e.id = r.id AND e.status = r.was",
 							   8, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record outcomes: %s", SPI_result_code_string(rc));
