@@ -78,12 +78,7 @@ static void
 Authorize(const char *provider, OutboundMessage *m, HttpRequest *request)
 {
 	if (strcmp(provider, "twilio") == 0)
-	{
-		char	   *api_key = outbound_text(m->config, "apiKey");
-
-		request->username = api_key ? api_key : outbound_text(m->config, "accountSid");
-		request->password = outbound_secret(m, "twilio", api_key ? "apiSecret" : "authToken");
-	}
+		twilio_authorize(m, request);
 	else
 		request->headers = outbound_bearer(m, provider, request->headers);
 	request->headers = curl_slist_append(request->headers, "Accept: application/json");

@@ -536,12 +536,6 @@ TakeCallSlot(HTAB **calls, OutboundMessage *m, MemoryContext cxt)
 }
 
 /*
- * Claim takes up to limit due messages, re-checks them, marks the allowed
- * ones sending (or records why not) and commits.  Returns the requests to
- * send (allocated in cxt) in *out and how many there are; *full says whether
- * limit messages were due (so more may be).
- */
-/*
  * ScheduleAtTwilio reads a text's Twilio scheduling (see enqueue() in
  * 60_sending.sql).  A cancellation request needs the scheduled message's
  * sid.  A message for a time at least SENDAT_MIN_SECONDS ahead goes out
@@ -582,6 +576,12 @@ ScheduleAtTwilio(OutboundMessage *m, TimestampTz now)
 	}
 }
 
+/*
+ * Claim takes up to limit due messages, re-checks them, marks the allowed
+ * ones sending (or records why not) and commits.  Returns the requests to
+ * send (allocated in cxt) in *out and how many there are; *full says whether
+ * limit messages were due (so more may be).
+ */
 static int
 Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 {

@@ -121,7 +121,6 @@ WatchSockets(HttpClient *client)
 	{
 		if (client->events != NULL)
 			FreeWaitEventSet(client->events);
-		client->events = NULL;
 		client->events = CreateWaitEventSet(client->cxt, client->nsockets + 2);
 		AddWaitEventToSet(client->events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(client->events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);

@@ -70,6 +70,7 @@ extern char *outbound_api_url(const char *base, const char *path);
 extern TimestampTz outbound_timestamp(const char *text);
 
 /* provider modules: fill m->request; read a 2xx answer into m */
+extern void twilio_authorize(OutboundMessage *m, HttpRequest *request);
 extern void twilio_build(OutboundMessage *m);
 extern void twilio_accepted(OutboundMessage *m);
 extern void sendgrid_build(OutboundMessage *m);

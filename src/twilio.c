@@ -41,22 +41,17 @@ SendAtText(TimestampTz at)
 	return pstrdup(buf);
 }
 
-/* The credentials: the API key and its secret when configured. */
-static void
-SetCredentials(OutboundMessage *m, char *account)
+/*
+ * twilio_authorize sets Basic auth on request: the API key and its secret
+ * when configured, else the Account SID and auth token.
+ */
+void
+twilio_authorize(OutboundMessage *m, HttpRequest *request)
 {
 	char	   *api_key = outbound_text(m->config, "apiKey");
 
-	if (api_key != NULL)
-	{
-		m->request.username = api_key;
-		m->request.password = outbound_secret(m, "twilio", "apiSecret");
-	}
-	else
-	{
-		m->request.username = account;
-		m->request.password = outbound_secret(m, "twilio", "authToken");
-	}
+	request->username = api_key ? api_key : outbound_text(m->config, "accountSid");
+	request->password = outbound_secret(m, "twilio", api_key ? "apiSecret" : "authToken");
 }
 
 /*
@@ -83,7 +78,7 @@ twilio_build(OutboundMessage *m)
 	initStringInfo(&form);
 	m->request.headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
 	m->request.headers = curl_slist_append(m->request.headers, "Accept: application/json");
-	SetCredentials(m, account);
+	twilio_authorize(m, &m->request);
 
 	if (m->twilio_cancel)
 	{
