@@ -55,6 +55,7 @@
 #include "tenant.h"
 #include "tzdata.h"
 #include "validate.h"
+#include "zone.h"
 
 PG_FUNCTION_INFO_V1(crefinder_can_contact);
 PG_FUNCTION_INFO_V1(crefinder_scrub);
@@ -591,7 +592,8 @@ BuildPlace(const Policy *policy, const CrefinderPhone *phone, const PropertyCont
 			if (zone >= 0)
 				AddZone(place, ZoneByIndex(zone));
 		}
-		if (property->timezone != NULL)
+		/* only zones of the database: a POSIX string would be parsed and cached */
+		if (property->timezone != NULL && crefinder_is_known_zone(property->timezone))
 			AddZone(place, pg_tzset(property->timezone));
 		if (property->mailing_state != NULL)
 			AddRule(place, policy, FindRule(policy, property->mailing_state));

@@ -54,6 +54,7 @@
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -72,7 +73,8 @@ PG_FUNCTION_INFO_V1(crefinder_dispatcher_status);
 
 #define IDLE_WAIT_MS 60000		/* longest sleep: settings may change */
 #define POLL_MS 20				/* wait for sockets while requests are in flight */
-#define MAX_BACKOFF_SECONDS 600
+
+static int	RecordOutcomes(OutboundMessage **messages, int n, bool sending);
 
 /* ----------------------------------------------------------------------
  * Registration and shared state
@@ -213,6 +215,78 @@ UseIndexPlans(void)
 								 true, 0, false);
 }
 
+/*
+ * SetSessionSafety pins this session's search_path, so that no object a
+ * database user planted in a schema of the path can stand in for one the
+ * dispatcher's statements name (it runs as the bootstrap superuser), and
+ * bounds every lock wait: a lock a tenant's transaction holds makes the
+ * statement fail after DISPATCHER_LOCK_TIMEOUT, and the dispatcher goes on
+ * with the others' messages (see RunGuarded).
+ */
+#define DISPATCHER_LOCK_TIMEOUT "1s"
+
+static void
+SetSessionSafety(void)
+{
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE,
+							 GUC_ACTION_SET, true, 0, false);
+	(void) set_config_option("lock_timeout", DISPATCHER_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE,
+							 GUC_ACTION_SET, true, 0, false);
+}
+
+/*
+ * RunGuarded runs fn(arg) in a subtransaction of the current transaction.
+ * It returns NULL when fn succeeded, else the error (copied into the
+ * caller's memory) after rolling the subtransaction back: the statements fn
+ * ran are undone, the outer transaction goes on.  This is how one bad row
+ * or one tenant's lock fails or holds only its own messages.
+ */
+typedef void (*GuardedFn) (void *arg);
+
+static ErrorData *
+RunGuarded(GuardedFn fn, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+#define ClipText(text, max) outbound_clean_text((text), strlen(text), (max))
+
+/* GuardedError is an error's message for a row's last_error (short, valid text). */
+static char *
+GuardedError(const char *what, ErrorData *edata)
+{
+	return ClipText(psprintf("%s: %s", what, edata->message ? edata->message : "unknown error"),
+					CREFINDER_ERROR_LEN - 1);
+}
+
+static bool
+IsLockTimeout(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
+}
+
 /* ExtensionReady: is crefinder installed in this database? */
 static bool
 ExtensionReady(void)
@@ -282,10 +356,81 @@ GetInt64(HeapTuple tuple, TupleDesc desc, int col)
 }
 
 /*
- * Recheck runs the compliance decision for the claimed messages, together
- * per (tenant, channel), each with its own property's context.  A refused
+ * A group of claimed messages re-checked together: one tenant, one channel,
+ * one instant.
+ */
+typedef struct RecheckGroup
+{
+	OutboundMessage **messages;
+	int			count;
+	TimestampTz at;
+	Datum		exclude;
+	MemoryContext cxt;
+} RecheckGroup;
+
+/*
+ * RecheckGroupNow runs the compliance decision for a group.  A refused
  * message gets status blocked, or queued (held) with next_attempt_at when
  * the refusal is time-based.
+ */
+static void
+RecheckGroupNow(void *arg)
+{
+	RecheckGroup *g = (RecheckGroup *) arg;
+	const char **contacts = palloc(sizeof(char *) * g->count);
+	int64	   *properties = palloc(sizeof(int64) * g->count);
+	CrefinderDecision *decisions = palloc(sizeof(CrefinderDecision) * g->count);
+
+	for (int k = 0; k < g->count; k++)
+	{
+		contacts[k] = g->messages[k]->to;
+		properties[k] = g->messages[k]->property_id;
+	}
+	crefinder_check_before_send(DirectFunctionCall1(uuid_in, CStringGetDatum(g->messages[0]->tenant)),
+								g->messages[0]->channel, g->count, contacts, properties,
+								g->at, g->exclude, decisions);
+	for (int k = 0; k < g->count; k++)
+	{
+		OutboundMessage *m = g->messages[k];
+
+		if (decisions[k].reason == NULL)
+			continue;
+		if (decisions[k].has_next && strcmp(decisions[k].reason, "invalid_contact") != 0)
+		{
+			m->status = "queued";
+			m->deferred = true;
+			m->next_attempt_at = decisions[k].next;
+			m->hold_reason = MemoryContextStrdup(g->cxt, decisions[k].reason);
+		}
+		else
+		{
+			m->status = "blocked";
+			m->block_reason = MemoryContextStrdup(g->cxt, decisions[k].reason);
+		}
+	}
+}
+
+/*
+ * Hold puts a message back in the queue, unsent and no attempt spent,
+ * until delay_ms from now, saying why.
+ */
+static void
+Hold(OutboundMessage *m, const char *reason, const char *error, int64 delay_ms)
+{
+	m->status = "queued";
+	m->deferred = true;
+	m->hold_reason = reason;
+	m->error = error ? pstrdup(error) : NULL;
+	m->next_attempt_at = GetCurrentTimestamp() + delay_ms * 1000;
+}
+
+#define LOCKED_HOLD_MS 10000	/* a tenant's rows are locked: look again then */
+
+/*
+ * Recheck runs the compliance decision for the claimed messages, together
+ * per (tenant, channel), each with its own property's context.  A group
+ * whose check fails is held when it met a lock, else checked message by
+ * message: a message whose own check fails is failed with the reason.
  */
 static void
 Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
@@ -302,18 +447,16 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 
 	for (int i = 0; i < n; i++)
 	{
-		const char **contacts;
-		int64	   *properties;
-		OutboundMessage **group;
-		CrefinderDecision *decisions;
-		int			count = 0;
-		TimestampTz at = claimed[i]->schedule_at ? claimed[i]->schedule_at : now;
+		RecheckGroup g;
+		ErrorData  *edata;
 
 		if (done[i])
 			continue;
-		contacts = palloc(sizeof(char *) * n);
-		properties = palloc(sizeof(int64) * n);
-		group = palloc(sizeof(OutboundMessage *) * n);
+		g.messages = palloc(sizeof(OutboundMessage *) * n);
+		g.count = 0;
+		g.at = claimed[i]->schedule_at ? claimed[i]->schedule_at : now;
+		g.exclude = exclude;
+		g.cxt = cxt;
 		for (int j = i; j < n; j++)
 		{
 			if (done[j] || strcmp(claimed[j]->tenant, claimed[i]->tenant) != 0 ||
@@ -321,30 +464,35 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 				claimed[j]->schedule_at != claimed[i]->schedule_at)
 				continue;
 			done[j] = true;
-			contacts[count] = claimed[j]->to;
-			properties[count] = claimed[j]->property_id;
-			group[count++] = claimed[j];
+			g.messages[g.count++] = claimed[j];
 		}
-		decisions = palloc(sizeof(CrefinderDecision) * count);
-		crefinder_check_before_send(DirectFunctionCall1(uuid_in, CStringGetDatum(claimed[i]->tenant)),
-									claimed[i]->channel, count, contacts, properties,
-									at, exclude, decisions);
-		for (int k = 0; k < count; k++)
+		edata = RunGuarded(RecheckGroupNow, &g);
+		if (edata == NULL)
+			continue;
+		if (IsLockTimeout(edata))
 		{
-			if (decisions[k].reason == NULL)
+			for (int k = 0; k < g.count; k++)
+				Hold(g.messages[k], "locked", GuardedError("compliance re-check waited for a lock", edata),
+					 LOCKED_HOLD_MS);
+			continue;
+		}
+		/* find the message(s) that fail alone */
+		for (int k = 0; k < g.count; k++)
+		{
+			RecheckGroup one = g;
+
+			one.messages = &g.messages[k];
+			one.count = 1;
+			edata = RunGuarded(RecheckGroupNow, &one);
+			if (edata == NULL)
 				continue;
-			if (decisions[k].has_next && strcmp(decisions[k].reason, "invalid_contact") != 0)
-			{
-				group[k]->status = "queued";
-				group[k]->deferred = true;
-				group[k]->next_attempt_at = decisions[k].next;
-				group[k]->error = MemoryContextStrdup(cxt, psprintf("held at dispatch: %s",
-																	decisions[k].reason));
-			}
+			if (IsLockTimeout(edata))
+				Hold(g.messages[k], "locked", GuardedError("compliance re-check waited for a lock", edata),
+					 LOCKED_HOLD_MS);
 			else
 			{
-				group[k]->status = "blocked";
-				group[k]->block_reason = MemoryContextStrdup(cxt, decisions[k].reason);
+				g.messages[k]->status = "failed";
+				g.messages[k]->error = GuardedError("compliance re-check failed", edata);
 			}
 		}
 	}
@@ -568,19 +716,221 @@ ScheduleAtTwilio(OutboundMessage *m, TimestampTz now)
 			m->schedule_at = at;
 		else if (at > now)
 		{
-			m->status = "queued";
-			m->deferred = true;
+			Hold(m, "scheduled", "too close to its time for Twilio's SendAt: sent when due", 0);
 			m->next_attempt_at = at;
-			m->error = pstrdup("waiting: too close to its time for Twilio's SendAt, sent when due");
 		}
 	}
+}
+
+/* ScheduleGuarded runs ScheduleAtTwilio for one message (RunGuarded). */
+typedef struct ScheduleArg
+{
+	OutboundMessage *m;
+	TimestampTz now;
+} ScheduleArg;
+
+static void
+ScheduleGuarded(void *arg)
+{
+	ScheduleArg *a = (ScheduleArg *) arg;
+
+	ScheduleAtTwilio(a->m, a->now);
+}
+
+/*
+ * The server key, loaded once per claim.  A missing or unusable key holds
+ * every due message (hold_reason server_key) and is said once in the log
+ * and in dispatcher_status, not at every claim.
+ */
+#define KEY_HOLD_MS 30000
+
+static char key_problem[CREFINDER_ERROR_LEN] = "";
+
+static void
+LoadKeyGuarded(void *arg)
+{
+	crefinder_server_key((CrefinderKey *) arg);
+}
+
+static void
+NoteKeyProblem(const char *problem)
+{
+	if (strcmp(key_problem, problem) == 0)
+		return;
+	strlcpy(key_problem, problem, sizeof(key_problem));
+	NoteError(problem);
+	ereport(LOG,
+			(errmsg("crefinder dispatcher %d holds messages: %s", MyWorker, problem),
+			 errhint("Set crefinder.secret_key_file (or crefinder.secret_key) to the key the providers' secrets were sealed with, then reload the configuration.")));
+}
+
+static void
+KeyProblemSolved(void)
+{
+	if (key_problem[0] == '\0')
+		return;
+	key_problem[0] = '\0';
+	NoteError("");
+	ereport(LOG, (errmsg("crefinder dispatcher %d has a usable secret key again", MyWorker)));
+}
+
+/*
+ * HoldAllForKey marks the due queued messages held for the server key,
+ * without claiming them (they go as soon as a claim finds the key usable).
+ */
+static void
+HoldAllForKey(void)
+{
+	int			rc = SPI_execute("UPDATE crefinder.outbound_events SET hold_reason = 'server_key', "
+								 "  last_error = 'held: the dispatcher has no usable crefinder.secret_key', "
+								 "  updated_at = now() "
+								 "WHERE status = 'queued' AND next_attempt_at <= now() "
+								 "  AND hold_reason IS DISTINCT FROM 'server_key'", false, 0);
+
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not hold messages: %s", SPI_result_code_string(rc));
+}
+
+/* The property fields a request carries, read per tenant (RunGuarded). */
+typedef struct PropertyBatch
+{
+	OutboundMessage **messages;
+	int			count;
+} PropertyBatch;
+
+static void
+LoadPropertiesNow(void *arg)
+{
+	PropertyBatch *b = (PropertyBatch *) arg;
+	Datum	   *ids = palloc(sizeof(Datum) * b->count);
+	Oid			types[2] = {UUIDOID, INT8ARRAYOID};
+	Datum		values[2];
+	int			rc;
+
+	for (int i = 0; i < b->count; i++)
+		ids[i] = Int64GetDatum(b->messages[i]->property_id);
+	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(b->messages[0]->tenant));
+	values[1] = PointerGetDatum(construct_array(ids, b->count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	rc = SPI_execute_with_args("SELECT id, owner_name, property_address, property_city, property_state, "
+							   "  property_zip FROM crefinder.property_records "
+							   "WHERE user_id = $1 AND id = ANY ($2)",
+							   2, types, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read properties: %s", SPI_result_code_string(rc));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[r];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		int64		id = GetInt64(t, d, 1);
+
+		for (int i = 0; i < b->count; i++)
+		{
+			OutboundMessage *m = b->messages[i];
+
+			if (m->property_id != id)
+				continue;
+			m->owner_name = GetText(t, d, 2);
+			m->property_address = GetText(t, d, 3);
+			m->property_city = GetText(t, d, 4);
+			m->property_state = GetText(t, d, 5);
+			m->property_zip = GetText(t, d, 6);
+		}
+	}
+}
+
+/*
+ * LoadProperties reads the property fields of the claimed messages, one
+ * statement per tenant: a tenant who holds a lock on its property_records
+ * holds only its own messages.
+ */
+static void
+LoadProperties(OutboundMessage **claimed, int n, MemoryContext cxt)
+{
+	bool	   *done = palloc0(sizeof(bool) * n);
+
+	for (int i = 0; i < n; i++)
+	{
+		PropertyBatch b;
+		ErrorData  *edata;
+		MemoryContext old;
+
+		if (done[i] || claimed[i]->status != NULL || claimed[i]->property_id == 0)
+			continue;
+		b.messages = palloc(sizeof(OutboundMessage *) * n);
+		b.count = 0;
+		for (int j = i; j < n; j++)
+			if (!done[j] && claimed[j]->status == NULL && claimed[j]->property_id != 0 &&
+				strcmp(claimed[j]->tenant, claimed[i]->tenant) == 0)
+			{
+				done[j] = true;
+				b.messages[b.count++] = claimed[j];
+			}
+		old = MemoryContextSwitchTo(cxt);
+		edata = RunGuarded(LoadPropertiesNow, &b);
+		MemoryContextSwitchTo(old);
+		if (edata != NULL)
+			for (int k = 0; k < b.count; k++)
+				Hold(b.messages[k], "locked", GuardedError("reading the property waited", edata),
+					 LOCKED_HOLD_MS);
+	}
+}
+
+/* BuildRequest fills m->request for its provider. */
+static void
+BuildRequest(OutboundMessage *m)
+{
+	if (strcmp(m->channel, "email") == 0)
+		sendgrid_build(m);
+	else if (strcmp(m->channel, "voice") == 0)
+		vapi_build(m);
+	else
+		twilio_build(m);
+	m->request.owner = m;
+}
+
+typedef struct BuildBatch
+{
+	OutboundMessage **requests;
+	int			count;
+} BuildBatch;
+
+static void
+BuildGuarded(void *arg)
+{
+	BuildBatch *b = (BuildBatch *) arg;
+
+	for (int i = 0; i < b->count; i++)
+		BuildRequest(b->requests[i]);
+}
+
+static void
+ForgetRequest(OutboundMessage *m)
+{
+	http_request_free(&m->request);
+	memset(&m->request, 0, sizeof(m->request));
+	m->secret_wrong_key = false;
+	m->secret_problem = NULL;
+}
+
+/*
+ * PauseFor marks a message held because its tenant's settings for the
+ * provider cannot be used; the pause itself is recorded with the outcome.
+ */
+static void
+PauseFor(OutboundMessage *m, const char *reason)
+{
+	Hold(m, "provider_paused", reason, 0);
+	m->pause_provider = true;
+	m->pause_reason = ClipText(reason, CREFINDER_ERROR_LEN - 1);
 }
 
 /*
  * Claim takes up to limit due messages, re-checks them, marks the allowed
  * ones sending (or records why not) and commits.  Returns the requests to
  * send (allocated in cxt) in *out and how many there are; *full says whether
- * limit messages were due (so more may be).
+ * limit messages were due (so more may be).  A message that cannot be
+ * prepared fails alone; a tenant whose settings cannot be read has that
+ * provider paused; a server key that cannot be loaded holds everything.
  */
 static int
 Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
@@ -590,16 +940,29 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 	int			rc;
 	int			n;
 	OutboundMessage **claimed;
-	OutboundMessage **to_send;		/* one per request */
+	OutboundMessage **to_send;	/* one per request */
 	int			nsend = 0;
-	OutboundMessage **sending;		/* every message going out */
+	OutboundMessage **sending;	/* every message going out */
 	int			nsending = 0;
 	Datum	   *ids;
 	MemoryContext old;
 	TimestampTz now;
 	HTAB	   *calls = NULL;
+	CrefinderKey key;
+	ErrorData  *edata;
 
+	*out = NULL;
+	*full = false;
 	BeginWork("claiming messages");
+
+	edata = RunGuarded(LoadKeyGuarded, &key);
+	if (edata != NULL)
+	{
+		NoteKeyProblem(ClipText(edata->message, CREFINDER_ERROR_LEN - 1));
+		HoldAllForKey();
+		EndWork();
+		return 0;
+	}
 
 	now = GetCurrentTimestamp();
 	rc = SPI_execute_with_args(
@@ -614,12 +977,10 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 							   "  ORDER BY e.next_attempt_at LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
 							   "SELECT e.id, e.user_id::text, e.channel, e.to_contact, e.attempts + 1, "
 							   "  e.property_id, e.campaign_id, e.payload, c.config, c.secrets, "
-							   "  p.owner_name, p.property_address, p.property_city, p.property_state, p.property_zip, "
-							   "  e.provider_message_id "
+							   "  e.provider_message_id, coalesce(e.first_attempt_at, now()) "
 							   "FROM due JOIN crefinder.outbound_events e ON e.id = due.id "
 							   "LEFT JOIN crefinder.integration_configs c ON c.user_id = e.user_id "
 							   "  AND c.provider = crefinder.channel_provider(e.channel) "
-							   "LEFT JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id "
 							   "ORDER BY e.next_attempt_at",
 							   2, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
@@ -628,8 +989,9 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 	*full = n == limit;
 	if (n == 0)
 	{
+		crefinder_wipe_key(&key);
 		EndWork();
-		*out = NULL;
+		KeyProblemSolved();
 		return 0;
 	}
 
@@ -641,33 +1003,47 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 		HeapTuple	t = SPI_tuptable->vals[i];
 		TupleDesc	d = SPI_tuptable->tupdesc;
 		OutboundMessage *m = palloc0(sizeof(OutboundMessage));
+		bool		isnull;
 
 		m->id = GetInt64(t, d, 1);
 		m->tenant = GetText(t, d, 2);
 		m->channel = GetText(t, d, 3);
 		m->to = GetText(t, d, 4);
-		m->attempts = atoi(GetText(t, d, 5));
+		m->attempts = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
 		m->property_id = GetInt64(t, d, 6);
 		m->campaign_id = GetInt64(t, d, 7);
 		m->payload = GetJsonb(t, d, 8);
 		m->config = GetJsonb(t, d, 9);
 		m->secrets = GetJsonb(t, d, 10);
-		m->owner_name = GetText(t, d, 11);
-		m->property_address = GetText(t, d, 12);
-		m->property_city = GetText(t, d, 13);
-		m->property_state = GetText(t, d, 14);
-		m->property_zip = GetText(t, d, 15);
-		m->scheduled_sid = GetText(t, d, 16);
+		m->scheduled_sid = GetText(t, d, 11);
+		m->first_attempt_at = DatumGetTimestampTz(SPI_getbinval(t, d, 12, &isnull));
 		if (m->config == NULL)
 		{
 			m->status = "failed";
 			m->error = psprintf("the tenant has no settings for the %s channel's provider", m->channel);
 		}
-		else
+		else if (m->payload == NULL || !JB_ROOT_IS_OBJECT(m->payload))
+		{
+			m->status = "failed";
+			m->error = pstrdup("the message's payload is not a JSON object");
+		}
+		else if (outbound_text(m->payload, "twilio_send_at") == NULL)
 			ScheduleAtTwilio(m, now);
+		else
+		{
+			ScheduleArg a = {m, now};
+
+			edata = RunGuarded(ScheduleGuarded, &a);
+			if (edata != NULL)
+			{
+				m->status = "failed";
+				m->error = GuardedError("its Twilio send time cannot be read", edata);
+			}
+		}
 		claimed[i] = m;
 		ids[i] = Int64GetDatum(m->id);
 	}
+	LoadProperties(claimed, n, cxt);
 	MemoryContextSwitchTo(old);
 
 	Recheck(claimed, n, PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE)), cxt);
@@ -695,29 +1071,24 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 				continue;
 			if (strcmp(m->channel, "voice") == 0 && !TakeCallSlot(&calls, m, cxt))
 			{
-				m->status = "queued";
-				m->deferred = true;
-				m->next_attempt_at = now + CALL_HOLD_SECONDS * USECS_PER_SEC;
-				m->error = pstrdup(CALL_HELD);
+				Hold(m, "call_limit", CALL_HELD, CALL_HOLD_SECONDS * 1000);
 				continue;
 			}
 			wait = TakeToken(m, now);
 			if (wait > 0)
 			{
-				m->status = "queued";
-				m->deferred = true;
+				Hold(m, "paced", "paced: the provider's maxPerSecond", 0);
 				m->next_attempt_at = now + wait;
-				m->error = pstrdup("paced: the provider's maxPerSecond");
 				continue;
 			}
 			sending[nsending++] = m;
 			if (strcmp(m->channel, "email") == 0)
 			{
-				char	   *key = EmailBatchKey(m);
+				char	   *key_text = EmailBatchKey(m);
 				OutboundMessage *leader = NULL;
 
 				for (int l = 0; l < nleaders && leader == NULL; l++)
-					if (strcmp(leader_keys[l], key) == 0 && leaders[l]->nfollowers < 999 &&
+					if (strcmp(leader_keys[l], key_text) == 0 && leaders[l]->nfollowers < 999 &&
 						!HasRecipient(leaders[l], m->to))
 						leader = leaders[l];
 				if (leader != NULL)
@@ -727,25 +1098,91 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 					leader->followers[leader->nfollowers++] = m;
 					continue;
 				}
-				leader_keys[nleaders] = key;
+				leader_keys[nleaders] = key_text;
 				leaders[nleaders++] = m;
 			}
 			to_send[nsend++] = m;
 		}
+
+		/* all at once; should that fail, one by one, to find the bad ones */
+		outbound_secret_key(&key);
 		outbound_secret_cache(true);
+		{
+			BuildBatch all = {to_send, nsend};
+
+			edata = RunGuarded(BuildGuarded, &all);
+			if (edata != NULL)
+				for (int i = 0; i < nsend; i++)
+				{
+					BuildBatch one = {&to_send[i], 1};
+
+					ForgetRequest(to_send[i]);
+					outbound_secret_cache(true);
+					edata = RunGuarded(BuildGuarded, &one);
+					if (edata != NULL)
+					{
+						ForgetRequest(to_send[i]);
+						to_send[i]->status = "failed";
+						to_send[i]->error = GuardedError("its request cannot be built", edata);
+					}
+				}
+		}
+		outbound_secret_cache(false);
+		outbound_secret_key(NULL);
+		crefinder_wipe_key(&key);
+	}
+
+	/*
+	 * A secret that did not open: under another server key, the message
+	 * waits for the right key; damaged, the tenant's provider is paused.
+	 * Either way the message and its followers stay queued.
+	 */
+	{
+		int			kept = 0;
+
 		for (int i = 0; i < nsend; i++)
 		{
 			OutboundMessage *m = to_send[i];
+			const char *problem = NULL;
+			bool		build_failed = m->status != NULL;
 
-			if (strcmp(m->channel, "email") == 0)
-				sendgrid_build(m);
-			else if (strcmp(m->channel, "voice") == 0)
-				vapi_build(m);
-			else
-				twilio_build(m);
-			m->request.owner = m;
+			if (m->secret_wrong_key)
+				NoteKeyProblem("a provider secret was sealed under another crefinder.secret_key");
+			else if (m->secret_problem != NULL)
+				problem = psprintf("%s settings cannot be read: %s; configure the provider again",
+								   outbound_provider(m->channel), m->secret_problem);
+			if (m->secret_wrong_key || problem != NULL || m->status != NULL)
+			{
+				ForgetRequest(m);
+				for (int f = -1; f < m->nfollowers; f++)
+				{
+					OutboundMessage *r = f < 0 ? m : m->followers[f];
+
+					if (build_failed && f < 0)
+						continue;	/* failed while building */
+					if (build_failed)
+					{
+						r->status = m->status;
+						r->error = m->error;
+					}
+					else if (problem != NULL)
+						PauseFor(r, problem);
+					else
+						Hold(r, "server_key", "held: the secret was sealed under another crefinder.secret_key",
+							 KEY_HOLD_MS);
+				}
+				continue;
+			}
+			to_send[kept++] = m;
 		}
-		outbound_secret_cache(false);
+		nsend = kept;
+		nsending = 0;
+		for (int i = 0; i < nsend; i++)
+		{
+			sending[nsending++] = to_send[i];
+			for (int f = 0; f < to_send[i]->nfollowers; f++)
+				sending[nsending++] = to_send[i]->followers[f];
+		}
 	}
 	MemoryContextSwitchTo(old);
 
@@ -761,7 +1198,8 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 		values[0] = PointerGetDatum(construct_array(send_ids, nsending, INT8OID, 8, true, TYPALIGN_DOUBLE));
 		rc = SPI_execute_with_args("UPDATE crefinder.outbound_events "
 								   "SET status = 'sending', attempts = attempts + 1, updated_at = now(), "
-								   "    claimed_by = $2 "
+								   "    claimed_by = $2, hold_reason = NULL, "
+								   "    first_attempt_at = coalesce(first_attempt_at, now()) "
 								   "WHERE id = ANY ($1)", 2, types, values, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark messages sending: %s", SPI_result_code_string(rc));
@@ -777,8 +1215,10 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 			if (claimed[i]->status != NULL)
 				refused[nrefused++] = claimed[i];
 		if (nrefused > 0)
-			dispatcher_record(refused, nrefused, false);
+			RecordOutcomes(refused, nrefused, false);
 	}
+	if (nsend > 0)
+		KeyProblemSolved();
 	*out = to_send;
 	return nsend;
 }
@@ -787,11 +1227,16 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
  * Outcomes
  * ---------------------------------------------------------------------- */
 
-/* Backoff is the delay before attempt number attempts + 1. */
+/*
+ * Backoff is the delay before attempt number attempts + 1: one second,
+ * doubling at each attempt up to crefinder.retry_max_backoff, times a
+ * jitter between 0.5 and 1, and never before the provider's Retry-After
+ * or X-RateLimit-Reset.
+ */
 static TimestampTz
 Backoff(OutboundMessage *m)
 {
-	double		seconds = Min(MAX_BACKOFF_SECONDS, pow(2.0, Min(m->attempts, 20) - 1));
+	double		seconds = Min((double) crefinder_retry_max_backoff, pow(2.0, Min(m->attempts, 30) - 1));
 	double		jitter = 0.5 + pg_prng_double(&pg_global_prng_state) / 2.0;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = now + (int64) (seconds * jitter * USECS_PER_SEC);
@@ -809,7 +1254,7 @@ Backoff(OutboundMessage *m)
 		char	   *end;
 		long		reset = strtol(m->request.ratelimit_reset, &end, 10);
 
-		if (*end == '\0' && reset > 0)
+		if (*end == '\0' && reset > 0 && reset < 100000000000L)
 		{
 			TimestampTz at = time_t_to_timestamptz((pg_time_t) reset);
 
@@ -820,7 +1265,13 @@ Backoff(OutboundMessage *m)
 	return next;
 }
 
-/* ProviderError is the provider's own words for a failed request. */
+#define PROVIDER_TEXT_MAX 200	/* bytes of a provider's own words kept */
+
+/*
+ * ProviderError is the provider's own words for a failed request, cleaned
+ * (valid in the database's encoding, no control characters) and cut at a
+ * character boundary.
+ */
 static char *
 ProviderError(OutboundMessage *m, int *code)
 {
@@ -828,9 +1279,9 @@ ProviderError(OutboundMessage *m, int *code)
 	char	   *text = NULL;
 
 	*code = 0;
-	if (answer != NULL)
+	if (answer != NULL && JB_ROOT_IS_OBJECT(answer))
 	{
-		char	   *c = outbound_text(answer, "code");
+		char	   *c = outbound_integer(answer, "code");
 		Jsonb	   *errors = outbound_object(answer, "errors");
 
 		if (c != NULL)
@@ -840,13 +1291,18 @@ ProviderError(OutboundMessage *m, int *code)
 			text = JsonbToCString(NULL, &errors->root, VARSIZE(errors));
 	}
 	if (text == NULL && m->request.response.data != NULL)
-		text = pnstrdup(m->request.response.data, Min(m->request.response.len, 200));
-	return psprintf("HTTP %ld%s%s%s%s", m->request.status,
-					*code ? psprintf(" (code %d)", *code) : "", text ? ": " : "", text ? text : "", "");
+		text = pnstrdup(m->request.response.data, Min(m->request.response.len, 4 * PROVIDER_TEXT_MAX));
+	if (text != NULL)
+		text = ClipText(text, PROVIDER_TEXT_MAX);
+	return psprintf("HTTP %ld%s%s%s", m->request.status,
+					*code ? psprintf(" (code %d)", *code) : "", text ? ": " : "", text ? text : "");
 }
 
 /*
- * Classify turns a finished request into the message's outcome.
+ * Classify turns a finished request into the message's outcome.  A
+ * temporary failure is retried (hold_reason retry) until
+ * crefinder.max_attempts attempts or crefinder.retry_max_age after the
+ * first attempt, then failed.
  */
 static void
 Classify(OutboundMessage *m)
@@ -858,7 +1314,7 @@ Classify(OutboundMessage *m)
 	if (m->request.result != CURLE_OK)
 	{
 		/* timeout, refused or dropped connection: try again later */
-		m->error = psprintf("request failed: %s", m->request.error);
+		m->error = psprintf("request failed: %s", ClipText(m->request.error, PROVIDER_TEXT_MAX));
 		m->status = "queued";
 	}
 	else if (status >= 200 && status < 300)
@@ -870,6 +1326,10 @@ Classify(OutboundMessage *m)
 			vapi_accepted(m);
 		else
 			twilio_accepted(m);
+		if (m->provider_message_id != NULL)
+			m->provider_message_id = ClipText(m->provider_message_id, 128);
+		if (m->provider_status != NULL)
+			m->provider_status = ClipText(m->provider_status, 64);
 	}
 	else if (status == 429 || status >= 500)
 	{
@@ -881,6 +1341,7 @@ Classify(OutboundMessage *m)
 		m->error = psprintf("credentials rejected (%s)", ProviderError(m, &code));
 		m->status = "failed";
 		m->pause_provider = true;
+		m->pause_reason = "credentials rejected by the provider";
 	}
 	else
 	{
@@ -892,13 +1353,26 @@ Classify(OutboundMessage *m)
 
 	if (strcmp(m->status, "queued") == 0)
 	{
+		TimestampTz next = Backoff(m);
+
 		if (m->attempts >= crefinder_max_attempts)
 		{
 			m->status = "failed";
-			m->error = psprintf("%s; gave up after %d attempts", m->error, m->attempts);
+			m->error = psprintf("%s; gave up after %d attempts (crefinder.max_attempts)",
+								m->error, m->attempts);
+		}
+		else if (m->first_attempt_at != 0 &&
+				 next > m->first_attempt_at + (int64) crefinder_retry_max_age * USECS_PER_SEC)
+		{
+			m->status = "failed";
+			m->error = psprintf("%s; gave up after %d attempts over crefinder.retry_max_age",
+								m->error, m->attempts);
 		}
 		else
-			m->next_attempt_at = Backoff(m);
+		{
+			m->next_attempt_at = next;
+			m->hold_reason = "retry";
+		}
 	}
 
 	/*
@@ -908,6 +1382,7 @@ Classify(OutboundMessage *m)
 	if (m->twilio_cancel)
 	{
 		m->opt_out = false;
+		m->hold_reason = strcmp(m->status, "queued") == 0 ? m->hold_reason : NULL;
 		if (strcmp(m->status, "sent") == 0)
 			m->status = "cancelled";
 		else if (strcmp(m->status, "failed") == 0)
@@ -916,6 +1391,8 @@ Classify(OutboundMessage *m)
 			m->error = psprintf("Twilio did not cancel the scheduled message: %s", m->error);
 		}
 	}
+	if (m->error != NULL)
+		m->error = ClipText(m->error, 2 * CREFINDER_ERROR_LEN);
 }
 
 static Datum
@@ -934,30 +1411,43 @@ TextArrayOf(char **values, int n)
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/*
- * dispatcher_record writes the outcomes of n messages in one transaction:
- * status, provider ids, errors, next attempts; opt-outs for recipients the
- * provider reports unsubscribed; pauses for rejected credentials.
- * sending says whether the rows are in status sending (else queued).
- */
-void
-dispatcher_record(OutboundMessage **messages, int n, bool sending)
+/* A set of outcomes to write (RunGuarded). */
+typedef struct OutcomeBatch
 {
+	OutboundMessage **messages;
+	int			n;
+	bool		sending;		/* the rows are sending (else queued) */
+} OutcomeBatch;
+
+/*
+ * WriteOutcomes writes the outcomes of a batch: status, provider ids,
+ * errors, hold reasons, next attempts; opt-outs for recipients the provider
+ * reports unsubscribed; pauses of providers whose credentials were rejected
+ * or whose settings cannot be read.
+ */
+static void
+WriteOutcomes(void *arg)
+{
+	OutcomeBatch *b = (OutcomeBatch *) arg;
+	OutboundMessage **messages = b->messages;
+	int			n = b->n;
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	char	  **status = palloc(sizeof(char *) * n);
 	char	  **pmid = palloc(sizeof(char *) * n);
 	char	  **pstatus = palloc(sizeof(char *) * n);
 	char	  **error = palloc(sizeof(char *) * n);
 	char	  **block = palloc(sizeof(char *) * n);
+	char	  **hold = palloc(sizeof(char *) * n);
 	char	  **next = palloc(sizeof(char *) * n);
-	Oid			types[8] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
-	Datum		values[8];
+	Oid			types[9] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[9];
 	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
 		OutboundMessage *m = messages[i];
+		bool		queued = strcmp(m->status, "queued") == 0;
 
 		ids[i] = Int64GetDatum(m->id);
 		status[i] = (char *) m->status;
@@ -965,8 +1455,8 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 		pstatus[i] = m->provider_status;
 		error[i] = m->error;
 		block[i] = m->block_reason;
-		next[i] = strcmp(m->status, "queued") == 0 ?
-			pstrdup(timestamptz_to_str(m->next_attempt_at)) : NULL;
+		hold[i] = queued ? (char *) m->hold_reason : NULL;
+		next[i] = queued ? pstrdup(timestamptz_to_str(m->next_attempt_at)) : NULL;
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = TextArrayOf(status, n);
@@ -974,8 +1464,9 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 	values[3] = TextArrayOf(pstatus, n);
 	values[4] = TextArrayOf(error, n);
 	values[5] = TextArrayOf(block, n);
-	values[6] = TextArrayOf(next, n);
-	values[7] = CStringGetTextDatum(sending ? "sending" : "queued");
+	values[6] = TextArrayOf(hold, n);
+	values[7] = TextArrayOf(next, n);
+	values[8] = CStringGetTextDatum(b->sending ? "sending" : "queued");
 
 	/*
 	 * Rows are found by primary key only (id = ANY), and the status they
@@ -986,59 +1477,115 @@ dispatcher_record(OutboundMessage **messages, int n, bool sending)
 	 * for each row: 11.8 s instead of 18 ms for 5,000 outcomes with 8,000
 	 * in flight.  FreshenStatistics() keeps the statistics current.
 	 */
-	BeginWork("recording outcomes");
 	/* both sides hold only these rows: a hash join is safe, for this transaction */
 	(void) set_config_option("enable_hashjoin", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
 	rc = SPI_execute_with_args("UPDATE crefinder.outbound_events e SET "
 							   "  status = r.status, provider_message_id = coalesce(r.pmid, e.provider_message_id), "
 							   "  provider_status = coalesce(r.pstatus, e.provider_status), "
-							   "  last_error = r.error, block_reason = r.block, "
+							   "  last_error = r.error, block_reason = r.block, hold_reason = r.hold, "
 							   "  next_attempt_at = coalesce(r.next::timestamptz, e.next_attempt_at), "
 							   "  sent_at = CASE WHEN r.status = 'sent' THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
 							   "  updated_at = now() "
-							   "FROM unnest($1, $2, $3, $4, $5, $6, $7, array_fill($8, ARRAY[cardinality($1)])) "
-							   "  AS r(id, status, pmid, pstatus, error, block, next, was) "
+							   "FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, "
+							   "       pg_catalog.array_fill($9, ARRAY[pg_catalog.cardinality($1)])) "
+							   "  AS r(id, status, pmid, pstatus, error, block, hold, next, was) "
 							   "WHERE e.id = ANY ($1) AND e.id = r.id AND e.status = r.was",
-							   8, types, values, NULL, false, 0);
+							   9, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record outcomes: %s", SPI_result_code_string(rc));
 
 	for (int i = 0; i < n; i++)
 	{
 		OutboundMessage *m = messages[i];
-		Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-		Datum		args[3];
+		Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		args[4];
 
 		if (!m->opt_out && !m->pause_provider)
 			continue;
 		args[0] = CStringGetTextDatum(m->tenant);
 		args[1] = CStringGetTextDatum(m->channel);
 		args[2] = CStringGetTextDatum(m->to);
+		args[3] = CStringGetTextDatum(m->pause_reason ? m->pause_reason : "paused");
 		if (m->opt_out)
 			rc = SPI_execute_with_args("INSERT INTO crefinder.opt_outs (user_id, channel, contact, source) "
 									   "VALUES ($1::uuid, $2, $3, 'provider: recipient unsubscribed (21610)') "
 									   "ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING",
 									   3, argtypes, args, NULL, false, 0);
 		else
+		{
 			rc = SPI_execute_with_args("UPDATE crefinder.integration_configs SET paused_at = now(), "
-									   "  paused_reason = 'credentials rejected by the provider' "
+									   "  paused_reason = $4 "
 									   "WHERE user_id = $1::uuid AND paused_at IS NULL "
 									   "  AND provider = crefinder.channel_provider($2)",
-									   2, argtypes, args, NULL, false, 0);
+									   4, argtypes, args, NULL, false, 0);
+			if (rc >= 0)
+				rc = SPI_execute_with_args("UPDATE crefinder.outbound_events SET hold_reason = 'provider_paused', "
+										   "  last_error = 'held: ' || $4, updated_at = now() "
+										   "WHERE user_id = $1::uuid AND status = 'queued' "
+										   "  AND crefinder.channel_provider(channel) = crefinder.channel_provider($2) "
+										   "  AND hold_reason IS DISTINCT FROM 'provider_paused'",
+										   4, argtypes, args, NULL, false, 0);
+		}
 		if (rc < 0)
 			elog(ERROR, "could not record a provider's verdict: %s", SPI_result_code_string(rc));
 	}
+}
+
+/*
+ * RecordOutcomes writes the outcomes of n messages in one transaction and
+ * sets recorded on each message it wrote.  Should the batch fail, each
+ * message is written alone: one that met a lock (a tenant's transaction
+ * holds its row) is left for a later try; one whose outcome cannot be
+ * written is written again as failed with the reason.  Returns how many
+ * remain unrecorded.
+ */
+static int
+RecordOutcomes(OutboundMessage **messages, int n, bool sending)
+{
+	OutcomeBatch all = {messages, n, sending};
+	ErrorData  *edata;
+	int			left = 0;
+
+	BeginWork("recording outcomes");
+	edata = RunGuarded(WriteOutcomes, &all);
+	if (edata == NULL)
+		for (int i = 0; i < n; i++)
+			messages[i]->recorded = true;
+	else
+		for (int i = 0; i < n; i++)
+		{
+			OutcomeBatch one = {&messages[i], 1, sending};
+
+			edata = RunGuarded(WriteOutcomes, &one);
+			if (edata != NULL && !IsLockTimeout(edata))
+			{
+				OutboundMessage *m = messages[i];
+
+				m->error = GuardedError("its outcome could not be recorded", edata);
+				if (strcmp(m->status, "sent") != 0 && strcmp(m->status, "queued") != 0)
+					m->status = "failed";
+				m->block_reason = NULL;
+				m->provider_message_id = m->provider_message_id ?
+					ClipText(m->provider_message_id, 64) : NULL;
+				m->provider_status = NULL;
+				m->opt_out = m->pause_provider = false;
+				edata = RunGuarded(WriteOutcomes, &one);
+			}
+			if (edata == NULL)
+				messages[i]->recorded = true;
+			else
+				left++;
+		}
 	EndWork();
 
 	for (int i = 0; i < n; i++)
 	{
-		if (messages[i]->deferred)
+		if (messages[i]->deferred || !messages[i]->recorded)
 			continue;
 		CountOutcome(messages[i]->status, -1);
-		if (messages[i]->error != NULL && strcmp(messages[i]->status, "sent") != 0)
-			NoteError(messages[i]->error);
 	}
+	return left;
 }
 
 /* ----------------------------------------------------------------------
@@ -1198,56 +1745,261 @@ PendingWaitLeft(void)
 /*
  * RecordPending classifies the finished requests (an email's answer is
  * each of its recipients' answer), records their outcomes in one
- * transaction and releases their requests and claims.
+ * transaction and releases their requests and claims.  Requests with an
+ * outcome that could not be recorded yet (a lock) stay pending and are
+ * tried again RECORD_RETRY_MS later.
  */
+#define RECORD_RETRY_MS 1000
+
+static TimestampTz record_retry_at = 0;
+
 static void
 RecordPending(HttpClient *client)
 {
 	OutboundMessage **finished;
 	int			nfinished = 0;
+	int			kept = 0;
 
-	if (npending == 0)
+	if (npending == 0 || GetCurrentTimestamp() < record_retry_at)
 		return;
 	finished = palloc(sizeof(OutboundMessage *) * pending_messages);
 	for (int i = 0; i < npending; i++)
 	{
 		OutboundMessage *leader = (OutboundMessage *) pending[i]->owner;
 
-		Classify(leader);
-		finished[nfinished++] = leader;
+		if (leader->status == NULL)
+			Classify(leader);
+		if (!leader->recorded)
+			finished[nfinished++] = leader;
 		for (int f = 0; f < leader->nfollowers; f++)
 		{
 			OutboundMessage *follower = leader->followers[f];
 
-			/* the leader's answer, read-only: freed once, with the leader's */
-			follower->request = leader->request;
-			follower->request.headers = NULL;
-			Classify(follower);
-			finished[nfinished++] = follower;
+			if (follower->status == NULL)
+			{
+				/* the leader's answer, read-only: freed once, with the leader's */
+				follower->request = leader->request;
+				follower->request.headers = NULL;
+				Classify(follower);
+			}
+			if (!follower->recorded)
+				finished[nfinished++] = follower;
 		}
 	}
-	dispatcher_record(finished, nfinished, true);
+	if (nfinished > 0 && RecordOutcomes(finished, nfinished, true) > 0)
+		record_retry_at = GetCurrentTimestamp() + RECORD_RETRY_MS * 1000;
+
+	pending_messages = 0;
 	for (int i = 0; i < npending; i++)
 	{
-		ClaimBatch *claim = (ClaimBatch *) ((OutboundMessage *) pending[i]->owner)->batch;
+		OutboundMessage *leader = (OutboundMessage *) pending[i]->owner;
+		ClaimBatch *claim = (ClaimBatch *) leader->batch;
+		bool		all = leader->recorded;
 
+		for (int f = 0; f < leader->nfollowers; f++)
+			all = all && leader->followers[f]->recorded;
+		if (!all)
+		{
+			pending[kept++] = pending[i];
+			pending_messages += 1 + leader->nfollowers;
+			continue;
+		}
 		http_request_free(pending[i]);
 		if (--claim->remaining == 0)
 			MemoryContextDelete(claim->cxt);
 	}
-	npending = 0;
-	pending_messages = 0;
+	npending = kept;
 	CountOutcome(NULL, http_in_flight(client));
+}
+
+/*
+ * The loop's state, kept across errors: an ERROR in one round (a failed
+ * statement, a lock that did not come) is reported, the transaction rolled
+ * back, and the next round goes on with the requests still in flight.
+ */
+typedef struct DispatcherLoop
+{
+	MemoryContext loop_cxt;
+	HttpClient *client;
+	HttpRequest **done;
+	bool		claim_now;
+	TimestampTz next_claim;
+	MemoryContext claim_cxt;	/* the claim being made, until its requests start */
+	int			errors;			/* rounds in a row that ended in an ERROR */
+} DispatcherLoop;
+
+/*
+ * DispatchRound is one round of the loop: claim when there is room, let
+ * the requests progress, record what finished, or sleep when idle.
+ */
+static void
+DispatchRound(DispatcherLoop *loop)
+{
+	HttpClient *client = loop->client;
+	int			in_flight = http_in_flight(client);
+
+	MemoryContextSwitchTo(loop->loop_cxt);
+	MemoryContextReset(loop->loop_cxt);
+	CHECK_FOR_INTERRUPTS();
+	if (ShutdownRequestPending)
+	{
+		record_retry_at = 0;
+		RecordPending(client);
+		StopWhenDrained(in_flight + npending);
+	}
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+		SetSessionSafety();
+		key_problem[0] = '\0';	/* a new key may have come: say again if not */
+	}
+
+	/*
+	 * Refill once half the requests have finished: claiming costs a query
+	 * whatever its size, so claims are made in large slices.
+	 */
+	if (crefinder_dispatcher_enabled && !ShutdownRequestPending &&
+		in_flight <= crefinder_batch_size / 2 &&
+		(loop->claim_now || GetCurrentTimestamp() >= loop->next_claim))
+	{
+		OutboundMessage **batch;
+		int			n;
+		bool		full;
+		ClaimBatch *claim;
+
+		loop->claim_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder claim",
+												ALLOCSET_DEFAULT_SIZES);
+		claim = MemoryContextAlloc(loop->claim_cxt, sizeof(ClaimBatch));
+		claim->cxt = loop->claim_cxt;
+		SetState("sending");
+		n = Claim(crefinder_batch_size - in_flight, loop->claim_cxt, &batch, &full);
+		claim->remaining = n;
+		for (int i = 0; i < n; i++)
+		{
+			batch[i]->batch = claim;
+			http_start(client, &batch[i]->request, crefinder_http_timeout_ms);
+		}
+		if (n == 0)
+			MemoryContextDelete(loop->claim_cxt);
+		loop->claim_cxt = NULL;
+		loop->claim_now = full; /* more may be due */
+		if (loop->claim_now && MyWorker == 0)
+		{
+			crefinder_wake_helpers(MyWorker);
+			FreshenStatistics();
+		}
+		loop->next_claim = GetCurrentTimestamp() + (n > 0 ? 0 : 100 * 1000);
+		in_flight = http_in_flight(client);
+		CountOutcome(NULL, in_flight);
+	}
+
+	if (in_flight > 0 || npending > 0)
+	{
+		int			ndone = 0;
+
+		if (in_flight > 0)
+			ndone = http_poll(client, npending > 0 ? Min(POLL_MS, PendingWaitLeft()) : POLL_MS,
+							  loop->done, 10000);
+		else
+		{
+			/* only outcomes wait: for more answers, or to record again */
+			long		ms = Max(1, PendingWaitLeft());
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (record_retry_at > now)
+				ms = Max(ms, (long) ((record_retry_at - now) / 1000) + 1);
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
+							 PG_WAIT_EXTENSION);
+		}
+		for (int i = 0; i < ndone; i++)
+			AddPending(loop->done[i]);
+		if (npending > 0 &&
+			(pending_messages >= crefinder_batch_size / 2 || http_in_flight(client) == 0 ||
+			 PendingWaitLeft() == 0 || ShutdownRequestPending))
+			RecordPending(client);
+		if (ndone > 0)
+			loop->claim_now = true;
+		/* a commit that queued messages wakes us: claim them too */
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0,
+					  PG_WAIT_EXTENSION) & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			loop->claim_now = true;
+		}
+		loop->errors = 0;
+		return;
+	}
+
+	if (loop->claim_now && crefinder_dispatcher_enabled)
+	{
+		loop->errors = 0;
+		return;
+	}
+
+	/* idle: sleep until the next message is due or a commit wakes us */
+	SetState(crefinder_dispatcher_enabled ? "idle" : "disabled");
+	{
+		/* helpers wait for worker 0 to call them */
+		long		wait = crefinder_dispatcher_enabled && MyWorker == 0 ?
+			WaitMilliseconds() : IDLE_WAIT_MS;
+
+		if (wait > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait,
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		loop->claim_now = true;
+	}
+	loop->errors = 0;
+}
+
+/*
+ * RoundFailed handles an ERROR that ended a round: it is logged (once for
+ * repeats of the same message) and shown in dispatcher_status, the
+ * transaction is rolled back, and the loop goes on after a pause that
+ * grows with the errors in a row (at most 30 s).  The requests in flight
+ * and the outcomes not yet recorded are kept.
+ */
+static void
+RoundFailed(DispatcherLoop *loop)
+{
+	static char last[CREFINDER_ERROR_LEN] = "";
+	ErrorData  *edata;
+	long		pause;
+
+	MemoryContextSwitchTo(loop->loop_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(loop->loop_cxt);
+	if (loop->claim_cxt != NULL)
+	{
+		MemoryContextDelete(loop->claim_cxt);
+		loop->claim_cxt = NULL;
+	}
+	if (strcmp(last, edata->message ? edata->message : "") != 0)
+	{
+		strlcpy(last, edata->message ? edata->message : "", sizeof(last));
+		ereport(LOG,
+				(errmsg("crefinder dispatcher %d: %s", MyWorker,
+						ClipText(edata->message ? edata->message : "error", CREFINDER_ERROR_LEN - 1)),
+				 errdetail("The dispatcher goes on; messages it could not handle stay queued.")));
+	}
+	NoteError(ClipText(edata->message ? edata->message : "error", CREFINDER_ERROR_LEN - 1));
+	loop->errors++;
+	loop->claim_now = true;
+	pause = Min(30000L, 100L << Min(loop->errors, 9));
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pause,
+					 PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
 }
 
 void
 crefinder_dispatcher_main(Datum arg)
 {
-	MemoryContext loop_cxt;
-	HttpClient *client;
-	HttpRequest **done;
-	bool		claim_now = true;
-	TimestampTz next_claim = 0;
+	DispatcherLoop loop;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	/* SIGTERM: stop claiming, let the requests in flight finish (StopWhenDrained) */
@@ -1255,6 +2007,7 @@ crefinder_dispatcher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(crefinder_database, NULL, 0);
 	pgstat_report_appname("crefinder dispatcher");
+	SetSessionSafety();
 	UseIndexPlans();
 
 	MyWorker = DatumGetInt32(arg);
@@ -1289,115 +2042,30 @@ crefinder_dispatcher_main(Datum arg)
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(FATAL, (errmsg("could not initialise libcurl")));
+	memset(&loop, 0, sizeof(loop));
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		client = http_client_create(crefinder_max_connections);
+		loop.client = http_client_create(crefinder_max_connections);
 		MemoryContextSwitchTo(old);
 	}
-	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder dispatcher loop",
-									 ALLOCSET_DEFAULT_SIZES);
-	done = MemoryContextAlloc(TopMemoryContext, sizeof(HttpRequest *) * 10000);
+	loop.loop_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder dispatcher loop",
+										  ALLOCSET_DEFAULT_SIZES);
+	loop.done = MemoryContextAlloc(TopMemoryContext, sizeof(HttpRequest *) * 10000);
+	loop.claim_now = true;
 	SetState("idle");
 
 	for (;;)
 	{
-		int			in_flight = http_in_flight(client);
-
-		MemoryContextSwitchTo(loop_cxt);
-		MemoryContextReset(loop_cxt);
-		CHECK_FOR_INTERRUPTS();
-		if (ShutdownRequestPending)
+		PG_TRY();
 		{
-			RecordPending(client);
-			StopWhenDrained(in_flight);
+			DispatchRound(&loop);
 		}
-		if (ConfigReloadPending)
+		PG_CATCH();
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			RoundFailed(&loop);
 		}
-
-		/*
-		 * Refill once half the requests have finished: claiming costs a
-		 * query whatever its size, so claims are made in large slices.
-		 */
-		if (crefinder_dispatcher_enabled && !ShutdownRequestPending &&
-			in_flight <= crefinder_batch_size / 2 &&
-			(claim_now || GetCurrentTimestamp() >= next_claim))
-		{
-			OutboundMessage **batch;
-			int			n;
-			bool		full;
-			MemoryContext claim_cxt = AllocSetContextCreate(TopMemoryContext, "crefinder claim",
-															ALLOCSET_DEFAULT_SIZES);
-			ClaimBatch *claim = MemoryContextAlloc(claim_cxt, sizeof(ClaimBatch));
-
-			claim->cxt = claim_cxt;
-			SetState("sending");
-			n = Claim(crefinder_batch_size - in_flight, claim_cxt, &batch, &full);
-			claim->remaining = n;
-			for (int i = 0; i < n; i++)
-			{
-				batch[i]->batch = claim;
-				http_start(client, &batch[i]->request, crefinder_http_timeout_ms);
-			}
-			if (n == 0)
-				MemoryContextDelete(claim_cxt);
-			claim_now = full;	/* more may be due */
-			if (claim_now && MyWorker == 0)
-			{
-				crefinder_wake_helpers(MyWorker);
-				FreshenStatistics();
-			}
-			next_claim = GetCurrentTimestamp() + (n > 0 ? 0 : 100 * 1000);
-			in_flight = http_in_flight(client);
-			CountOutcome(NULL, in_flight);
-		}
-
-		if (in_flight > 0 || npending > 0)
-		{
-			int			ndone = 0;
-
-			if (in_flight > 0)
-				ndone = http_poll(client, npending > 0 ? Min(POLL_MS, PendingWaitLeft()) : POLL_MS,
-								  done, 10000);
-			for (int i = 0; i < ndone; i++)
-				AddPending(done[i]);
-			if (npending > 0 &&
-				(pending_messages >= crefinder_batch_size / 2 || http_in_flight(client) == 0 ||
-				 PendingWaitLeft() == 0 || ShutdownRequestPending))
-				RecordPending(client);
-			if (ndone > 0)
-				claim_now = true;
-			/* a commit that queued messages wakes us: claim them too */
-			if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0,
-						  PG_WAIT_EXTENSION) & WL_LATCH_SET)
-			{
-				ResetLatch(MyLatch);
-				claim_now = true;
-			}
-			continue;
-		}
-
-		if (claim_now && crefinder_dispatcher_enabled)
-			continue;
-
-		/* idle: sleep until the next message is due or a commit wakes us */
-		SetState(crefinder_dispatcher_enabled ? "idle" : "disabled");
-		{
-			/* helpers wait for worker 0 to call them */
-			long		wait = crefinder_dispatcher_enabled && MyWorker == 0 ?
-				WaitMilliseconds() : IDLE_WAIT_MS;
-
-			if (wait > 0)
-			{
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait,
-								 PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-			}
-			claim_now = true;
-		}
+		PG_END_TRY();
 	}
 }
 
@@ -1424,31 +2092,32 @@ crefinder_dispatcher_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < crefinder_dispatcher_workers; i++)
 	{
 		CrefinderWorkerSlot *w = &copy.workers[i];
-		Datum		values[11];
-		bool		nulls[11] = {false};
+		Datum		values[12];
+		bool		nulls[12] = {false};
 
 		values[0] = Int32GetDatum(i);
+		values[1] = CStringGetTextDatum(crefinder_database);
 		if (w->pid != 0)
-			values[1] = Int32GetDatum(w->pid);
+			values[2] = Int32GetDatum(w->pid);
 		else
-			nulls[1] = true;
-		values[2] = CStringGetTextDatum(w->state);
+			nulls[2] = true;
+		values[3] = CStringGetTextDatum(w->state);
 		if (w->started_at != 0)
-			values[3] = TimestampTzGetDatum(w->started_at);
+			values[4] = TimestampTzGetDatum(w->started_at);
 		else
-			nulls[3] = true;
-		values[4] = Int32GetDatum(w->in_flight);
-		values[5] = Int64GetDatum(w->sent);
-		values[6] = Int64GetDatum(w->failed);
-		values[7] = Int64GetDatum(w->retried);
-		values[8] = Int64GetDatum(w->blocked);
+			nulls[4] = true;
+		values[5] = Int32GetDatum(w->in_flight);
+		values[6] = Int64GetDatum(w->sent);
+		values[7] = Int64GetDatum(w->failed);
+		values[8] = Int64GetDatum(w->retried);
+		values[9] = Int64GetDatum(w->blocked);
 		if (w->last_error[0] != '\0')
 		{
-			values[9] = CStringGetTextDatum(w->last_error);
-			values[10] = TimestampTzGetDatum(w->last_error_at);
+			values[10] = CStringGetTextDatum(w->last_error);
+			values[11] = TimestampTzGetDatum(w->last_error_at);
 		}
 		else
-			nulls[9] = nulls[10] = true;
+			nulls[10] = nulls[11] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

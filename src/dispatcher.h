@@ -8,6 +8,5 @@
 #include "outbound.h"
 
 extern void crefinder_register_dispatcher(void);
-extern void dispatcher_record(OutboundMessage **messages, int n, bool sending);
 
 #endif							/* CREFINDER_DISPATCHER_H */

@@ -29,7 +29,9 @@ char	   *crefinder_vapi_api_url = NULL;
 int			crefinder_batch_size = 500;
 int			crefinder_max_connections = 64;
 int			crefinder_http_timeout_ms = 10000;
-int			crefinder_max_attempts = 5;
+int			crefinder_max_attempts = 50;
+int			crefinder_retry_max_backoff = 600;
+int			crefinder_retry_max_age = 86400;
 bool		crefinder_dispatcher_enabled = true;
 int			crefinder_dispatcher_workers = 2;
 
@@ -150,9 +152,27 @@ crefinder_define_gucs(void)
 							gettext_noop("Attempts before a message that keeps failing temporarily is marked failed."),
 							NULL,
 							&crefinder_max_attempts,
-							5, 1, 100,
+							50, 1, 1000,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.retry_max_backoff",
+							gettext_noop("Longest wait between two attempts of a message that failed temporarily."),
+							gettext_noop("The wait doubles from one second at each attempt, with jitter, up to this."),
+							&crefinder_retry_max_backoff,
+							600, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.retry_max_age",
+							gettext_noop("How long after its first attempt a message that keeps failing temporarily is retried before it is marked failed."),
+							NULL,
+							&crefinder_retry_max_age,
+							86400, 1, 30 * 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("crefinder.dispatcher_enabled",

@@ -16,6 +16,8 @@ extern int	crefinder_batch_size;
 extern int	crefinder_max_connections;
 extern int	crefinder_http_timeout_ms;
 extern int	crefinder_max_attempts;
+extern int	crefinder_retry_max_backoff;
+extern int	crefinder_retry_max_age;
 extern bool crefinder_dispatcher_enabled;
 extern int	crefinder_dispatcher_workers;
 

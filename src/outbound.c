@@ -5,6 +5,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -81,24 +82,72 @@ outbound_secret_cache(bool on)
 }
 
 /*
+ * The dispatcher hands over the server key for the claim it builds
+ * (outbound_secret_key): a secret that does not open is then noted on its
+ * message, never raised, so that one tenant's damaged settings or a wrong
+ * server key cannot stop the others' messages.  Without a key (the
+ * synchronous account calls) a secret that does not open is an error.
+ */
+static const CrefinderKey *claim_key = NULL;
+
+void
+outbound_secret_key(const CrefinderKey *key)
+{
+	claim_key = key;
+}
+
+/*
  * outbound_secret opens the tenant's sealed secret field of provider, or
- * returns NULL when the tenant has none.
+ * returns NULL when the tenant has none or (with a claim key) when it does
+ * not open: m->secret_wrong_key or m->secret_problem then says why.
  */
 char *
 outbound_secret(OutboundMessage *m, const char *provider, const char *field)
 {
-	char	   *envelope = outbound_text(m->secrets, field);
+	JsonbValue *v;
+	char	   *envelope;
 	OpenedSecret *entry;
+	char	   *aad;
+	char	   *plaintext = NULL;
 
-	if (envelope == NULL)
+	if (m->secrets == NULL)
 		return NULL;
+	v = getKeyJsonValueFromContainer(&m->secrets->root, field, strlen(field), NULL);
+	if (v == NULL)
+		return NULL;
+	if (v->type != jbvString)
+	{
+		m->secret_problem = psprintf("the stored %s is not a sealed secret", field);
+		return NULL;
+	}
+	envelope = pnstrdup(v->val.string.val, v->val.string.len);
 	/* an envelope is bound to its tenant, provider and field: it is the key */
 	for (entry = opened; cache_on && entry != NULL; entry = entry->next)
 		if (strcmp(entry->envelope, envelope) == 0)
 			return entry->plaintext;
+	aad = crefinder_secret_aad(m->tenant, provider, field);
+	if (claim_key == NULL)
+		plaintext = crefinder_decrypt_secret(envelope, aad);
+	else
+	{
+		switch (crefinder_try_decrypt(claim_key, envelope, aad, &plaintext))
+		{
+			case CREFINDER_DECRYPT_OK:
+				break;
+			case CREFINDER_DECRYPT_WRONG_KEY:
+				m->secret_wrong_key = true;
+				return NULL;
+			case CREFINDER_DECRYPT_MALFORMED:
+				m->secret_problem = psprintf("the stored %s is not a sealed secret", field);
+				return NULL;
+			case CREFINDER_DECRYPT_TAMPERED:
+				m->secret_problem = psprintf("the stored %s is damaged (its authentication tag does not verify)", field);
+				return NULL;
+		}
+	}
 	entry = palloc(sizeof(OpenedSecret));
 	entry->envelope = envelope;
-	entry->plaintext = crefinder_decrypt_secret(envelope, crefinder_secret_aad(m->tenant, provider, field));
+	entry->plaintext = plaintext;
 	if (cache_on)
 	{
 		entry->next = opened;
@@ -170,4 +219,63 @@ outbound_timestamp(const char *text)
 {
 	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
 												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
+/*
+ * outbound_integer returns the whole number (at most 9 digits) at key, or
+ * NULL when there is none or it is anything else: values written raw into
+ * a provider's JSON must be checked where the request is built, whatever
+ * the table holds.
+ */
+char *
+outbound_integer(Jsonb *jsonb, const char *key)
+{
+	char	   *text = outbound_text(jsonb, key);
+
+	if (text == NULL || text[0] == '\0' || strlen(text) > 9)
+		return NULL;
+	for (const char *p = text; *p; p++)
+		if (*p < '0' || *p > '9')
+			return NULL;
+	return text;
+}
+
+/*
+ * outbound_clean_text makes text that came from outside (a provider's
+ * answer, an error) safe to store: bytes that are not valid in the
+ * database's encoding become "?", control characters become spaces, and
+ * the result is cut to at most max_bytes at a character boundary.
+ */
+char *
+outbound_clean_text(const char *text, size_t len, int max_bytes)
+{
+	int			encoding = GetDatabaseEncoding();
+	StringInfoData out;
+	size_t		i = 0;
+
+	initStringInfo(&out);
+	while (i < len && out.len < max_bytes)
+	{
+		unsigned char c = (unsigned char) text[i];
+		int			n;
+
+		if (c < 0x80)
+		{
+			appendStringInfoChar(&out, (c < 0x20 || c == 0x7f) ? ' ' : (char) c);
+			i++;
+			continue;
+		}
+		n = pg_encoding_verifymbchar(encoding, text + i, (int) (len - i));
+		if (n <= 0)
+		{
+			appendStringInfoChar(&out, '?');
+			i++;
+			continue;
+		}
+		if (out.len + n > max_bytes)
+			break;
+		appendBinaryStringInfo(&out, text + i, n);
+		i += n;
+	}
+	return out.data;
 }

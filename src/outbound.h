@@ -12,6 +12,7 @@
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
+#include "crypto.h"
 #include "http.h"
 
 typedef struct OutboundMessage
@@ -49,8 +50,16 @@ typedef struct OutboundMessage
 	char	   *block_reason;
 	TimestampTz next_attempt_at;
 	bool		opt_out;		/* record an opt-out for the recipient */
-	bool		pause_provider; /* credentials rejected */
+	bool		pause_provider; /* credentials rejected, settings unreadable */
+	char	   *pause_reason;
 	bool		deferred;		/* put back unsent (held, paced): no attempt */
+	const char *hold_reason;	/* why a message put back waits */
+	TimestampTz first_attempt_at;	/* retries give up retry_max_age later */
+	bool		recorded;		/* its outcome is in the table */
+
+	/* a sealed secret that did not open (set by outbound_secret) */
+	bool		secret_wrong_key;	/* sealed under another server key */
+	char	   *secret_problem; /* damaged: which field, why */
 
 	/* emails that differ only in recipient travel in the leader's request */
 	struct OutboundMessage **followers;
@@ -59,15 +68,18 @@ typedef struct OutboundMessage
 
 extern char *outbound_text(Jsonb *jsonb, const char *key);
 extern Jsonb *outbound_object(Jsonb *jsonb, const char *key);
+extern char *outbound_integer(Jsonb *jsonb, const char *key);
 extern const char *outbound_provider(const char *channel);
 extern char *outbound_secret(OutboundMessage *m, const char *provider, const char *field);
 extern void outbound_secret_cache(bool on);
+extern void outbound_secret_key(const CrefinderKey *key);
 extern struct curl_slist *outbound_bearer(OutboundMessage *m, const char *provider,
 										  struct curl_slist *headers);
 extern void outbound_json_string(StringInfo buf, const char *key, const char *value, bool *first);
 extern Jsonb *outbound_parse_json(const char *text);
 extern char *outbound_api_url(const char *base, const char *path);
 extern TimestampTz outbound_timestamp(const char *text);
+extern char *outbound_clean_text(const char *text, size_t len, int max_bytes);
 
 /* provider modules: fill m->request; read a 2xx answer into m */
 extern void twilio_authorize(OutboundMessage *m, HttpRequest *request);

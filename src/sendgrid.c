@@ -48,7 +48,7 @@ sendgrid_build(OutboundMessage *m)
 	char	   *template_id = outbound_text(m->payload, "template_id");
 	Jsonb	   *categories = outbound_object(m->payload, "categories");
 	char	   *reply_to = outbound_text(m->config, "replyToEmail");
-	char	   *group = outbound_text(m->config, "unsubscribeGroupId");
+	char	   *group = outbound_integer(m->config, "unsubscribeGroupId");
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"personalizations\":[");
@@ -65,7 +65,7 @@ sendgrid_build(OutboundMessage *m)
 		outbound_json_string(&buf, "crefinder_message_id", psprintf(INT64_FORMAT, r->id), &inner);
 		outbound_json_string(&buf, "crefinder_tenant", r->tenant, &inner);
 		appendStringInfoChar(&buf, '}');
-		if (data != NULL)
+		if (data != NULL && JB_ROOT_IS_OBJECT(data))
 			appendStringInfo(&buf, ",\"dynamic_template_data\":%s",
 							 JsonbToCString(NULL, &data->root, VARSIZE(data)));
 		appendStringInfoChar(&buf, '}');
@@ -105,7 +105,7 @@ sendgrid_build(OutboundMessage *m)
 		appendStringInfoChar(&buf, ']');
 	}
 	outbound_json_string(&buf, "template_id", template_id, &first);
-	if (categories != NULL)
+	if (categories != NULL && JB_ROOT_IS_ARRAY(categories))
 		appendStringInfo(&buf, ",\"categories\":%s",
 						 JsonbToCString(NULL, &categories->root, VARSIZE(categories)));
 	if (group != NULL)

@@ -7,12 +7,21 @@
  * transaction with set_config('crefinder.user_id', ..., true).  When
  * auth.uid() exists it alone decides, so that a client of a Supabase
  * project cannot pick another tenant by setting crefinder.user_id.
+ *
+ * Only an auth.uid() that a superuser owns (the function or its schema, as
+ * on Supabase) counts: a role that may create schemas could otherwise plant
+ * one, name any tenant, and have its code run inside crefinder's functions,
+ * which run with the extension owner's rights.
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
 #include "nodes/pg_list.h"
@@ -20,6 +29,7 @@
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/uuid.h"
 
 #include "guc.h"
@@ -63,17 +73,46 @@ crefinder_uuid_text_is_valid(const char *text)
 	return *p == '\0';
 }
 
+/* SchemaOwner: the owner of a schema (InvalidOid when it is gone). */
+static Oid
+SchemaOwner(Oid nspid)
+{
+	HeapTuple	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nspid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
 /*
- * LookupSupabaseUid returns the oid of auth.uid() when it exists, else
- * InvalidOid.
+ * LookupSupabaseUid returns the oid of auth.uid() when it exists and a
+ * superuser owns it or its schema, else InvalidOid.
  */
 static Oid
 LookupSupabaseUid(void)
 {
 	List	   *name = list_make2(makeString("auth"), makeString("uid"));
+	Oid			fn = LookupFuncName(name, 0, NULL, true);
+	HeapTuple	tuple;
+	Oid			owner;
+	Oid			schema_owner;
 
-	return LookupFuncName(name, 0, NULL, true);
+	if (!OidIsValid(fn))
+		return InvalidOid;
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	schema_owner = SchemaOwner(((Form_pg_proc) GETSTRUCT(tuple))->pronamespace);
+	ReleaseSysCache(tuple);
+	if (!superuser_arg(owner) && !superuser_arg(schema_owner))
+		return InvalidOid;
+	return fn;
 }
+
 
 /*
  * crefinder_current_tenant returns the current tenant as a uuid Datum, or

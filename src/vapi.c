@@ -36,7 +36,7 @@ vapi_build(OutboundMessage *m)
 	bool		first = true;
 	bool		inner;
 	Jsonb	   *metadata = outbound_object(m->payload, "metadata");
-	char	   *duration = outbound_text(m->config, "maxCallDuration");
+	char	   *duration = outbound_integer(m->config, "maxCallDuration");
 	char	   *first_message = outbound_text(m->payload, "first_message");
 
 	initStringInfo(&buf);

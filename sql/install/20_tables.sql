@@ -27,8 +27,23 @@ CREATE TABLE crefinder.property_records (
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, id),
-    CHECK (property_state IS NULL OR property_state ~ '^[A-Z]{2}$'),
-    CHECK (mailing_state IS NULL OR mailing_state ~ '^[A-Z]{2}$')
+    -- Tenants fill this table by hand: every column is checked.
+    CONSTRAINT property_state_format CHECK (property_state ~ '^[A-Z]{2}$'),
+    CONSTRAINT mailing_state_format CHECK (mailing_state ~ '^[A-Z]{2}$'),
+    CONSTRAINT property_zip_format CHECK (property_zip ~ '^[0-9]{5}(-[0-9]{4})?$'),
+    CONSTRAINT mailing_zip_format CHECK (mailing_zip ~ '^[0-9]{5}(-[0-9]{4})?$'),
+    CONSTRAINT timezone_known CHECK (crefinder.is_time_zone(timezone)),
+    CONSTRAINT owner_phone_format CHECK (owner_phone ~ '^[0-9+() .\-]{7,32}$'),
+    CONSTRAINT owner_email_format CHECK (char_length(owner_email) <= 254
+                                         AND owner_email ~ '^[^@\s]+@[^@\s]+$'),
+    CONSTRAINT text_lengths CHECK (char_length(owner_name) <= 500
+                                   AND char_length(property_address) <= 500
+                                   AND char_length(property_city) <= 200
+                                   AND char_length(mailing_address) <= 500),
+    CONSTRAINT no_control_characters CHECK (
+        concat(owner_name, property_address, property_city, mailing_address) !~ '[\x01-\x1f\x7f]'),
+    CONSTRAINT skip_trace_data_object CHECK (jsonb_typeof(skip_trace_data) = 'object'
+                                             AND pg_column_size(skip_trace_data) <= 65536)
 );
 CREATE INDEX ON crefinder.property_records (user_id, owner_phone);
 CREATE INDEX ON crefinder.property_records (user_id, lower(owner_email));
@@ -120,6 +135,7 @@ CREATE TABLE crefinder.outbound_events (
         CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'blocked', 'failed',
                           'cancelled', 'unknown')),
     block_reason         text,
+    hold_reason          text,       -- why a queued message waits (until next_attempt_at)
     provider_status      text,
     provider_message_id  text,
     campaign_id          bigint,
@@ -129,6 +145,7 @@ CREATE TABLE crefinder.outbound_events (
     variant              text,
     attempts             integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     claimed_by           smallint,   -- the dispatcher worker that last claimed the row
+    first_attempt_at     timestamptz,  -- retries give up crefinder.retry_max_age after it
     next_attempt_at      timestamptz NOT NULL DEFAULT now(),
     last_error           text,
     cost_cents           numeric(14, 4),
@@ -142,6 +159,7 @@ CREATE TABLE crefinder.outbound_events (
     responded_at         timestamptz,
     UNIQUE (user_id, id),
     CHECK ((status = 'blocked') = (block_reason IS NOT NULL)),
+    CHECK (hold_reason IS NULL OR status = 'queued'),
     FOREIGN KEY (user_id, campaign_id) REFERENCES crefinder.campaigns (user_id, id)
         ON DELETE SET NULL (campaign_id),
     FOREIGN KEY (user_id, property_id) REFERENCES crefinder.property_records (user_id, id)

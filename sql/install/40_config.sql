@@ -2,19 +2,22 @@
 -- under crefinder.secret_key), shown masked.
 
 CREATE FUNCTION crefinder.configure(provider text, config jsonb) RETURNS jsonb
-    LANGUAGE c VOLATILE
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_configure';
 COMMENT ON FUNCTION crefinder.configure(text, jsonb) IS
     'Validate, apply defaults, encrypt secrets and store the current tenant''s settings for vapi, twilio or sendgrid; returns them masked.';
 
 CREATE FUNCTION crefinder.integration_config(provider text) RETURNS jsonb
-    LANGUAGE c STABLE
+    LANGUAGE c STABLE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_integration_config';
 COMMENT ON FUNCTION crefinder.integration_config(text) IS
     'The current tenant''s settings for a provider, secrets shown as **** and their last 4 characters; NULL when not configured.';
 
 CREATE FUNCTION crefinder.rotate_secret_key(old_key text, new_key text) RETURNS integer
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_rotate_secret_key';
 COMMENT ON FUNCTION crefinder.rotate_secret_key(text, text) IS
     'Superuser only: re-encrypt every stored provider secret from old_key to new_key in one transaction; then set crefinder.secret_key to new_key.';

@@ -6,7 +6,8 @@
 -- source 'operator', which wins over the default and is kept by pg_dump.
 
 CREATE FUNCTION crefinder.valid_day_windows(windows jsonb) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT jsonb_typeof(windows) = 'object' AND NOT EXISTS (
         SELECT 1 FROM jsonb_each(windows) AS e(day, w)
@@ -85,6 +86,7 @@ CREATE TABLE crefinder.state_holidays (
 -- read them again.
 CREATE FUNCTION crefinder.rules_changed() RETURNS trigger
     LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_rules_changed';
 CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crefinder.calling_rules
     FOR EACH STATEMENT EXECUTE FUNCTION crefinder.rules_changed();
@@ -113,10 +115,115 @@ CREATE TABLE crefinder.tenant_settings (
     conversion_rate         numeric(7, 6) CHECK (conversion_rate BETWEEN 0 AND 1),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
-    CHECK (voice_window_start < voice_window_end),
-    CHECK (sms_window_start < sms_window_end),
-    CHECK (whatsapp_window_start < whatsapp_window_end)
+    CONSTRAINT voice_window_order CHECK (voice_window_start < voice_window_end),
+    CONSTRAINT sms_window_order CHECK (sms_window_start < sms_window_end),
+    CONSTRAINT whatsapp_window_order CHECK (whatsapp_window_start < whatsapp_window_end)
 );
+
+-- default_tenant_settings: what a tenant without a row of its own gets.
+CREATE FUNCTION crefinder.default_tenant_settings() RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    defaults jsonb;
+BEGIN
+    EXECUTE (SELECT format('SELECT to_jsonb(d) FROM (SELECT %s) d',
+                           string_agg(format('%s AS %I', pg_get_expr(ad.adbin, ad.adrelid), a.attname), ', '))
+             FROM pg_attribute a JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+             WHERE a.attrelid = 'crefinder.tenant_settings'::regclass AND a.attnum > 0
+               AND NOT a.attisdropped AND a.attname NOT IN ('user_id', 'created_at', 'updated_at'))
+    INTO defaults;
+    RETURN to_jsonb(jsonb_populate_record(NULL::crefinder.tenant_settings, defaults))
+           - '{user_id,created_at,updated_at}'::text[];
+END
+$$;
+
+-- get_tenant_settings: the current tenant's settings, defaults filled in.
+CREATE FUNCTION crefinder.get_tenant_settings() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    current jsonb;
+BEGIN
+    SELECT to_jsonb(t) - '{user_id,created_at,updated_at}'::text[] INTO current
+    FROM crefinder.tenant_settings t WHERE t.user_id = crefinder.current_user_id();
+    RETURN coalesce(current, crefinder.default_tenant_settings());
+END
+$$;
+
+-- set_tenant_settings: change some of the current tenant's settings (the
+-- keys given; the others keep their values).  Every problem is named in
+-- one 22023 error.  Returns the settings as get_tenant_settings() would.
+CREATE FUNCTION crefinder.set_tenant_settings(changes jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+    merged jsonb;
+    problems text[] := '{}';
+    k text;
+    v jsonb;
+    col record;
+    violated text;
+BEGIN
+    PERFORM crefinder.require_argument(changes IS NULL, 'changes');
+    IF jsonb_typeof(changes) <> 'object' THEN
+        RAISE EXCEPTION 'tenant settings must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR k, v IN SELECT * FROM jsonb_each(changes) LOOP
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull INTO col
+        FROM pg_attribute a
+        WHERE a.attrelid = 'crefinder.tenant_settings'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.attname = k AND a.attname NOT IN ('user_id', 'created_at', 'updated_at');
+        IF NOT FOUND THEN
+            problems := problems || format('%s: unknown setting', left(k, 40));
+        ELSIF jsonb_typeof(v) = 'null' THEN
+            IF col.attnotnull THEN
+                problems := problems || format('%s: must not be null', k);
+            END IF;
+        ELSIF jsonb_typeof(v) NOT IN ('string', 'number', 'boolean') THEN
+            problems := problems || format('%s: must be a %s, not a JSON %s', k, col.type, jsonb_typeof(v));
+        ELSE
+            BEGIN
+                EXECUTE format('SELECT %L::%s', v #>> '{}', col.type);
+            EXCEPTION WHEN data_exception OR invalid_text_representation THEN
+                problems := problems || format('%s: must be a %s', k, col.type);
+            END;
+        END IF;
+    END LOOP;
+    IF cardinality(problems) > 0 THEN
+        RAISE EXCEPTION 'invalid tenant settings'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = array_to_string(problems, E'\n'),
+                  HINT = format('Settings are: %s.', (SELECT string_agg(key, ', ') FROM
+                                jsonb_object_keys(crefinder.default_tenant_settings()) AS key));
+    END IF;
+
+    SELECT to_jsonb(t) INTO merged FROM crefinder.tenant_settings t WHERE t.user_id = tenant;
+    merged := coalesce(merged, crefinder.default_tenant_settings() || jsonb_build_object('created_at', now()))
+              || changes || jsonb_build_object('user_id', tenant, 'updated_at', now());
+    BEGIN
+        DELETE FROM crefinder.tenant_settings t WHERE t.user_id = tenant;
+        INSERT INTO crefinder.tenant_settings
+        SELECT * FROM jsonb_populate_record(NULL::crefinder.tenant_settings, merged);
+    EXCEPTION WHEN check_violation THEN
+        GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
+        RAISE EXCEPTION 'invalid tenant settings'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The settings break %s: %s.', violated,
+                                  (SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+                                   WHERE c.conrelid = 'crefinder.tenant_settings'::regclass
+                                     AND c.conname = violated));
+    END;
+    RETURN crefinder.get_tenant_settings();
+END
+$$;
+COMMENT ON FUNCTION crefinder.set_tenant_settings(jsonb) IS
+    'Change the current tenant''s settings: only the keys given change (e.g. {"sms_window_start": "10:00"}); every problem is named in one 22023 error; returns all settings.';
+COMMENT ON FUNCTION crefinder.get_tenant_settings() IS
+    'The current tenant''s settings (contact windows, consent policy, caps, deal assumptions), defaults filled in.';
 
 -- Phone numbers and places.
 CREATE FUNCTION crefinder.normalize_phone(text) RETURNS text
@@ -142,6 +249,7 @@ CREATE FUNCTION crefinder.can_contact(channel text, contact text, at timestamptz
                                       property_id bigint DEFAULT NULL)
     RETURNS TABLE (allowed boolean, reason text, next_allowed_at timestamptz)
     LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_can_contact';
 COMMENT ON FUNCTION crefinder.can_contact(text, text, timestamptz, bigint) IS
     'May the current tenant contact this person on this channel at this instant?  reason is NULL when allowed, else invalid_contact, opted_out, suppressed, dnc, no_consent, unknown_timezone, quiet_hours, day_restricted or frequency_cap; next_allowed_at is the earliest instant from at when every time-based check passes.';
@@ -149,24 +257,62 @@ COMMENT ON FUNCTION crefinder.can_contact(text, text, timestamptz, bigint) IS
 CREATE FUNCTION crefinder.scrub(channel text, contacts text[], at timestamptz DEFAULT now())
     RETURNS TABLE (contact text, allowed boolean, reason text, next_allowed_at timestamptz)
     LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_scrub';
 COMMENT ON FUNCTION crefinder.scrub(text, text[], timestamptz) IS
     'can_contact for many contacts at once (one row per element, in order).';
 
--- Opt-outs, consents, suppressions.
+-- Opt-outs, consents, suppressions.  These change state for the current
+-- tenant only: they run with the extension owner's rights (tenants cannot
+-- write the tables themselves) and name the tenant in every statement.
+
+-- check_choice raises 22023 unless value is one of allowed (22004 when null).
+CREATE FUNCTION crefinder.check_choice(value text, name text, allowed text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM crefinder.require_argument(value IS NULL, name);
+    IF NOT value = ANY (allowed) THEN
+        RAISE EXCEPTION 'invalid % "%"', name,
+                        left(value, 40) || CASE WHEN char_length(value) > 40 THEN '…' ELSE '' END
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('%s must be one of: %s.', name, array_to_string(allowed, ', '));
+    END IF;
+END
+$$;
+
+-- check_label raises 22023 unless a free-text label (a source) is 1 to 200
+-- characters without control characters.
+CREATE FUNCTION crefinder.check_label(value text, name text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF value IS NOT NULL AND (btrim(value) = '' OR char_length(value) > 200 OR value ~ '[\x01-\x1f\x7f]') THEN
+        RAISE EXCEPTION 'invalid %', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('%s must be 1 to 200 characters without control characters.', name);
+    END IF;
+END
+$$;
 
 CREATE FUNCTION crefinder.opt_out(channel text, contact text, source text DEFAULT 'manual')
     RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 #variable_conflict use_column
 DECLARE
-    normalized text := crefinder.normalize_contact(channel, contact);
+    normalized text;
     opt_out_id bigint;
 BEGIN
-    INSERT INTO crefinder.opt_outs (channel, contact, source)
-    VALUES (channel, normalized, coalesce(source, 'manual'))
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.require_argument(contact IS NULL, 'contact');
+    PERFORM crefinder.check_label(source, 'source');
+    normalized := crefinder.normalize_contact(channel, contact);
+    INSERT INTO crefinder.opt_outs (user_id, channel, contact, source)
+    VALUES (crefinder.current_user_id(), channel, normalized, coalesce(source, 'manual'))
     ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING
     RETURNING id INTO opt_out_id;
     IF opt_out_id IS NULL THEN
@@ -189,14 +335,18 @@ COMMENT ON FUNCTION crefinder.opt_out(text, text, text) IS
 
 CREATE FUNCTION crefinder.opt_in(channel text, contact text, source text DEFAULT 'manual')
     RETURNS integer
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 #variable_conflict use_column
 DECLARE
-    normalized text := crefinder.normalize_contact(channel, contact);
+    normalized text;
     lifted integer;
 BEGIN
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.require_argument(contact IS NULL, 'contact');
+    PERFORM crefinder.check_label(source, 'source');
+    normalized := crefinder.normalize_contact(channel, contact);
     UPDATE crefinder.opt_outs o
     SET revoked_at = now(), revoked_source = coalesce(opt_in.source, 'manual')
     WHERE o.user_id = crefinder.current_user_id() AND o.contact = normalized
@@ -217,41 +367,71 @@ COMMENT ON FUNCTION crefinder.opt_in(text, text, text) IS
 CREATE FUNCTION crefinder.record_consent(contact text, channel text, kind text, source text,
                                          evidence jsonb DEFAULT '{}')
     RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    INSERT INTO crefinder.consents (contact, channel, kind, source, evidence)
-    VALUES (crefinder.normalize_contact(channel, contact), channel, kind, source, coalesce(evidence, '{}'))
-    RETURNING id
+DECLARE
+    consent_id bigint;
+BEGIN
+    PERFORM crefinder.require_argument(contact IS NULL, 'contact');
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.check_choice(kind, 'kind', '{express,express_written}');
+    PERFORM crefinder.require_argument(source IS NULL, 'source');
+    PERFORM crefinder.check_label(source, 'source');
+    IF evidence IS NOT NULL AND (jsonb_typeof(evidence) <> 'object' OR pg_column_size(evidence) > 65536) THEN
+        RAISE EXCEPTION 'evidence must be a JSON object of at most 64 kB'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO crefinder.consents (user_id, contact, channel, kind, source, evidence)
+    VALUES (crefinder.current_user_id(), crefinder.normalize_contact(channel, contact), channel, kind,
+            source, coalesce(evidence, '{}'))
+    RETURNING id INTO consent_id;
+    RETURN consent_id;
+END
 $$;
 
 CREATE FUNCTION crefinder.revoke_consent(contact text, channel text, source text DEFAULT 'manual')
     RETURNS integer
-    LANGUAGE sql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    WITH revoked AS (
-        UPDATE crefinder.consents c SET revoked_at = now(), revoked_source = coalesce(revoke_consent.source, 'manual')
-        WHERE c.user_id = crefinder.current_user_id()
-          AND c.contact = crefinder.normalize_contact(revoke_consent.channel, revoke_consent.contact)
-          AND c.channel = revoke_consent.channel AND c.revoked_at IS NULL
-        RETURNING 1)
-    SELECT count(*)::integer FROM revoked
+DECLARE
+    revoked integer;
+BEGIN
+    PERFORM crefinder.require_argument(contact IS NULL, 'contact');
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.check_label(source, 'source');
+    UPDATE crefinder.consents c SET revoked_at = now(), revoked_source = coalesce(revoke_consent.source, 'manual')
+    WHERE c.user_id = crefinder.current_user_id()
+      AND c.contact = crefinder.normalize_contact(revoke_consent.channel, revoke_consent.contact)
+      AND c.channel = revoke_consent.channel AND c.revoked_at IS NULL;
+    GET DIAGNOSTICS revoked = ROW_COUNT;
+    RETURN revoked;
+END
 $$;
 
 CREATE FUNCTION crefinder.add_suppression(email text, reason text, source text DEFAULT 'manual',
                                           detail text DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 #variable_conflict use_column
 DECLARE
-    normalized text := crefinder.normalize_contact('email', email);
+    normalized text;
     suppression_id bigint;
 BEGIN
-    INSERT INTO crefinder.email_suppressions (email, reason, source, detail)
-    VALUES (normalized, reason, coalesce(source, 'manual'), detail)
+    PERFORM crefinder.require_argument(email IS NULL, 'email');
+    PERFORM crefinder.check_choice(reason, 'reason',
+        '{bounce,dropped,spamreport,unsubscribe,group_unsubscribe,invalid,manual}');
+    PERFORM crefinder.check_label(source, 'source');
+    IF char_length(detail) > 1000 THEN
+        RAISE EXCEPTION 'detail is too long' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'detail has at most 1000 characters.';
+    END IF;
+    normalized := crefinder.normalize_contact('email', email);
+    INSERT INTO crefinder.email_suppressions (user_id, email, reason, source, detail)
+    VALUES (crefinder.current_user_id(), normalized, reason, coalesce(source, 'manual'), detail)
     ON CONFLICT (user_id, email, reason) WHERE removed_at IS NULL DO NOTHING
     RETURNING id INTO suppression_id;
     IF suppression_id IS NULL THEN
@@ -266,22 +446,27 @@ $$;
 -- Do-Not-Call.
 CREATE FUNCTION crefinder.dnc_load(path text, source text) RETURNS bigint
     LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_dnc_load';
 COMMENT ON FUNCTION crefinder.dnc_load(text, text) IS
     'Superuser (or pg_read_server_files): load a Do-Not-Call registry file (areacode,number or 10-digit lines) into the list named by source (national, state, litigator; optionally followed by ":detail").  Returns the numbers added.';
 REVOKE ALL ON FUNCTION crefinder.dnc_load(text, text) FROM PUBLIC;
 
 CREATE FUNCTION crefinder.dnc_add(contact text, source text DEFAULT 'internal') RETURNS boolean
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    number bigint := ltrim(crefinder.normalize_phone(contact), '+')::bigint;
+    number bigint;
     list_source text := coalesce(dnc_add.source, 'internal');
     list integer;
     added integer;
 BEGIN
-    INSERT INTO crefinder.dnc_lists (kind, source) VALUES ('internal', list_source)
+    PERFORM crefinder.require_argument(contact IS NULL, 'contact');
+    PERFORM crefinder.check_label(source, 'source');
+    number := ltrim(crefinder.normalize_phone(contact), '+')::bigint;
+    INSERT INTO crefinder.dnc_lists (kind, user_id, source)
+    VALUES ('internal', crefinder.current_user_id(), list_source)
     ON CONFLICT DO NOTHING;
     SELECT l.id INTO list FROM crefinder.dnc_lists l
     WHERE l.user_id = crefinder.current_user_id() AND l.source = list_source;

@@ -19,8 +19,21 @@ CREATE FUNCTION crefinder.channel_provider(channel text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END $$;
 
+-- require_argument raises 22004 naming an argument that must not be null.
+CREATE FUNCTION crefinder.require_argument(is_null boolean, name text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF is_null THEN
+        RAISE EXCEPTION '% must not be null', name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+END
+$$;
+
 -- provider_ready raises 55000 unless the tenant's config for provider has
--- what the channel needs; returns the config.
+-- what the channel needs, or unless this database is the one the
+-- dispatcher serves; returns the config.
 CREATE FUNCTION crefinder.provider_ready(channel text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -30,6 +43,14 @@ DECLARE
     cfg jsonb;
     missing text;
 BEGIN
+    IF current_database() <> current_setting('crefinder.database') THEN
+        RAISE EXCEPTION 'the crefinder dispatcher does not serve database "%"', current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('It serves database "%s" (crefinder.database); a message queued here would never be sent.',
+                                  current_setting('crefinder.database')),
+                  HINT = format('Set crefinder.database = ''%s'' in postgresql.conf and restart the server, or send from database "%s".',
+                                current_database(), current_setting('crefinder.database'));
+    END IF;
     SELECT c.config INTO cfg FROM crefinder.integration_configs c
     WHERE c.user_id = crefinder.current_user_id() AND c.provider = provider_name;
     IF cfg IS NULL THEN
@@ -56,8 +77,33 @@ BEGIN
 END
 $$;
 
+-- check_references raises 22023 when a property or campaign id is not one
+-- of the current tenant's.
+CREATE FUNCTION crefinder.check_references(property_id bigint, campaign_id bigint) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF property_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM crefinder.property_records p
+        WHERE p.user_id = crefinder.current_user_id() AND p.id = check_references.property_id) THEN
+        RAISE EXCEPTION 'property % does not exist', property_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'property_id must name one of the tenant''s crefinder.property_records.';
+    END IF;
+    IF campaign_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM crefinder.campaigns c
+        WHERE c.user_id = crefinder.current_user_id() AND c.id = check_references.campaign_id) THEN
+        RAISE EXCEPTION 'campaign % does not exist', campaign_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'campaign_id must name one of the tenant''s crefinder.campaigns.';
+    END IF;
+END
+$$;
+
 -- enqueue stores one message after the compliance check; the send_*
--- functions below validate their own arguments and call it.
+-- functions below validate their own arguments and call it.  A message
+-- that must wait says why in hold_reason (until next_attempt_at).
 CREATE FUNCTION crefinder.enqueue(channel text, to_contact text, payload jsonb,
                                   property_id bigint, campaign_id bigint, send_at timestamptz)
     RETURNS bigint
@@ -65,11 +111,14 @@ CREATE FUNCTION crefinder.enqueue(channel text, to_contact text, payload jsonb,
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
+    tenant uuid := crefinder.current_user_id();
     due timestamptz := greatest(coalesce(send_at, now()), now());
     decision record;
     message_id bigint;
     goes_at timestamptz;
     cfg jsonb;
+    paused boolean;
+    held text;
 BEGIN
     IF send_at IS NOT NULL AND send_at < now() - interval '1 second' THEN
         RAISE EXCEPTION 'send_at is in the past'
@@ -77,8 +126,22 @@ BEGIN
                   DETAIL = 'A message cannot be scheduled before the current time.',
                   HINT = 'Leave send_at NULL to send as soon as allowed.';
     END IF;
+    IF send_at IS NOT NULL AND send_at > now() + interval '400 days' THEN
+        RAISE EXCEPTION 'send_at is too far ahead'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A message can be scheduled at most 400 days ahead.';
+    END IF;
+    PERFORM crefinder.check_references(property_id, campaign_id);
     SELECT * INTO decision FROM crefinder.can_contact(channel, to_contact, due, property_id);
     goes_at := coalesce(decision.next_allowed_at, due);
+    held := CASE WHEN NOT decision.allowed AND decision.next_allowed_at IS NOT NULL THEN decision.reason
+                 WHEN send_at IS NOT NULL AND send_at > now() THEN 'scheduled' END;
+
+    SELECT c.config, c.paused_at IS NOT NULL INTO cfg, paused FROM crefinder.integration_configs c
+    WHERE c.user_id = tenant AND c.provider = crefinder.channel_provider(channel);
+    IF paused THEN
+        held := 'provider_paused';
+    END IF;
 
     -- A text scheduled at least 16 minutes ahead, for a tenant whose Twilio
     -- settings say scheduleAtTwilio (with a messaging service), is handed to
@@ -87,26 +150,22 @@ BEGIN
     -- it for that instant.  cancel() and a new opt-out cancel it at Twilio.
     IF channel IN ('sms', 'whatsapp') AND send_at IS NOT NULL
        AND (decision.allowed OR decision.next_allowed_at IS NOT NULL)
-       AND goes_at >= now() + interval '16 minutes' THEN
-        SELECT c.config INTO cfg FROM crefinder.integration_configs c
-        WHERE c.user_id = crefinder.current_user_id() AND c.provider = 'twilio';
-        IF coalesce((cfg ->> 'scheduleAtTwilio')::boolean, false) AND cfg ? 'messagingServiceSid' THEN
-            goes_at := date_trunc('second', goes_at);
-            payload := payload || jsonb_build_object(
-                'twilio_send_at', to_char(goes_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
-            goes_at := greatest(now(), goes_at - interval '34 days');
-        END IF;
+       AND goes_at >= now() + interval '16 minutes'
+       AND coalesce((cfg ->> 'scheduleAtTwilio')::boolean, false) AND cfg ? 'messagingServiceSid' THEN
+        goes_at := date_trunc('second', goes_at);
+        payload := payload || jsonb_build_object(
+            'twilio_send_at', to_char(goes_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
+        goes_at := greatest(now(), goes_at - interval '34 days');
     END IF;
 
     INSERT INTO crefinder.outbound_events
-        (channel, to_contact, status, block_reason, property_id, campaign_id, payload, next_attempt_at)
-    VALUES (channel, to_contact,
+        (user_id, channel, to_contact, status, block_reason, hold_reason, property_id, campaign_id,
+         payload, next_attempt_at)
+    VALUES (tenant, channel, to_contact,
             CASE WHEN decision.allowed OR decision.next_allowed_at IS NOT NULL THEN 'queued' ELSE 'blocked' END,
             CASE WHEN decision.allowed OR decision.next_allowed_at IS NOT NULL THEN NULL ELSE decision.reason END,
-            property_id, campaign_id,
-            payload || CASE WHEN NOT decision.allowed AND decision.next_allowed_at IS NOT NULL
-                            THEN jsonb_build_object('held_for', decision.reason) ELSE '{}'::jsonb END,
-            goes_at)
+            CASE WHEN decision.allowed OR decision.next_allowed_at IS NOT NULL THEN held END,
+            property_id, campaign_id, payload, goes_at)
     RETURNING id INTO message_id;
 
     IF decision.allowed OR decision.next_allowed_at IS NOT NULL THEN
@@ -122,7 +181,8 @@ CREATE FUNCTION crefinder.check_text_body(body text) RETURNS void
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    IF body IS NULL OR btrim(body) = '' THEN
+    PERFORM crefinder.require_argument(body IS NULL, 'body');
+    IF btrim(body) = '' THEN
         RAISE EXCEPTION 'message body must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF char_length(body) > 1600 THEN
@@ -149,10 +209,10 @@ BEGIN
                   DETAIL = format('%s media URLs were given; at most 10 are allowed.', cardinality(media_urls));
     END IF;
     FOREACH url IN ARRAY media_urls LOOP
-        IF url IS NULL OR url !~ '^https://[^/\s?#]+[^\s]*$' THEN
-            RAISE EXCEPTION 'invalid media URL "%"', url
+        IF url IS NULL OR char_length(url) > 2048 OR url !~ '^https://[^/\s?#]+[^\s]*$' THEN
+            RAISE EXCEPTION 'invalid media URL "%"', left(url, 40) || CASE WHEN char_length(url) > 40 THEN '…' ELSE '' END
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Media URLs must be absolute https URLs.';
+                      HINT = 'Media URLs must be absolute https URLs of at most 2048 characters.';
         END IF;
     END LOOP;
 END
@@ -180,22 +240,28 @@ CREATE FUNCTION crefinder.send_sms(to_number text, body text, property_id bigint
                                    campaign_id bigint DEFAULT NULL, media_urls text[] DEFAULT NULL,
                                    send_at timestamptz DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT crefinder.enqueue_text('sms', crefinder.normalize_phone(to_number), body, property_id,
-                                  campaign_id, media_urls, send_at)
+BEGIN
+    PERFORM crefinder.require_argument(to_number IS NULL, 'to_number');
+    RETURN crefinder.enqueue_text('sms', crefinder.normalize_phone(to_number), body, property_id,
+                                  campaign_id, media_urls, send_at);
+END
 $$;
 
 CREATE FUNCTION crefinder.send_whatsapp(to_number text, body text, property_id bigint DEFAULT NULL,
                                         campaign_id bigint DEFAULT NULL, media_urls text[] DEFAULT NULL,
                                         send_at timestamptz DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT crefinder.enqueue_text('whatsapp', crefinder.normalize_contact('whatsapp', to_number), body,
-                                  property_id, campaign_id, media_urls, send_at)
+BEGIN
+    PERFORM crefinder.require_argument(to_number IS NULL, 'to_number');
+    RETURN crefinder.enqueue_text('whatsapp', crefinder.normalize_contact('whatsapp', to_number), body,
+                                  property_id, campaign_id, media_urls, send_at);
+END
 $$;
 
 CREATE FUNCTION crefinder.send_email(to_email text, subject text, html text DEFAULT NULL,
@@ -204,15 +270,18 @@ CREATE FUNCTION crefinder.send_email(to_email text, subject text, html text DEFA
                                      campaign_id bigint DEFAULT NULL, send_at timestamptz DEFAULT NULL,
                                      categories text[] DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    recipient text := crefinder.normalize_contact('email', to_email);
+    recipient text;
     cfg jsonb;
     template text;
 BEGIN
-    IF subject IS NULL OR btrim(subject) = '' THEN
+    PERFORM crefinder.require_argument(to_email IS NULL, 'to_email');
+    PERFORM crefinder.require_argument(subject IS NULL, 'subject');
+    recipient := crefinder.normalize_contact('email', to_email);
+    IF btrim(subject) = '' THEN
         RAISE EXCEPTION 'subject must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF subject ~ '[\r\n]' THEN
@@ -255,14 +324,16 @@ CREATE FUNCTION crefinder.start_call(to_number text, assistant_id text DEFAULT N
                                      metadata jsonb DEFAULT '{}', property_id bigint DEFAULT NULL,
                                      campaign_id bigint DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    recipient text := crefinder.normalize_phone(to_number);
+    recipient text;
     cfg jsonb;
     assistant text;
 BEGIN
+    PERFORM crefinder.require_argument(to_number IS NULL, 'to_number');
+    recipient := crefinder.normalize_phone(to_number);
     IF metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -280,11 +351,11 @@ BEGIN
 END
 $$;
 
--- cancel_at_twilio: messages already handed to Twilio for later (SendAt,
--- provider_status scheduled, still ahead) go back to the queue marked
--- twilio_cancel: the dispatcher asks Twilio to cancel them
+-- cancel_at_twilio: a tenant's messages already handed to Twilio for later
+-- (SendAt, provider_status scheduled, still ahead) go back to the queue
+-- marked twilio_cancel: the dispatcher asks Twilio to cancel them
 -- (Status=canceled) and records them cancelled.  Returns how many.
-CREATE FUNCTION crefinder.cancel_at_twilio(ids bigint[]) RETURNS integer
+CREATE FUNCTION crefinder.cancel_at_twilio(tenant uuid, ids bigint[]) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -293,10 +364,11 @@ DECLARE
 BEGIN
     UPDATE crefinder.outbound_events e
     SET status = 'queued', next_attempt_at = now(), attempts = 0, updated_at = now(),
-        payload = e.payload || '{"twilio_cancel": true}'
-    WHERE e.id = ANY (ids) AND e.status = 'sent' AND e.provider_status = 'scheduled'
-      AND e.payload ? 'twilio_send_at' AND NOT e.payload ? 'twilio_cancel'
-      AND (e.payload ->> 'twilio_send_at')::timestamptz > now();
+        hold_reason = NULL, payload = e.payload || '{"twilio_cancel": true}'
+    WHERE e.user_id = tenant AND e.id = ANY (ids) AND e.status = 'sent'
+      AND e.provider_status = 'scheduled'
+      AND jsonb_typeof(e.payload -> 'twilio_send_at') = 'string' AND NOT e.payload ? 'twilio_cancel'
+      AND e.payload ->> 'twilio_send_at' > to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
         PERFORM crefinder.wake_dispatcher_on_commit();
@@ -307,22 +379,33 @@ $$;
 
 -- cancel: a message still waiting to go out is never sent; true when it
 -- was cancelled (or, when it waits at Twilio with SendAt, its cancellation
--- there is under way), false when it had already left or ended.
+-- there is under way), false when it had already left or ended; 22023
+-- when the tenant has no such message.
 CREATE FUNCTION crefinder.cancel(message_id bigint) RETURNS boolean
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    tenant uuid := crefinder.current_user_id();
 BEGIN
+    PERFORM crefinder.require_argument(message_id IS NULL, 'message_id');
+    PERFORM 1 FROM crefinder.outbound_events e WHERE e.user_id = tenant AND e.id = cancel.message_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'message % does not exist', message_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'message_id must name one of the tenant''s messages (crefinder.outbound_events).';
+    END IF;
     UPDATE crefinder.outbound_events e
-    SET status = 'cancelled', updated_at = now()
-    WHERE e.id = cancel.message_id AND e.status = 'queued' AND NOT e.payload ? 'twilio_cancel';
+    SET status = 'cancelled', hold_reason = NULL, updated_at = now()
+    WHERE e.user_id = tenant AND e.id = cancel.message_id AND e.status = 'queued'
+      AND NOT e.payload ? 'twilio_cancel';
     IF FOUND THEN
         RETURN true;
     END IF;
-    RETURN crefinder.cancel_at_twilio(ARRAY[message_id]) > 0
+    RETURN crefinder.cancel_at_twilio(tenant, ARRAY[message_id]) > 0
         OR EXISTS (SELECT 1 FROM crefinder.outbound_events e
-                   WHERE e.id = cancel.message_id AND e.payload ? 'twilio_cancel'
-                     AND e.status IN ('queued', 'sending'));
+                   WHERE e.user_id = tenant AND e.id = cancel.message_id
+                     AND e.payload ? 'twilio_cancel' AND e.status IN ('queued', 'sending'));
 END
 $$;
 
@@ -334,7 +417,7 @@ CREATE FUNCTION crefinder.cancel_scheduled_on_opt_out() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    PERFORM crefinder.cancel_at_twilio(ARRAY(
+    PERFORM crefinder.cancel_at_twilio(NEW.user_id, ARRAY(
         SELECT e.id FROM crefinder.outbound_events e
         WHERE e.user_id = NEW.user_id AND e.channel = NEW.channel AND e.to_contact = NEW.contact
           AND e.status = 'sent' AND e.provider_status = 'scheduled'));
@@ -345,37 +428,55 @@ CREATE TRIGGER cancel_scheduled_on_opt_out AFTER INSERT ON crefinder.opt_outs
     FOR EACH ROW WHEN (NEW.channel IN ('sms', 'whatsapp') AND NEW.revoked_at IS NULL)
     EXECUTE FUNCTION crefinder.cancel_scheduled_on_opt_out();
 
--- The dispatcher's state, from shared memory.
+-- The dispatcher's state, from shared memory.  It holds no tenant data:
+-- a message's own error is on its row (crefinder.message_errors).
 CREATE FUNCTION crefinder.dispatcher_status_rows(
-    OUT worker integer, OUT pid integer, OUT state text, OUT started_at timestamptz,
-    OUT in_flight integer, OUT sent bigint, OUT failed bigint, OUT retried bigint,
-    OUT blocked bigint, OUT last_error text, OUT last_error_at timestamptz)
+    OUT worker integer, OUT database text, OUT pid integer, OUT state text,
+    OUT started_at timestamptz, OUT in_flight integer, OUT sent bigint, OUT failed bigint,
+    OUT retried bigint, OUT blocked bigint, OUT last_error text, OUT last_error_at timestamptz)
     RETURNS SETOF record
     LANGUAGE c VOLATILE ROWS 2
     AS 'MODULE_PATHNAME', 'crefinder_dispatcher_status';
-CREATE VIEW crefinder.dispatcher_status WITH (security_invoker = true) AS
+CREATE VIEW crefinder.dispatcher_status AS
     SELECT * FROM crefinder.dispatcher_status_rows();
 COMMENT ON VIEW crefinder.dispatcher_status IS
-    'The dispatcher, one row per worker (crefinder.dispatcher_workers; worker 0 serves every message, the others help with backlogs): pid, state, requests in flight, and messages sent, failed, retried and blocked since it started, with the last error.';
+    'The dispatcher, one row per worker (crefinder.dispatcher_workers; worker 0 serves every message, the others help with backlogs): the database it serves, pid, state, requests in flight, messages sent, failed, retried and blocked since it started, and the last problem of the dispatcher itself (a missing server key, a failed claim); no tenant data.';
 
--- Providers paused for the current tenant (credentials rejected); a new
--- configure() lifts the pause.
+-- Providers paused for a tenant (credentials rejected, settings that cannot
+-- be read); a new configure() lifts the pause.  Row-level security shows a
+-- tenant its own; operators see every tenant's.
 CREATE VIEW crefinder.paused_providers WITH (security_invoker = true) AS
-    SELECT provider, paused_at, paused_reason FROM crefinder.integration_configs
+    SELECT user_id, provider, paused_at, paused_reason FROM crefinder.integration_configs
     WHERE paused_at IS NOT NULL;
+COMMENT ON VIEW crefinder.paused_providers IS
+    'Providers the dispatcher paused for a tenant (credentials rejected, settings that cannot be read), with when and why; crefinder.configure() lifts a pause.';
 
--- retry_unknown: send again, on purpose, messages whose fate is unknown.
-CREATE FUNCTION crefinder.retry_unknown(ids bigint[]) RETURNS integer
-    LANGUAGE plpgsql
+-- A tenant's messages that carry an error or wait for a reason.
+CREATE VIEW crefinder.message_errors WITH (security_invoker = true) AS
+    SELECT e.id, e.user_id, e.channel, e.to_contact, e.status, e.hold_reason,
+           e.next_attempt_at, e.attempts, e.last_error, e.updated_at
+    FROM crefinder.outbound_events e
+    WHERE e.last_error IS NOT NULL AND e.status IN ('queued', 'failed', 'unknown');
+COMMENT ON VIEW crefinder.message_errors IS
+    'The current tenant''s messages that failed, whose fate is unknown, or that wait after an error (a retry, a paused provider), with the error and, for a waiting one, why and until when.';
+
+-- retry(ids): send again, on purpose, failed messages and messages whose
+-- fate is unknown.  They are re-checked for compliance at dispatch like
+-- any other; returns how many were re-queued.
+CREATE FUNCTION crefinder.retry(ids bigint[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
     requeued integer;
 BEGIN
+    PERFORM crefinder.require_argument(ids IS NULL, 'ids');
     UPDATE crefinder.outbound_events e
-    SET status = 'queued', next_attempt_at = now(), updated_at = now(),
-        last_error = 'requeued by retry_unknown()'
-    WHERE e.id = ANY (ids) AND e.status = 'unknown';
+    SET status = 'queued', next_attempt_at = now(), updated_at = now(), attempts = 0,
+        hold_reason = NULL, first_attempt_at = NULL,
+        last_error = format('requeued by retry() after: %s', coalesce(e.last_error, e.status))
+    WHERE e.user_id = crefinder.current_user_id() AND e.id = ANY (ids)
+      AND e.status IN ('failed', 'unknown');
     GET DIAGNOSTICS requeued = ROW_COUNT;
     IF requeued > 0 THEN
         PERFORM crefinder.wake_dispatcher_on_commit();
@@ -384,12 +485,25 @@ BEGIN
 END
 $$;
 
+-- retry_unknown(ids): retry() for messages whose fate is unknown only.
+CREATE FUNCTION crefinder.retry_unknown(ids bigint[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM crefinder.require_argument(ids IS NULL, 'ids');
+    RETURN crefinder.retry(ARRAY(SELECT e.id FROM crefinder.outbound_events e
+                                 WHERE e.user_id = crefinder.current_user_id() AND e.id = ANY (ids)
+                                   AND e.status = 'unknown'));
+END
+$$;
+
 -- Calls over the tenant's maxConcurrentCalls wait in the queue (the
--- dispatcher looks again every 30 seconds).  When a call ends (Vapi's
--- end-of-call report), the waiting calls are released at once; the last_error
--- text is the one the dispatcher writes (dispatcher.c, CALL_HELD).
+-- dispatcher looks again every 30 seconds, hold_reason call_limit).  When a
+-- call ends (Vapi's end-of-call report), the waiting calls are released at
+-- once.
 CREATE FUNCTION crefinder.release_held_calls() RETURNS integer
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -398,8 +512,7 @@ BEGIN
     UPDATE crefinder.outbound_events e
     SET next_attempt_at = now(), updated_at = now()
     WHERE e.user_id = crefinder.current_user_id() AND e.channel = 'voice' AND e.status = 'queued'
-      AND e.last_error = 'held: the tenant''s maxConcurrentCalls calls are in progress'
-      AND e.next_attempt_at > now();
+      AND e.hold_reason = 'call_limit' AND e.next_attempt_at > now();
     GET DIAGNOSTICS released = ROW_COUNT;
     IF released > 0 THEN
         PERFORM crefinder.wake_dispatcher_on_commit();
@@ -414,16 +527,20 @@ COMMENT ON FUNCTION crefinder.release_held_calls() IS
 -- crefinder.http_timeout_ms, cancellable (statement_timeout,
 -- pg_cancel_backend) within a fraction of a second.
 CREATE FUNCTION crefinder.test_connection(provider text) RETURNS jsonb
-    LANGUAGE c VOLATILE STRICT
+    LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_test_connection';
 COMMENT ON FUNCTION crefinder.test_connection(text) IS
     'Ask the provider whether it accepts the tenant''s credentials: {ok, http_status, detail}.';
 CREATE FUNCTION crefinder.twilio_phone_numbers() RETURNS SETOF text
-    LANGUAGE c VOLATILE
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_twilio_phone_numbers';
 CREATE FUNCTION crefinder.sendgrid_templates() RETURNS TABLE (id text, name text)
-    LANGUAGE c VOLATILE
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_sendgrid_templates';
 CREATE FUNCTION crefinder.sendgrid_unsubscribe_groups() RETURNS TABLE (id integer, name text)
-    LANGUAGE c VOLATILE
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_sendgrid_unsubscribe_groups';

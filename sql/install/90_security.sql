@@ -58,27 +58,95 @@ $$;
 -- Nothing is granted to PUBLIC: the operator names the roles that act for
 -- tenants (an application role; "authenticated" on Supabase).
 REVOKE ALL ON ALL TABLES IN SCHEMA crefinder FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA crefinder FROM PUBLIC;
+
+-- tenant_functions: what grant_access() lets a tenant role execute.  Every
+-- other function of the extension is internal (helpers, triggers) or the
+-- operator's (grant_access, rotate_secret_key, dnc_load).
+CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT ARRAY[
+        'crefinder.current_user_id()',
+        'crefinder.is_time_zone(text)',
+        'crefinder.configure(text, jsonb)',
+        'crefinder.integration_config(text)',
+        'crefinder.test_connection(text)',
+        'crefinder.twilio_phone_numbers()',
+        'crefinder.sendgrid_templates()',
+        'crefinder.sendgrid_unsubscribe_groups()',
+        'crefinder.get_tenant_settings()',
+        'crefinder.set_tenant_settings(jsonb)',
+        'crefinder.normalize_phone(text)',
+        'crefinder.phone_timezones(text)',
+        'crefinder.phone_region(text)',
+        'crefinder.zip_timezone(text)',
+        'crefinder.normalize_contact(text, text)',
+        'crefinder.us_federal_holidays(integer)',
+        'crefinder.can_contact(text, text, timestamptz, bigint)',
+        'crefinder.scrub(text, text[], timestamptz)',
+        'crefinder.opt_out(text, text, text)',
+        'crefinder.opt_in(text, text, text)',
+        'crefinder.record_consent(text, text, text, text, jsonb)',
+        'crefinder.revoke_consent(text, text, text)',
+        'crefinder.add_suppression(text, text, text, text)',
+        'crefinder.dnc_add(text, text)',
+        'crefinder.send_sms(text, text, bigint, bigint, text[], timestamptz)',
+        'crefinder.send_whatsapp(text, text, bigint, bigint, text[], timestamptz)',
+        'crefinder.send_email(text, text, text, text, text, jsonb, bigint, bigint, timestamptz, text[])',
+        'crefinder.start_call(text, text, jsonb, bigint, bigint)',
+        'crefinder.cancel(bigint)',
+        'crefinder.retry(bigint[])',
+        'crefinder.retry_unknown(bigint[])',
+        'crefinder.release_held_calls()',
+        'crefinder.dispatcher_status_rows()'
+    ]::regprocedure[]
+$$;
 
 -- grant_access(role) gives role what a tenant-facing application needs:
--- the schema, the tenant tables (row-level security still applies), their
--- sequences and the tenant-facing functions.  Run it as the extension's
--- owner or a superuser.
+-- the schema; reading the tenant tables (row-level security limits them to
+-- the current tenant); writing only the tables a user fills by hand
+-- (property_records); the tenant functions, which change everything else.
+-- Run it as the extension's owner or a superuser.
 CREATE FUNCTION crefinder.grant_access(role regrole) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    f regprocedure;
 BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA crefinder TO %s', role);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON '
+    EXECUTE format('GRANT SELECT ON '
                    'crefinder.property_records, crefinder.templates, crefinder.sequences, '
                    'crefinder.campaigns, crefinder.enrollments, crefinder.outbound_events, '
                    'crefinder.opt_outs, crefinder.email_suppressions, crefinder.consents, '
-                   'crefinder.dnc_lists, crefinder.dnc_numbers, crefinder.tenant_settings TO %s', role);
-    EXECUTE format('GRANT SELECT ON crefinder.calling_rules, crefinder.state_holidays TO %s', role);
-    -- Settings change only through configure(); deliveries only through the handlers.
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON crefinder.integration_configs TO %s', role);
-    EXECUTE format('GRANT SELECT ON crefinder.webhook_events TO %s', role);
-    EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA crefinder TO %s', role);
+                   'crefinder.dnc_lists, crefinder.dnc_numbers, crefinder.tenant_settings, '
+                   'crefinder.webhook_events, crefinder.calling_rules, crefinder.state_holidays, '
+                   'crefinder.dispatcher_status, crefinder.paused_providers, '
+                   'crefinder.message_errors TO %s', role);
+    -- Settings are read through integration_config() (masked); the pause
+    -- columns feed paused_providers.  Sealed secrets stay unreadable.
+    EXECUTE format('GRANT SELECT (id, user_id, provider, paused_at, paused_reason, created_at, updated_at) '
+                   'ON crefinder.integration_configs TO %s', role);
+    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON crefinder.property_records TO %s', role);
+    FOREACH f IN ARRAY crefinder.tenant_functions() LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
+    END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION crefinder.grant_access(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crefinder.tenant_functions() FROM PUBLIC;
+
+-- The extension is meant for the database the dispatcher serves.
+DO $$
+BEGIN
+    IF current_database() <> current_setting('crefinder.database') THEN
+        RAISE WARNING 'the crefinder dispatcher does not serve database "%"', current_database()
+            USING DETAIL = format('It serves database "%s" (crefinder.database): messages queued here would never be sent, so the send functions refuse them.',
+                                  current_setting('crefinder.database')),
+                  HINT = format('Set crefinder.database = ''%s'' in postgresql.conf and restart the server.',
+                                current_database());
+    END IF;
+END
+$$;
