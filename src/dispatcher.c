@@ -1487,7 +1487,7 @@ WriteOutcomes(void *arg)
 							   "  next_attempt_at = coalesce(r.next::timestamptz, e.next_attempt_at), "
 							   "  sent_at = CASE WHEN r.status = 'sent' THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
 							   "  updated_at = now() "
-							   "FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8, "
+							   "FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, "
 							   "       pg_catalog.array_fill($9, ARRAY[pg_catalog.cardinality($1)])) "
 							   "  AS r(id, status, pmid, pstatus, error, block, hold, next, was) "
 							   "WHERE e.id = ANY ($1) AND e.id = r.id AND e.status = r.was",
@@ -1545,6 +1545,7 @@ RecordOutcomes(OutboundMessage **messages, int n, bool sending)
 {
 	OutcomeBatch all = {messages, n, sending};
 	ErrorData  *edata;
+	ErrorData  *last_failure = NULL;
 	int			left = 0;
 
 	BeginWork("recording outcomes");
@@ -1575,9 +1576,14 @@ RecordOutcomes(OutboundMessage **messages, int n, bool sending)
 			if (edata == NULL)
 				messages[i]->recorded = true;
 			else
+			{
 				left++;
+				last_failure = edata;
+			}
 		}
 	EndWork();
+	if (last_failure != NULL)
+		NoteError(GuardedError("outcomes wait to be recorded", last_failure));
 
 	for (int i = 0; i < n; i++)
 	{
