@@ -4,24 +4,62 @@ CREATE ROLE regress_crefinder_app;
 SELECT crefinder.grant_access('regress_crefinder_app');
 SET ROLE regress_crefinder_app;
 
--- Tenant A writes a little of everything.
+-- Tenant A's rows: the application writes property_records and changes
+-- the rest through crefinder's functions; campaign tables (filled by the
+-- campaign functions) are written here by the superuser in A's name.
 SET crefinder.user_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 SELECT crefinder.configure('twilio', '{"accountSid": "AC0123456789abcdef0123456789abcdef",
-                                       "authToken": "0123456789abcdef0123456789abcdef"}') ->> 'authToken';
+                                       "authToken": "0123456789abcdef0123456789abcdef",
+                                       "phoneNumber": "+13055550100"}') ->> 'authToken';
 INSERT INTO crefinder.property_records (owner_name, owner_phone, property_state)
 VALUES ('Ada Owner', '+13055550123', 'FL');
+SELECT crefinder.opt_out('sms', '+13055550199', 'STOP') > 0 AS opted_out;
+SELECT crefinder.add_suppression('gone@example.com', 'bounce') > 0 AS suppressed;
+SELECT crefinder.record_consent('+13055550123', 'voice', 'express_written', 'web form') > 0 AS consented;
+SELECT crefinder.dnc_add('+13055550177') AS dnc_added;
+SELECT crefinder.set_tenant_settings('{"max_messages_per_24h": 10}') ->> 'max_messages_per_24h' AS cap;
+RESET ROLE;
 INSERT INTO crefinder.templates (name, channel, body) VALUES ('intro', 'sms', 'Hi {{owner_name}}');
 INSERT INTO crefinder.sequences (name, steps) VALUES ('default', '[]');
 INSERT INTO crefinder.campaigns (name, sequence_id) SELECT 'spring', id FROM crefinder.sequences;
 INSERT INTO crefinder.enrollments (campaign_id, property_id)
 SELECT c.id, p.id FROM crefinder.campaigns c, crefinder.property_records p;
-INSERT INTO crefinder.outbound_events (channel, to_contact, campaign_id, property_id)
-SELECT 'sms', '+13055550123', c.id, p.id FROM crefinder.campaigns c, crefinder.property_records p;
-INSERT INTO crefinder.opt_outs (channel, contact, source) VALUES ('sms', '+13055550199', 'STOP');
-INSERT INTO crefinder.email_suppressions (email, reason) VALUES ('gone@example.com', 'bounce');
-INSERT INTO crefinder.consents (contact, channel, kind, source) VALUES ('+13055550123', 'voice', 'express_written', 'web form');
-SELECT crefinder.dnc_add('+13055550177') AS dnc_added;
-INSERT INTO crefinder.tenant_settings (max_messages_per_24h) VALUES (10);
+SET ROLE regress_crefinder_app;
+SELECT crefinder.send_sms('+13055550123', 'Hi Ada', property_id => id, campaign_id => (SELECT id FROM crefinder.campaigns)) > 0 AS queued
+FROM crefinder.property_records;
+
+-- A tenant role writes no table but property_records, locks nothing the
+-- dispatcher needs, and reads no sealed secret.
+INSERT INTO crefinder.outbound_events (channel, to_contact, payload) VALUES ('sms', '+13055550123', '{"twilio_send_at": "x"}');
+UPDATE crefinder.outbound_events SET status = 'queued';
+DELETE FROM crefinder.outbound_events;
+UPDATE crefinder.integration_configs SET config = config || '{"unsubscribeGroupId": "1}],\"x\":{"}';
+INSERT INTO crefinder.integration_configs (provider, config, secrets) VALUES ('vapi', '{}', '{"apiKey": 1}');
+SELECT secrets FROM crefinder.integration_configs;
+UPDATE crefinder.opt_outs SET revoked_at = now();
+DELETE FROM crefinder.consents;
+INSERT INTO crefinder.tenant_settings (max_messages_per_24h) VALUES (1000);
+SELECT id FROM crefinder.outbound_events FOR UPDATE;
+SELECT id FROM crefinder.outbound_events FOR KEY SHARE;
+BEGIN;
+LOCK TABLE crefinder.outbound_events IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
+BEGIN;
+LOCK TABLE crefinder.integration_configs IN SHARE MODE;
+ROLLBACK;
+-- Internal helpers are not the tenant's to call.
+SELECT crefinder.enqueue('sms', '+13055550123', '{}', NULL, NULL, NULL);
+SELECT crefinder.cancel_at_twilio('aaaaaaaa-0000-4000-8000-000000000001', '{1}');
+SELECT crefinder.wake_dispatcher_on_commit();
+SELECT crefinder.grant_access('regress_crefinder_app');
+-- What a tenant fills by hand is checked column by column.
+INSERT INTO crefinder.property_records (owner_name, timezone) VALUES ('Tz Owner', 'ABC5DEF4,M3.2.0,M11.1.0');
+INSERT INTO crefinder.property_records (owner_name, property_zip) VALUES ('Zip Owner', '3312');
+INSERT INTO crefinder.property_records (owner_name, owner_phone) VALUES ('Phone Owner', 'call me maybe');
+INSERT INTO crefinder.property_records (owner_name, skip_trace_data) VALUES ('Json Owner', '[1]');
+INSERT INTO crefinder.property_records (owner_name, timezone) VALUES (E'Bad\nName', 'America/New_York');
+INSERT INTO crefinder.property_records (owner_name, timezone) VALUES ('Tz Owner', 'america/chicago');
+DELETE FROM crefinder.property_records WHERE owner_name = 'Tz Owner';
 
 CREATE TEMP VIEW tenant_rows AS
 SELECT 'property_records' AS t, count(*) FROM crefinder.property_records
@@ -39,6 +77,8 @@ UNION ALL SELECT 'dnc_numbers', count(*) FROM crefinder.dnc_numbers
 UNION ALL SELECT 'tenant_settings', count(*) FROM crefinder.tenant_settings
 UNION ALL SELECT 'webhook_events', count(*) FROM crefinder.webhook_events;
 SELECT * FROM tenant_rows;
+SELECT status, hold_reason IS NULL AS not_held FROM crefinder.outbound_events;
+SELECT id AS a_message FROM crefinder.outbound_events \gset
 
 -- Tenant B sees none of it ...
 SET crefinder.user_id = 'bbbbbbbb-0000-4000-8000-000000000002';
@@ -46,8 +86,12 @@ SELECT * FROM tenant_rows;
 SELECT crefinder.integration_config('twilio') IS NULL AS no_twilio_config;
 -- ... changes none of it ...
 UPDATE crefinder.property_records SET owner_name = 'Mallory';
-DELETE FROM crefinder.outbound_events;
-UPDATE crefinder.integration_configs SET paused_at = now();
+DELETE FROM crefinder.property_records;
+\set VERBOSITY sqlstate
+SELECT crefinder.cancel(:a_message);
+\set VERBOSITY default
+SELECT crefinder.retry(ARRAY[:a_message]::bigint[]) AS retried;
+SELECT crefinder.release_held_calls() AS released;
 -- ... and cannot write rows in A's name, nor registry DNC rows.
 INSERT INTO crefinder.property_records (user_id, owner_name)
 VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'Mallory');
@@ -58,9 +102,8 @@ SELECT owner_name FROM crefinder.property_records;
 -- Without a tenant nothing is visible at all.
 RESET crefinder.user_id;
 SELECT count(*) FROM crefinder.property_records;
--- Settings tables are not for direct deletes, and raw deliveries are read-only.
+-- Raw deliveries are read-only.
 SET crefinder.user_id = 'aaaaaaaa-0000-4000-8000-000000000001';
-DELETE FROM crefinder.integration_configs;
 INSERT INTO crefinder.webhook_events (provider, signature_valid, http_status, body)
 VALUES ('twilio', true, 200, '');
 
@@ -82,6 +125,7 @@ ORDER BY d.phone_number;
 SELECT * FROM tenant_rows;
 SELECT owner_name FROM crefinder.property_records;
 SELECT paused_at IS NULL AS not_paused FROM crefinder.integration_configs;
+SELECT status FROM crefinder.outbound_events;
 -- Superusers see all tenants.
 RESET ROLE;
 SELECT count(DISTINCT user_id) AS tenants_with_properties FROM crefinder.property_records;
@@ -100,8 +144,6 @@ DELETE FROM crefinder.dnc_lists;
 DELETE FROM crefinder.tenant_settings;
 DELETE FROM crefinder.integration_configs;
 DROP VIEW tenant_rows;
-REVOKE ALL ON ALL TABLES IN SCHEMA crefinder FROM regress_crefinder_app;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA crefinder FROM regress_crefinder_app;
-REVOKE ALL ON SCHEMA crefinder FROM regress_crefinder_app;
+SELECT crefinder.revoke_access('regress_crefinder_app');
 DROP ROLE regress_crefinder_app;
 RESET crefinder.user_id;

@@ -61,9 +61,10 @@ SELECT crefinder.record_consent('+12125550105', 'voice', 'express_written', 'web
 SELECT crefinder.start_call('+12125550105', 'asst-1', '{"note": "first call"}') > 0 AS with_consent;
 
 SELECT channel, to_contact, status, block_reason,
-       CASE WHEN next_attempt_at > now() + interval '1 year' THEN next_attempt_at::text ELSE 'now' END AS due,
        -- a call goes out now, which may be inside or outside quiet hours
-       CASE WHEN channel = 'voice' THEN payload - 'held_for' ELSE payload END AS payload
+       CASE WHEN channel = 'voice' THEN 'now or in the window' ELSE hold_reason END AS hold_reason,
+       CASE WHEN next_attempt_at > now() + interval '1 year' THEN next_attempt_at::text ELSE 'now' END AS due,
+       payload
 FROM crefinder.outbound_events ORDER BY id;
 
 -- A rolled-back transaction queues nothing.
@@ -77,6 +78,13 @@ SELECT crefinder.cancel(id) FROM crefinder.outbound_events WHERE to_contact = '+
 SELECT crefinder.cancel(id) FROM crefinder.outbound_events WHERE to_contact = '+12125550101';
 SELECT crefinder.cancel(id) FROM crefinder.outbound_events WHERE to_contact = '+12125550103';
 SELECT crefinder.cancel(-1);
+SELECT crefinder.cancel(NULL);
+SELECT crefinder.send_sms(NULL, 'x');
+SELECT crefinder.send_sms('+12125550101', 'x', property_id => 424242);
+SELECT crefinder.send_sms('+12125550101', 'x', campaign_id => 424242);
+SELECT crefinder.record_consent('+12125550101', 'sms', 'bogus', 'web form');
+SELECT crefinder.opt_out(NULL, '+12125550101');
+SELECT crefinder.dnc_add(NULL);
 SELECT to_contact, status FROM crefinder.outbound_events WHERE to_contact IN ('+12125550101', '+12125550103')
 ORDER BY id;
 

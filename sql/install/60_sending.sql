@@ -126,10 +126,10 @@ BEGIN
                   DETAIL = 'A message cannot be scheduled before the current time.',
                   HINT = 'Leave send_at NULL to send as soon as allowed.';
     END IF;
-    IF send_at IS NOT NULL AND send_at > now() + interval '400 days' THEN
+    IF send_at IS NOT NULL AND send_at > now() + interval '5 years' THEN
         RAISE EXCEPTION 'send_at is too far ahead'
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'A message can be scheduled at most 400 days ahead.';
+                  DETAIL = 'A message can be scheduled at most 5 years ahead.';
     END IF;
     PERFORM crefinder.check_references(property_id, campaign_id);
     SELECT * INTO decision FROM crefinder.can_contact(channel, to_contact, due, property_id);

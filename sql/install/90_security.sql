@@ -136,6 +136,20 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION crefinder.grant_access(regrole) FROM PUBLIC;
+
+-- revoke_access(role) takes back everything grant_access(role) gave.
+CREATE FUNCTION crefinder.revoke_access(role regrole) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA crefinder FROM %s', role);
+    EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA crefinder FROM %s', role);
+    EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA crefinder FROM %s', role);
+    EXECUTE format('REVOKE ALL ON SCHEMA crefinder FROM %s', role);
+END
+$$;
+REVOKE ALL ON FUNCTION crefinder.revoke_access(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION crefinder.tenant_functions() FROM PUBLIC;
 
 -- The extension is meant for the database the dispatcher serves.
