@@ -1,0 +1,500 @@
+-- Comments: what every function, table, view and column is for, as
+-- \df+ and \d+ show it.  Objects commented where they are created keep
+-- those comments; this part, assembled after the others, covers the rest.
+-- Comments of internal helpers start with "Internal:".
+-- Test sql/11_comments.sql fails when an object of the schema has none.
+
+------------------------------------------------------------------------
+-- Functions
+------------------------------------------------------------------------
+
+-- Compliance: phone numbers and places.
+COMMENT ON FUNCTION crefinder.normalize_phone(text) IS
+    'A phone number as people type it, in E.164: (305) 555-0123 and 1-305-555-0123 give +13055550123, +44 20 7946 0958 gives +442079460958; a 10-digit number is taken as North American.  Raises 22023 with the reason when the number is invalid.';
+COMMENT ON FUNCTION crefinder.phone_timezones(text) IS
+    'Every IANA time zone a phone number may be in: all zones of a North American area code, else the zones of the longest known country prefix.  NULL when unknown (toll-free numbers, for example); raises 22023 for an invalid number.';
+COMMENT ON FUNCTION crefinder.phone_region(text) IS
+    'The state or province of a North American number''s area code, as two letters (FL, ON); NULL for other numbers and for area codes without one.  Raises 22023 for an invalid number.';
+COMMENT ON FUNCTION crefinder.zip_timezone(text) IS
+    'The IANA time zone of a US ZIP code (12345 or 12345-6789); NULL when the ZIP code is unknown.  Raises 22023 for something that is not a ZIP code.';
+COMMENT ON FUNCTION crefinder.us_federal_holidays(integer) IS
+    'The U.S. legal public holidays (5 U.S.C. 6103) of a year from 1900 to 9999: day is the holiday''s date, observed the date it is observed (the Friday before a Saturday, the Monday after a Sunday), name its name.  Calling rules with no_holidays ban both dates.';
+
+-- Compliance: consents and suppressions.
+COMMENT ON FUNCTION crefinder.record_consent(text, text, text, text, jsonb) IS
+    'Record the current tenant''s consent to contact someone: contact in any form normalize_contact accepts, channel voice, sms, whatsapp or email, kind express or express_written, source where it was given, evidence a JSON object proving it (default {}).  A consent lets a number on a Do-Not-Call list be reached on that channel, and AI calls need one while voice_requires_consent is on.  Returns the consent''s id.';
+COMMENT ON FUNCTION crefinder.revoke_consent(text, text, text) IS
+    'Revoke the current tenant''s active consents for a contact on one channel; source says who revoked them (default manual).  Returns how many were revoked.';
+COMMENT ON FUNCTION crefinder.add_suppression(text, text, text, text) IS
+    'Stop email to an address for the current tenant.  reason is bounce, dropped, spamreport, unsubscribe, group_unsubscribe, invalid or manual; source (default manual) and detail say who reported it and why.  Returns the id of the active suppression, the existing one when the address is already suppressed for that reason.  opt_in lifts unsubscribe and group_unsubscribe suppressions.';
+
+-- Sending.
+COMMENT ON FUNCTION crefinder.send_sms(text, text, bigint, bigint, text[], timestamptz) IS
+    'Queue an SMS (an MMS with media_urls) for the current tenant: to_number in any form normalize_phone accepts, body of 1 to 1600 characters, up to 10 https media_urls.  property_id adds the property''s time zones and mailing state to the compliance check, campaign_id files it under a campaign, send_at schedules it (not in the past; NULL sends as soon as allowed).  Returns the new outbound_events id: the dispatcher sends it after commit, or it is stored blocked when compliance refuses it for good.';
+COMMENT ON FUNCTION crefinder.send_whatsapp(text, text, bigint, bigint, text[], timestamptz) IS
+    'Queue a WhatsApp message for the current tenant, like send_sms: to_number may carry a whatsapp: prefix; it goes out from the Twilio settings'' whatsappNumber or messaging service.  Returns the new outbound_events id.';
+COMMENT ON FUNCTION crefinder.send_email(text, text, text, text, text, jsonb, bigint, bigint, timestamptz, text[]) IS
+    'Queue an email through SendGrid for the current tenant: subject of one line and at most 998 characters, content from html, text_body or a SendGrid dynamic template_id filled with template_data (a JSON object), else the configured defaultTemplateId; categories are up to 10 distinct SendGrid categories.  property_id, campaign_id and send_at as for send_sms.  Returns the new outbound_events id.';
+COMMENT ON FUNCTION crefinder.start_call(text, text, jsonb, bigint, bigint) IS
+    'Queue an AI voice call through Vapi for the current tenant: to_number in any form normalize_phone accepts, assistant_id (default: the Vapi settings'' assistantId), metadata a JSON object handed to Vapi with the call (keys starting with crefinder_ are reserved).  With property_id the owner''s name and the property''s address are given to the assistant as variables.  A call goes out as soon as compliance allows.  Returns the new outbound_events id.';
+COMMENT ON FUNCTION crefinder.cancel(bigint) IS
+    'Cancel a message of the current tenant that has not gone out: true when it was cancelled (a queued message is never sent; for a text already waiting at Twilio with SendAt the cancellation there is under way), false when it had already left or ended.';
+COMMENT ON FUNCTION crefinder.retry_unknown(bigint[]) IS
+    'Queue again, on purpose, messages whose status is unknown: the dispatcher stopped while their request was in flight, so the recipient may already have them.  Messages in any other status are left alone.  Returns how many were queued again.';
+
+-- Calls to the provider's account.
+COMMENT ON FUNCTION crefinder.twilio_phone_numbers() IS
+    'The phone numbers (E.164) of the current tenant''s Twilio account, asked of Twilio at the time of the call (bounded by crefinder.http_timeout_ms, cancellable).';
+COMMENT ON FUNCTION crefinder.sendgrid_templates() IS
+    'The current tenant''s SendGrid dynamic templates (id, name), asked of SendGrid at the time of the call; an id is what send_email''s template_id and the defaultTemplateId setting take.';
+COMMENT ON FUNCTION crefinder.sendgrid_unsubscribe_groups() IS
+    'The current tenant''s SendGrid unsubscribe groups (id, name), asked of SendGrid at the time of the call; an id is what the unsubscribeGroupId setting takes.';
+
+-- Administration.
+COMMENT ON FUNCTION crefinder.grant_access(regrole) IS
+    'Give a role (the application''s; authenticated on Supabase) what a tenant-facing application needs: usage of the schema, reading and writing the tenant tables (row-level security still applies), reading calling_rules, state_holidays and webhook_events, reading, inserting and updating integration_configs, and the identity sequences.  Run it as the extension''s owner or a superuser.';
+
+-- Internal helpers.
+COMMENT ON FUNCTION crefinder.valid_day_windows(jsonb) IS
+    'Internal: the CHECK of calling_rules.day_windows; true when it is a JSON object whose keys are sun, mon, tue, wed, thu, fri or sat and whose values are [start, end] pairs of times with start before end.';
+COMMENT ON FUNCTION crefinder.protect_default_rules() IS
+    'Internal: trigger function that refuses updates and deletes of the calling rules shipped with crefinder (source default); insert a row with source operator to override one.';
+COMMENT ON FUNCTION crefinder.rules_changed() IS
+    'Internal: trigger function on calling_rules and state_holidays that makes every backend read the rules again after the change commits.';
+COMMENT ON FUNCTION crefinder.delete_dnc_list_numbers() IS
+    'Internal: trigger function that deletes the numbers of deleted Do-Not-Call lists.';
+COMMENT ON FUNCTION crefinder.channel_provider(text) IS
+    'Internal: the provider that carries a channel: sendgrid for email, vapi for voice, twilio for sms and whatsapp.';
+COMMENT ON FUNCTION crefinder.provider_ready(text) IS
+    'Internal: the current tenant''s settings for the provider of a channel; raises 55000 when there are none or they lack what the channel needs (a sender number or messaging service).';
+COMMENT ON FUNCTION crefinder.enqueue(text, text, jsonb, bigint, bigint, timestamptz) IS
+    'Internal: store one message in the outbox after the compliance check for the instant it should go out (blocked when refused for good, else queued, held until next_allowed_at when needed), hand texts scheduled with scheduleAtTwilio to Twilio early, and wake the dispatcher at commit; the send functions call it.';
+COMMENT ON FUNCTION crefinder.check_text_body(text) IS
+    'Internal: raises 22023 unless a text message body is 1 to 1600 characters long and not blank.';
+COMMENT ON FUNCTION crefinder.check_media_urls(text[]) IS
+    'Internal: raises 22023 unless media URLs are at most 10 absolute https URLs (NULL means none).';
+COMMENT ON FUNCTION crefinder.enqueue_text(text, text, text, bigint, bigint, text[], timestamptz) IS
+    'Internal: send_sms and send_whatsapp once the recipient is normalized: checks the body, the media URLs and the Twilio settings, then calls enqueue.';
+COMMENT ON FUNCTION crefinder.cancel_at_twilio(bigint[]) IS
+    'Internal: put messages already handed to Twilio for later (SendAt, still ahead) back in the queue marked for cancellation; the dispatcher then cancels them at Twilio and records them cancelled.  Returns how many.';
+COMMENT ON FUNCTION crefinder.cancel_scheduled_on_opt_out() IS
+    'Internal: trigger function on opt_outs: a new sms or whatsapp opt-out cancels the messages to that contact on that channel that wait at Twilio (scheduled with SendAt).';
+COMMENT ON FUNCTION crefinder.dispatcher_status_rows() IS
+    'Internal: each dispatcher worker''s state, read from shared memory; query the view crefinder.dispatcher_status instead.';
+
+------------------------------------------------------------------------
+-- Tables, views and their columns
+------------------------------------------------------------------------
+
+-- Tenant data: owners, templates, campaigns, the outbox, provider settings,
+-- opt-outs, suppressions, consents, Do-Not-Call lists, webhook deliveries.
+
+COMMENT ON TABLE crefinder.property_records IS
+    'The property owners to reach, one row per property, entered by the application.  Row-level security shows each tenant only its own rows.';
+COMMENT ON COLUMN crefinder.property_records.id IS
+    'Identifies the property; generated.  The send functions and can_contact take it as property_id.';
+COMMENT ON COLUMN crefinder.property_records.user_id IS
+    'The tenant that owns the row; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.property_records.owner_name IS
+    'The owner''s name; an AI call for the property gives it to the assistant.';
+COMMENT ON COLUMN crefinder.property_records.owner_phone IS
+    'The owner''s phone number, in any form normalize_phone accepts.';
+COMMENT ON COLUMN crefinder.property_records.owner_email IS
+    'The owner''s email address.';
+COMMENT ON COLUMN crefinder.property_records.property_address IS
+    'The property''s street address; an AI call for the property gives it to the assistant.';
+COMMENT ON COLUMN crefinder.property_records.property_city IS
+    'The property''s city; an AI call for the property gives it to the assistant.';
+COMMENT ON COLUMN crefinder.property_records.property_state IS
+    'The property''s state as two capital letters (FL); an AI call for the property gives it to the assistant.';
+COMMENT ON COLUMN crefinder.property_records.property_zip IS
+    'The property''s ZIP code; an AI call for the property gives it to the assistant.';
+COMMENT ON COLUMN crefinder.property_records.mailing_address IS
+    'The owner''s mailing address.';
+COMMENT ON COLUMN crefinder.property_records.mailing_state IS
+    'The owner''s mailing state as two capital letters; its calling rules apply to messages for the property, besides those of the area code''s state.';
+COMMENT ON COLUMN crefinder.property_records.mailing_zip IS
+    'The owner''s mailing ZIP code (12345 or 12345-6789); its time zone is one of those the quiet-hours check considers.';
+COMMENT ON COLUMN crefinder.property_records.timezone IS
+    'The property''s IANA time zone (America/New_York), if known; the quiet-hours check considers it too.';
+COMMENT ON COLUMN crefinder.property_records.skip_trace_data IS
+    'What skip tracing found about the owner (more phones and emails, for example), as a JSON object; default {}.';
+COMMENT ON COLUMN crefinder.property_records.lead_status IS
+    'The lead''s stage: new (default), contacted, responded, interested, nurture, not_interested, do_not_contact or converted.';
+COMMENT ON COLUMN crefinder.property_records.interest_level IS
+    'The owner''s interest from 0 (none) to 10; NULL when not rated.';
+COMMENT ON COLUMN crefinder.property_records.created_at IS
+    'When the row was inserted.';
+COMMENT ON COLUMN crefinder.property_records.updated_at IS
+    'When the row was last changed; defaults to the insertion time and is not maintained automatically: set it when you update the row.';
+
+COMMENT ON TABLE crefinder.templates IS
+    'A tenant''s message templates with {{variable}} placeholders, to be rendered per recipient; one per name and channel.';
+COMMENT ON COLUMN crefinder.templates.id IS
+    'Identifies the template; generated.';
+COMMENT ON COLUMN crefinder.templates.user_id IS
+    'The tenant that owns the row; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.templates.name IS
+    'The template''s name, not empty, unique per tenant and channel.';
+COMMENT ON COLUMN crefinder.templates.channel IS
+    'The channel the template is for: voice, sms, whatsapp or email.';
+COMMENT ON COLUMN crefinder.templates.subject IS
+    'The email subject; only email templates may have one.';
+COMMENT ON COLUMN crefinder.templates.body IS
+    'The text: the message of an SMS or WhatsApp, the opening words of a call, the plain-text part of an email.';
+COMMENT ON COLUMN crefinder.templates.html IS
+    'The HTML part of an email; NULL for none.';
+COMMENT ON COLUMN crefinder.templates.created_at IS
+    'When the row was inserted.';
+COMMENT ON COLUMN crefinder.templates.updated_at IS
+    'When the row was last changed; defaults to the insertion time and is not maintained automatically: set it when you update the row.';
+
+COMMENT ON TABLE crefinder.sequences IS
+    'A tenant''s multi-step outreach sequences that campaigns follow.';
+COMMENT ON COLUMN crefinder.sequences.id IS
+    'Identifies the sequence; generated.';
+COMMENT ON COLUMN crefinder.sequences.user_id IS
+    'The tenant that owns the row; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.sequences.name IS
+    'The sequence''s name, not empty, unique per tenant.';
+COMMENT ON COLUMN crefinder.sequences.steps IS
+    'The steps in order, a JSON array of objects {channel, delay, template or variants[], subject?, on_positive, on_negative, on_no_response}.';
+COMMENT ON COLUMN crefinder.sequences.created_at IS
+    'When the row was inserted.';
+COMMENT ON COLUMN crefinder.sequences.updated_at IS
+    'When the row was last changed; defaults to the insertion time and is not maintained automatically: set it when you update the row.';
+
+COMMENT ON TABLE crefinder.campaigns IS
+    'A tenant''s campaigns: a sequence run for a set of properties (their enrollments).';
+COMMENT ON COLUMN crefinder.campaigns.id IS
+    'Identifies the campaign; generated.  The send functions take it as campaign_id.';
+COMMENT ON COLUMN crefinder.campaigns.user_id IS
+    'The tenant that owns the row; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.campaigns.name IS
+    'The campaign''s name, not empty.';
+COMMENT ON COLUMN crefinder.campaigns.sequence_id IS
+    'The sequence the campaign''s enrollments follow (a sequence in use cannot be deleted); NULL for none.';
+COMMENT ON COLUMN crefinder.campaigns.status IS
+    'draft, active (default), paused, completed or cancelled.';
+COMMENT ON COLUMN crefinder.campaigns.settings IS
+    'The campaign''s own options, as a JSON object; default {}.';
+COMMENT ON COLUMN crefinder.campaigns.created_at IS
+    'When the row was inserted.';
+COMMENT ON COLUMN crefinder.campaigns.updated_at IS
+    'When the row was last changed; defaults to the insertion time and is not maintained automatically: set it when you update the row.';
+COMMENT ON COLUMN crefinder.campaigns.started_at IS
+    'When the campaign started; NULL before.';
+COMMENT ON COLUMN crefinder.campaigns.completed_at IS
+    'When the campaign ended; NULL before.';
+
+COMMENT ON TABLE crefinder.enrollments IS
+    'One property''s walk through a campaign''s sequence; a property is enrolled at most once per campaign.  Deleting the campaign or the property deletes it.';
+COMMENT ON COLUMN crefinder.enrollments.id IS
+    'Identifies the enrollment; generated.';
+COMMENT ON COLUMN crefinder.enrollments.user_id IS
+    'The tenant that owns the row; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.enrollments.campaign_id IS
+    'The campaign.';
+COMMENT ON COLUMN crefinder.enrollments.property_id IS
+    'The property enrolled.';
+COMMENT ON COLUMN crefinder.enrollments.status IS
+    'active (default), waiting, nurture, completed or stopped.';
+COMMENT ON COLUMN crefinder.enrollments.current_step IS
+    'The position in the sequence''s steps, counted from 0 (default).';
+COMMENT ON COLUMN crefinder.enrollments.next_step_at IS
+    'When the next step is due; NULL when none is.';
+COMMENT ON COLUMN crefinder.enrollments.variant_key IS
+    'The number that picks the enrollment''s A/B variants, so that the choice is the same every time; default 0.';
+COMMENT ON COLUMN crefinder.enrollments.stop_reason IS
+    'Why the enrollment stopped (a negative reply, an opt-out); NULL while it goes on.';
+COMMENT ON COLUMN crefinder.enrollments.last_message_id IS
+    'The latest message sent for the enrollment (outbound_events.id); set to NULL when that message is deleted.';
+COMMENT ON COLUMN crefinder.enrollments.created_at IS
+    'When the row was inserted.';
+COMMENT ON COLUMN crefinder.enrollments.updated_at IS
+    'When the row was last changed; defaults to the insertion time and is not maintained automatically: set it when you update the row.';
+
+COMMENT ON TABLE crefinder.outbound_events IS
+    'The outbox and its history, one row per message.  The send functions insert rows and the dispatcher moves them on: queued, sending, sent, delivered, or blocked, failed, cancelled, unknown.  Applications read it.';
+COMMENT ON COLUMN crefinder.outbound_events.id IS
+    'Identifies the message; generated, and returned by the send function that queued it.';
+COMMENT ON COLUMN crefinder.outbound_events.user_id IS
+    'The tenant that sends the message; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.outbound_events.channel IS
+    'voice (an AI call through Vapi), sms, whatsapp (through Twilio) or email (through SendGrid).';
+COMMENT ON COLUMN crefinder.outbound_events.to_contact IS
+    'The recipient as crefinder stores contacts: an E.164 number, or a lower-case email address.';
+COMMENT ON COLUMN crefinder.outbound_events.status IS
+    'queued (default: waits until next_attempt_at), sending (handed to the provider), sent (accepted by it), delivered, blocked (compliance refused it, see block_reason), failed (a permanent error or too many attempts, see last_error), cancelled, or unknown (the dispatcher stopped while the request was in flight; never sent again unless retry_unknown says so).';
+COMMENT ON COLUMN crefinder.outbound_events.block_reason IS
+    'Why compliance refused the message, a reason of can_contact (opted_out, dnc, no_consent, ...); set exactly when status is blocked.';
+COMMENT ON COLUMN crefinder.outbound_events.provider_status IS
+    'The provider''s own status word from its latest answer (Twilio queued or scheduled, SendGrid processed, Vapi queued or ended), set by the dispatcher.';
+COMMENT ON COLUMN crefinder.outbound_events.provider_message_id IS
+    'The provider''s id of the message, set by the dispatcher when the provider accepts it: the Twilio message sid, SendGrid''s X-Message-Id, the Vapi call id.';
+COMMENT ON COLUMN crefinder.outbound_events.campaign_id IS
+    'The campaign the message belongs to, if any; set to NULL when the campaign is deleted.';
+COMMENT ON COLUMN crefinder.outbound_events.property_id IS
+    'The property the message is about, if any; set to NULL when the property is deleted.';
+COMMENT ON COLUMN crefinder.outbound_events.enrollment_id IS
+    'The campaign enrollment that produced the message, if any; set to NULL when the enrollment is deleted.';
+COMMENT ON COLUMN crefinder.outbound_events.step IS
+    'The position of the sequence step that produced the message, counted from 0; NULL outside sequences.';
+COMMENT ON COLUMN crefinder.outbound_events.variant IS
+    'The A/B variant of the step that produced the message; NULL when the step has none.';
+COMMENT ON COLUMN crefinder.outbound_events.attempts IS
+    'How many times the dispatcher has handed the message to the provider; waiting for a pacing token or a free line is no attempt.  A temporary failure once it has had crefinder.max_attempts attempts makes it failed.';
+COMMENT ON COLUMN crefinder.outbound_events.claimed_by IS
+    'The dispatcher worker (dispatcher_status.worker) that last claimed the message, set by the dispatcher; after a crash, that worker marks its rows left sending unknown.';
+COMMENT ON COLUMN crefinder.outbound_events.next_attempt_at IS
+    'When a queued message may go next: its send_at, the end of a hold (quiet hours, caps, pacing, a busy line) or of a retry''s backoff; default now().  Set by the send functions and the dispatcher.';
+COMMENT ON COLUMN crefinder.outbound_events.last_error IS
+    'The latest error or hold, set by the dispatcher: the provider''s code and message, a connection error, or why the message waits (held: ..., paced: ...).';
+COMMENT ON COLUMN crefinder.outbound_events.cost_cents IS
+    'What the provider charged for the message, in cents with four decimals; NULL while unknown.';
+COMMENT ON COLUMN crefinder.outbound_events.payload IS
+    'What the message carries, as a JSON object: the send function''s arguments (body, media_urls, subject, html, text, template_id, template_data, categories, assistant_id, metadata, send_at) and crefinder''s own marks (held_for, twilio_send_at, twilio_cancel).';
+COMMENT ON COLUMN crefinder.outbound_events.created_at IS
+    'When the message was queued.';
+COMMENT ON COLUMN crefinder.outbound_events.updated_at IS
+    'When the row last changed; set by crefinder''s functions and the dispatcher.';
+COMMENT ON COLUMN crefinder.outbound_events.sent_at IS
+    'When the provider first accepted the message (for a text scheduled at Twilio: when it was handed over), set by the dispatcher; NULL before.';
+COMMENT ON COLUMN crefinder.outbound_events.delivered_at IS
+    'When the provider reported the message delivered; NULL until then.';
+COMMENT ON COLUMN crefinder.outbound_events.opened_at IS
+    'When the recipient first opened the email, as the provider reported it; NULL until then.';
+COMMENT ON COLUMN crefinder.outbound_events.clicked_at IS
+    'When the recipient first clicked a link in the email, as the provider reported it; NULL until then.';
+COMMENT ON COLUMN crefinder.outbound_events.responded_at IS
+    'When the recipient first replied or answered; NULL until then.';
+
+COMMENT ON TABLE crefinder.integration_configs IS
+    'A tenant''s settings for one provider (vapi, twilio or sendgrid).  Written by crefinder.configure() only; read them with crefinder.integration_config(), which masks the secrets.';
+COMMENT ON COLUMN crefinder.integration_configs.id IS
+    'Identifies the row; generated.';
+COMMENT ON COLUMN crefinder.integration_configs.user_id IS
+    'The tenant the settings belong to; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.integration_configs.provider IS
+    'vapi, twilio or sendgrid; one row per tenant and provider.';
+COMMENT ON COLUMN crefinder.integration_configs.config IS
+    'The validated plain fields, defaults applied, as a JSON object; secret fields are not here.';
+COMMENT ON COLUMN crefinder.integration_configs.secrets IS
+    'Each secret field''s AES-256-GCM envelope under the server key, bound to its tenant, provider and field; the plaintext is never stored.';
+COMMENT ON COLUMN crefinder.integration_configs.paused_at IS
+    'When the dispatcher paused the provider for this tenant because it rejected the credentials (401 or 403); NULL when not paused.  configure() lifts the pause.';
+COMMENT ON COLUMN crefinder.integration_configs.paused_reason IS
+    'Why the provider is paused, set by the dispatcher; NULL when not paused.';
+COMMENT ON COLUMN crefinder.integration_configs.created_at IS
+    'When the tenant first configured the provider.';
+COMMENT ON COLUMN crefinder.integration_configs.updated_at IS
+    'When configure() (or a key rotation) last changed the row.';
+
+COMMENT ON TABLE crefinder.opt_outs IS
+    'Opt-outs (STOP, unsubscribe, a request), written by opt_out() and the dispatcher; a row is active until revoked_at.  A phone opt-out blocks voice, sms and whatsapp, an email one blocks email.';
+COMMENT ON COLUMN crefinder.opt_outs.id IS
+    'Identifies the opt-out; generated, and returned by opt_out().';
+COMMENT ON COLUMN crefinder.opt_outs.user_id IS
+    'The tenant the opt-out is for; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.opt_outs.channel IS
+    'The channel the opt-out came in on: voice, sms, whatsapp or email.';
+COMMENT ON COLUMN crefinder.opt_outs.contact IS
+    'The contact that opted out, normalized (E.164, or a lower-case email address).';
+COMMENT ON COLUMN crefinder.opt_outs.source IS
+    'Where the opt-out came from (default manual; the dispatcher writes provider: recipient unsubscribed (21610) for Twilio''s error 21610).';
+COMMENT ON COLUMN crefinder.opt_outs.created_at IS
+    'When the opt-out was recorded.';
+COMMENT ON COLUMN crefinder.opt_outs.revoked_at IS
+    'When opt_in() lifted the opt-out; NULL while it is active.';
+COMMENT ON COLUMN crefinder.opt_outs.revoked_source IS
+    'Who lifted the opt-out (opt_in''s source); NULL while it is active.';
+
+COMMENT ON TABLE crefinder.email_suppressions IS
+    'Email addresses that must not be mailed (bounces, drops, spam reports, unsubscribes), written by add_suppression(); a row is active until removed_at.';
+COMMENT ON COLUMN crefinder.email_suppressions.id IS
+    'Identifies the suppression; generated, and returned by add_suppression().';
+COMMENT ON COLUMN crefinder.email_suppressions.user_id IS
+    'The tenant the suppression is for; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.email_suppressions.email IS
+    'The suppressed address, in lower case.';
+COMMENT ON COLUMN crefinder.email_suppressions.reason IS
+    'bounce, dropped, spamreport, unsubscribe, group_unsubscribe, invalid or manual; one active row per address and reason.';
+COMMENT ON COLUMN crefinder.email_suppressions.source IS
+    'Who reported it (default manual).';
+COMMENT ON COLUMN crefinder.email_suppressions.detail IS
+    'More about it, such as the bounce message; NULL for none.';
+COMMENT ON COLUMN crefinder.email_suppressions.created_at IS
+    'When the suppression was recorded.';
+COMMENT ON COLUMN crefinder.email_suppressions.removed_at IS
+    'When the suppression was lifted (opt_in() lifts unsubscribe and group_unsubscribe ones); NULL while it is active.';
+
+COMMENT ON TABLE crefinder.consents IS
+    'Consents to be contacted (TCPA prior express or express written consent), written by record_consent(); a row is active until revoked_at.  A consent lets a number on a Do-Not-Call list be reached on its channel and is what AI calls need while voice_requires_consent is on.';
+COMMENT ON COLUMN crefinder.consents.id IS
+    'Identifies the consent; generated, and returned by record_consent().';
+COMMENT ON COLUMN crefinder.consents.user_id IS
+    'The tenant the consent was given to; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.consents.contact IS
+    'The contact that consented, normalized (E.164, or a lower-case email address).';
+COMMENT ON COLUMN crefinder.consents.channel IS
+    'The channel consented to: voice, sms, whatsapp or email.';
+COMMENT ON COLUMN crefinder.consents.kind IS
+    'express (prior express consent) or express_written (prior express written consent).';
+COMMENT ON COLUMN crefinder.consents.source IS
+    'Where the consent was given (a web form, a call).';
+COMMENT ON COLUMN crefinder.consents.evidence IS
+    'Proof of the consent as a JSON object (form, wording, IP address, time); default {}.';
+COMMENT ON COLUMN crefinder.consents.granted_at IS
+    'When the consent was recorded.';
+COMMENT ON COLUMN crefinder.consents.revoked_at IS
+    'When the consent was revoked, by revoke_consent() or by a phone opt-out; NULL while it is active.';
+COMMENT ON COLUMN crefinder.consents.revoked_source IS
+    'Who revoked it: revoke_consent''s source, or opt-out: followed by the opt-out''s source; NULL while it is active.';
+
+COMMENT ON TABLE crefinder.dnc_lists IS
+    'Do-Not-Call lists: registry lists loaded by dnc_load() (national, state, litigator), which every tenant sees, and tenants'' own internal lists filled by dnc_add().  Deleting a list deletes its numbers.';
+COMMENT ON COLUMN crefinder.dnc_lists.id IS
+    'Identifies the list; generated.';
+COMMENT ON COLUMN crefinder.dnc_lists.kind IS
+    'national, state or litigator for a registry list, internal for a tenant''s own.';
+COMMENT ON COLUMN crefinder.dnc_lists.user_id IS
+    'The tenant of an internal list (defaults to crefinder.current_user_id()); NULL for a registry list.';
+COMMENT ON COLUMN crefinder.dnc_lists.source IS
+    'The list''s name, unique per tenant (and among registry lists): the source given to dnc_load (national:2026-11, state:FL) or to dnc_add (default internal).';
+COMMENT ON COLUMN crefinder.dnc_lists.created_at IS
+    'When the list was created.';
+
+COMMENT ON TABLE crefinder.dnc_numbers IS
+    'The numbers on the Do-Not-Call lists, one row per number and list.  A number on a list is blocked on phone channels unless the tenant holds a consent for the channel.';
+COMMENT ON COLUMN crefinder.dnc_numbers.phone_number IS
+    'The number''s E.164 digits as an integer (+13055550123 is 13055550123).';
+COMMENT ON COLUMN crefinder.dnc_numbers.list_id IS
+    'The list the number is on (dnc_lists.id).';
+
+COMMENT ON TABLE crefinder.webhook_events IS
+    'Every webhook delivery from a provider, kept for idempotency (an event id counts once per provider) and audit, rejected ones included.  Applications may read it; only crefinder writes it.';
+COMMENT ON COLUMN crefinder.webhook_events.id IS
+    'Identifies the delivery; generated.';
+COMMENT ON COLUMN crefinder.webhook_events.user_id IS
+    'The tenant the delivery is for; NULL when no tenant could be told.';
+COMMENT ON COLUMN crefinder.webhook_events.provider IS
+    'vapi, twilio or sendgrid.';
+COMMENT ON COLUMN crefinder.webhook_events.event_id IS
+    'The provider''s id of the event, unique per provider among deliveries with a valid signature; NULL when it has none.';
+COMMENT ON COLUMN crefinder.webhook_events.event_type IS
+    'The provider''s kind of event (a status callback, delivered, end-of-call-report, ...).';
+COMMENT ON COLUMN crefinder.webhook_events.signature_valid IS
+    'Whether the delivery''s signature checked out; false for rejected deliveries.';
+COMMENT ON COLUMN crefinder.webhook_events.http_status IS
+    'The HTTP status answered to the provider (200, 400 for a malformed payload, 401 for a bad signature).';
+COMMENT ON COLUMN crefinder.webhook_events.message_id IS
+    'The message the event is about (outbound_events.id), when known.';
+COMMENT ON COLUMN crefinder.webhook_events.body IS
+    'The raw request body as received.';
+COMMENT ON COLUMN crefinder.webhook_events.headers IS
+    'The request''s headers, as a JSON object; default {}.';
+COMMENT ON COLUMN crefinder.webhook_events.error IS
+    'Why the delivery was rejected or failed; NULL when it was handled.';
+COMMENT ON COLUMN crefinder.webhook_events.received_at IS
+    'When the delivery arrived.';
+COMMENT ON COLUMN crefinder.webhook_events.processed_at IS
+    'When the delivery was acted on; NULL when it was not.';
+
+-- Compliance rules and settings.
+
+COMMENT ON COLUMN crefinder.calling_rules.region IS
+    'US for the federal rule, which applies everywhere; else a state as two capital letters, whose rule applies when it is the area code''s state or the owner''s mailing state.';
+COMMENT ON COLUMN crefinder.calling_rules.source IS
+    'default for the rules shipped with crefinder (read-only), operator (the default for inserts) for an operator''s override, which replaces the default rule of its region.';
+COMMENT ON COLUMN crefinder.calling_rules.window_start IS
+    'Start of the daily window, in the recipient''s local time, when contact is allowed.';
+COMMENT ON COLUMN crefinder.calling_rules.window_end IS
+    'End of the daily window, in the recipient''s local time; after window_start.';
+COMMENT ON COLUMN crefinder.calling_rules.day_windows IS
+    'Windows of particular weekdays that replace window_start and window_end on those days, as a JSON object such as {"sun": ["12:00", "21:00"]} (keys sun to sat); default {}.';
+COMMENT ON COLUMN crefinder.calling_rules.no_sundays IS
+    'No contact on Sundays (local time); default false.';
+COMMENT ON COLUMN crefinder.calling_rules.no_holidays IS
+    'No contact on federal holidays (the day and the day observed) and on the region''s state_holidays; default false.';
+COMMENT ON COLUMN crefinder.calling_rules.cap_count IS
+    'At most this many messages on cap_channels to one number within cap_window; NULL for no cap.';
+COMMENT ON COLUMN crefinder.calling_rules.cap_window IS
+    'The trailing period of cap_count; default 24 hours.';
+COMMENT ON COLUMN crefinder.calling_rules.cap_channels IS
+    'The channels whose messages cap_count counts together, among voice, sms and whatsapp; default all three.';
+COMMENT ON COLUMN crefinder.calling_rules.channels IS
+    'The channels the rule governs, among voice, sms and whatsapp; default all three.';
+COMMENT ON COLUMN crefinder.calling_rules.note IS
+    'The law the rule comes from, or a remark; NULL for none.';
+
+COMMENT ON TABLE crefinder.state_holidays IS
+    'Extra days on which a region whose calling rule has no_holidays bans contact, besides the federal holidays (which are computed by us_federal_holidays).  Written by the operator; tenants read it.';
+COMMENT ON COLUMN crefinder.state_holidays.region IS
+    'The state, as two capital letters (its calling_rules region).';
+COMMENT ON COLUMN crefinder.state_holidays.day IS
+    'The date of the holiday.';
+COMMENT ON COLUMN crefinder.state_holidays.name IS
+    'The holiday''s name.';
+
+COMMENT ON TABLE crefinder.tenant_settings IS
+    'A tenant''s own compliance policy and deal assumptions, at most one row per tenant, written by the application; a tenant without a row gets the column defaults.  Its windows can only narrow the legal ones.';
+COMMENT ON COLUMN crefinder.tenant_settings.user_id IS
+    'The tenant; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.tenant_settings.voice_window_start IS
+    'Start of the window for calls, in the recipient''s local time; default 09:00.';
+COMMENT ON COLUMN crefinder.tenant_settings.voice_window_end IS
+    'End of the window for calls, in the recipient''s local time; default 20:00.';
+COMMENT ON COLUMN crefinder.tenant_settings.sms_window_start IS
+    'Start of the window for SMS, in the recipient''s local time; default 09:00.';
+COMMENT ON COLUMN crefinder.tenant_settings.sms_window_end IS
+    'End of the window for SMS, in the recipient''s local time; default 20:00.';
+COMMENT ON COLUMN crefinder.tenant_settings.whatsapp_window_start IS
+    'Start of the window for WhatsApp, in the recipient''s local time; default 09:00.';
+COMMENT ON COLUMN crefinder.tenant_settings.whatsapp_window_end IS
+    'End of the window for WhatsApp, in the recipient''s local time; default 20:00.';
+COMMENT ON COLUMN crefinder.tenant_settings.voice_requires_consent IS
+    'Whether every AI call needs the recipient''s voice consent (record_consent), not only calls to numbers on a Do-Not-Call list; default true.';
+COMMENT ON COLUMN crefinder.tenant_settings.max_messages_per_24h IS
+    'The tenant''s own cap: at most this many voice, sms and whatsapp messages together to one number in any 24 hours; NULL (default) for none.';
+COMMENT ON COLUMN crefinder.tenant_settings.average_deal_value IS
+    'The value of an average closed deal, in the tenant''s currency, for return-on-investment figures; NULL when not set.';
+COMMENT ON COLUMN crefinder.tenant_settings.conversion_rate IS
+    'The share of contacted owners expected to close, from 0 to 1, for return-on-investment figures; NULL when not set.';
+COMMENT ON COLUMN crefinder.tenant_settings.created_at IS
+    'When the row was inserted.';
+COMMENT ON COLUMN crefinder.tenant_settings.updated_at IS
+    'When the row was last changed; defaults to the insertion time and is not maintained automatically: set it when you update the row.';
+
+-- The dispatcher.
+
+COMMENT ON COLUMN crefinder.dispatcher_status.worker IS
+    'The worker''s number, from 0 to crefinder.dispatcher_workers - 1; worker 0 serves every message.';
+COMMENT ON COLUMN crefinder.dispatcher_status.pid IS
+    'The worker''s process id; NULL when it is not running.';
+COMMENT ON COLUMN crefinder.dispatcher_status.state IS
+    'What the worker does: starting, waiting for CREATE EXTENSION crefinder, idle, sending, disabled (crefinder.dispatcher_enabled is off), stopping or stopped.';
+COMMENT ON COLUMN crefinder.dispatcher_status.started_at IS
+    'When the worker started; NULL when it never did.';
+COMMENT ON COLUMN crefinder.dispatcher_status.in_flight IS
+    'Requests the worker has at the providers right now.';
+COMMENT ON COLUMN crefinder.dispatcher_status.sent IS
+    'Messages the providers accepted since the worker started.';
+COMMENT ON COLUMN crefinder.dispatcher_status.failed IS
+    'Messages that failed since the worker started.';
+COMMENT ON COLUMN crefinder.dispatcher_status.retried IS
+    'Temporary failures put back in the queue for another attempt since the worker started.';
+COMMENT ON COLUMN crefinder.dispatcher_status.blocked IS
+    'Messages the re-check at dispatch blocked since the worker started.';
+COMMENT ON COLUMN crefinder.dispatcher_status.last_error IS
+    'The latest error the worker met; NULL when none.';
+COMMENT ON COLUMN crefinder.dispatcher_status.last_error_at IS
+    'When last_error happened; NULL when none.';
+
+COMMENT ON VIEW crefinder.paused_providers IS
+    'The current tenant''s providers that the dispatcher paused because they rejected the credentials; their messages wait in the queue until configure() is called again for the provider.';
+COMMENT ON COLUMN crefinder.paused_providers.provider IS
+    'vapi, twilio or sendgrid.';
+COMMENT ON COLUMN crefinder.paused_providers.paused_at IS
+    'When the dispatcher paused the provider.';
+COMMENT ON COLUMN crefinder.paused_providers.paused_reason IS
+    'Why the dispatcher paused it.';
