@@ -12,7 +12,7 @@ CREATE FUNCTION crefinder.wake_dispatcher_on_commit() RETURNS void
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'crefinder_wake_dispatcher_on_commit';
 COMMENT ON FUNCTION crefinder.wake_dispatcher_on_commit() IS
-    'Wake the dispatcher when the current transaction commits (the send functions call it).';
+    'Internal: wake the dispatcher when the current transaction commits (the send functions call it).';
 
 -- channel_provider: the provider that carries a channel.
 CREATE FUNCTION crefinder.channel_provider(channel text) RETURNS text

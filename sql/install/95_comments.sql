@@ -75,7 +75,7 @@ COMMENT ON FUNCTION crefinder.check_media_urls(text[]) IS
     'Internal: raises 22023 unless media URLs are at most 10 absolute https URLs (NULL means none).';
 COMMENT ON FUNCTION crefinder.enqueue_text(text, text, text, bigint, bigint, text[], timestamptz) IS
     'Internal: send_sms and send_whatsapp once the recipient is normalized: checks the body, the media URLs and the Twilio settings, then calls enqueue.';
-COMMENT ON FUNCTION crefinder.cancel_at_twilio(bigint[]) IS
+COMMENT ON FUNCTION crefinder.cancel_at_twilio(uuid, bigint[]) IS
     'Internal: put messages already handed to Twilio for later (SendAt, still ahead) back in the queue marked for cancellation; the dispatcher then cancels them at Twilio and records them cancelled.  Returns how many.';
 COMMENT ON FUNCTION crefinder.cancel_scheduled_on_opt_out() IS
     'Internal: trigger function on opt_outs: a new sms or whatsapp opt-out cancels the messages to that contact on that channel that wait at Twilio (scheduled with SendAt).';
@@ -225,7 +225,7 @@ COMMENT ON COLUMN crefinder.outbound_events.channel IS
 COMMENT ON COLUMN crefinder.outbound_events.to_contact IS
     'The recipient as crefinder stores contacts: an E.164 number, or a lower-case email address.';
 COMMENT ON COLUMN crefinder.outbound_events.status IS
-    'queued (default: waits until next_attempt_at), sending (handed to the provider), sent (accepted by it), delivered, blocked (compliance refused it, see block_reason), failed (a permanent error or too many attempts, see last_error), cancelled, or unknown (the dispatcher stopped while the request was in flight; never sent again unless retry_unknown says so).';
+    'queued (default: waits until next_attempt_at), sending (handed to the provider), sent (accepted by it), delivered, blocked (compliance refused it, see block_reason), failed (a permanent error or too many attempts, see last_error), cancelled, or unknown (the dispatcher stopped while the request was in flight; never sent again unless retry() or retry_unknown() says so).';
 COMMENT ON COLUMN crefinder.outbound_events.block_reason IS
     'Why compliance refused the message, a reason of can_contact (opted_out, dnc, no_consent, ...); set exactly when status is blocked.';
 COMMENT ON COLUMN crefinder.outbound_events.provider_status IS
@@ -243,17 +243,17 @@ COMMENT ON COLUMN crefinder.outbound_events.step IS
 COMMENT ON COLUMN crefinder.outbound_events.variant IS
     'The A/B variant of the step that produced the message; NULL when the step has none.';
 COMMENT ON COLUMN crefinder.outbound_events.attempts IS
-    'How many times the dispatcher has handed the message to the provider; waiting for a pacing token or a free line is no attempt.  A temporary failure once it has had crefinder.max_attempts attempts makes it failed.';
+    'How many times the dispatcher has handed the message to the provider; waiting for a pacing token or a free line is no attempt.  A temporary failure is retried until crefinder.max_attempts attempts or crefinder.retry_max_age after the first attempt, then the message is failed.';
 COMMENT ON COLUMN crefinder.outbound_events.claimed_by IS
     'The dispatcher worker (dispatcher_status.worker) that last claimed the message, set by the dispatcher; after a crash, that worker marks its rows left sending unknown.';
 COMMENT ON COLUMN crefinder.outbound_events.next_attempt_at IS
     'When a queued message may go next: its send_at, the end of a hold (quiet hours, caps, pacing, a busy line) or of a retry''s backoff; default now().  Set by the send functions and the dispatcher.';
 COMMENT ON COLUMN crefinder.outbound_events.last_error IS
-    'The latest error or hold, set by the dispatcher: the provider''s code and message, a connection error, or why the message waits (held: ..., paced: ...).';
+    'The latest error, set by the dispatcher: the provider''s code and message, a connection error, or what keeps a held message waiting; provider text is cleaned (valid text, no control characters) and cut at a character boundary.';
 COMMENT ON COLUMN crefinder.outbound_events.cost_cents IS
     'What the provider charged for the message, in cents with four decimals; NULL while unknown.';
 COMMENT ON COLUMN crefinder.outbound_events.payload IS
-    'What the message carries, as a JSON object: the send function''s arguments (body, media_urls, subject, html, text, template_id, template_data, categories, assistant_id, metadata, send_at) and crefinder''s own marks (held_for, twilio_send_at, twilio_cancel).';
+    'What the message carries, as a JSON object: the send function''s arguments (body, media_urls, subject, html, text, template_id, template_data, categories, assistant_id, metadata, send_at) and crefinder''s own marks (twilio_send_at, twilio_cancel).';
 COMMENT ON COLUMN crefinder.outbound_events.created_at IS
     'When the message was queued.';
 COMMENT ON COLUMN crefinder.outbound_events.updated_at IS
@@ -486,15 +486,51 @@ COMMENT ON COLUMN crefinder.dispatcher_status.retried IS
 COMMENT ON COLUMN crefinder.dispatcher_status.blocked IS
     'Messages the re-check at dispatch blocked since the worker started.';
 COMMENT ON COLUMN crefinder.dispatcher_status.last_error IS
-    'The latest error the worker met; NULL when none.';
+    'The latest problem of the worker itself (no usable secret key, a claim that failed, outcomes that wait to be recorded); never a tenant''s message error, which is on the message''s row; NULL when none.';
+COMMENT ON COLUMN crefinder.dispatcher_status.database IS
+    'The database the dispatcher serves (crefinder.database); messages queued in any other database are refused.';
 COMMENT ON COLUMN crefinder.dispatcher_status.last_error_at IS
     'When last_error happened; NULL when none.';
 
-COMMENT ON VIEW crefinder.paused_providers IS
-    'The current tenant''s providers that the dispatcher paused because they rejected the credentials; their messages wait in the queue until configure() is called again for the provider.';
+COMMENT ON COLUMN crefinder.paused_providers.user_id IS
+    'The tenant whose provider is paused (row-level security shows a tenant only its own).';
 COMMENT ON COLUMN crefinder.paused_providers.provider IS
     'vapi, twilio or sendgrid.';
 COMMENT ON COLUMN crefinder.paused_providers.paused_at IS
     'When the dispatcher paused the provider.';
 COMMENT ON COLUMN crefinder.paused_providers.paused_reason IS
     'Why the dispatcher paused it.';
+
+-- Added with the hardening of the privilege model and the dispatcher.
+COMMENT ON COLUMN crefinder.outbound_events.hold_reason IS
+    'Why a queued message waits, until next_attempt_at: scheduled (its send_at), quiet_hours, day_restricted or frequency_cap (compliance), paced (maxPerSecond), call_limit (maxConcurrentCalls), provider_paused, server_key (no usable crefinder.secret_key), locked (the tenant''s rows were locked), retry (backoff after a temporary failure); NULL when it waits for nothing.';
+COMMENT ON COLUMN crefinder.outbound_events.first_attempt_at IS
+    'When the dispatcher first handed the message to the provider; retries give up crefinder.retry_max_age after it.  retry() clears it.';
+COMMENT ON VIEW crefinder.message_errors IS
+    'The current tenant''s messages that failed, whose fate is unknown, or that wait after an error, with the error and, for a waiting one, why and until when.';
+COMMENT ON COLUMN crefinder.message_errors.id IS 'The message (crefinder.outbound_events.id).';
+COMMENT ON COLUMN crefinder.message_errors.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.message_errors.channel IS 'voice, sms, whatsapp or email.';
+COMMENT ON COLUMN crefinder.message_errors.to_contact IS 'The recipient.';
+COMMENT ON COLUMN crefinder.message_errors.status IS 'queued (waiting after an error), failed or unknown.';
+COMMENT ON COLUMN crefinder.message_errors.hold_reason IS 'Why a queued message waits (see outbound_events.hold_reason).';
+COMMENT ON COLUMN crefinder.message_errors.next_attempt_at IS 'When a queued message is tried again.';
+COMMENT ON COLUMN crefinder.message_errors.attempts IS 'Attempts so far.';
+COMMENT ON COLUMN crefinder.message_errors.last_error IS 'The error.';
+COMMENT ON COLUMN crefinder.message_errors.updated_at IS 'When the row last changed.';
+COMMENT ON FUNCTION crefinder.require_argument(boolean, text) IS
+    'Internal: raises 22004 naming an argument that must not be null.';
+COMMENT ON FUNCTION crefinder.check_references(bigint, bigint) IS
+    'Internal: raises 22023 when a property or campaign id is not one of the current tenant''s.';
+COMMENT ON FUNCTION crefinder.check_choice(text, text, text[]) IS
+    'Internal: raises 22023 listing the allowed values unless value is one of them (22004 when null).';
+COMMENT ON FUNCTION crefinder.check_label(text, text) IS
+    'Internal: raises 22023 unless a free-text label is 1 to 200 characters without control characters.';
+COMMENT ON FUNCTION crefinder.default_tenant_settings() IS
+    'Internal: the settings of a tenant that has set none (the column defaults of tenant_settings).';
+COMMENT ON FUNCTION crefinder.tenant_functions() IS
+    'Internal: the functions grant_access() lets a tenant role execute; every other function is internal or the operator''s.';
+COMMENT ON FUNCTION crefinder.revoke_access(regrole) IS
+    'Take back from a role everything grant_access() gave it (operator).';
+COMMENT ON FUNCTION crefinder.retry(bigint[]) IS
+    'Send again, on purpose, the current tenant''s failed messages and messages whose fate is unknown (re-checked for compliance at dispatch like any other); returns how many were re-queued.';
