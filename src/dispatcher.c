@@ -742,7 +742,7 @@ ScheduleGuarded(void *arg)
  * every due message (hold_reason server_key) and is said once in the log
  * and in dispatcher_status, not at every claim.
  */
-#define KEY_HOLD_MS 30000
+#define KEY_HOLD_MS 5000
 
 static char key_problem[CREFINDER_ERROR_LEN] = "";
 
@@ -1949,6 +1949,10 @@ DispatchRound(DispatcherLoop *loop)
 		/* helpers wait for worker 0 to call them */
 		long		wait = crefinder_dispatcher_enabled && MyWorker == 0 ?
 			WaitMilliseconds() : IDLE_WAIT_MS;
+
+		/* without a usable key, look again now and then (a reload wakes us) */
+		if (key_problem[0] != '\0')
+			wait = Max(wait, KEY_HOLD_MS);
 
 		if (wait > 0)
 		{
