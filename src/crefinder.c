@@ -16,6 +16,7 @@
 #include "guc.h"
 #include "miscadmin.h"
 #include "dispatcher.h"
+#include "lock_guard.h"
 #include "shared.h"
 
 PG_MODULE_MAGIC;
@@ -33,5 +34,6 @@ _PG_init(void)
 				 errhint("Add crefinder to shared_preload_libraries in postgresql.conf (for example shared_preload_libraries = 'pg_cron,crefinder') and restart the server.")));
 	crefinder_define_gucs();
 	crefinder_shared_init();
+	crefinder_install_lock_guard();
 	crefinder_register_dispatcher();
 }

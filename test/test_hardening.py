@@ -447,28 +447,63 @@ def test_server_key_missing_or_wrong_holds_and_says_so_once(cluster):
         s.close()
 
 
-def test_a_tenants_lock_holds_only_its_own_messages(cluster):
+def test_a_lock_on_a_tenants_rows_holds_only_its_messages(cluster):
     s = td.Setup(cluster)
     try:
         cur = s.cur
         configure_other(s)
+        cur.execute("ALTER SYSTEM SET crefinder.dispatcher_enabled = off")
+        cur.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
         cur.execute("SET crefinder.user_id = %s", (OTHER,))
         cur.execute("INSERT INTO crefinder.property_records (owner_name) VALUES ('Locked Owner') RETURNING id")
         prop = cur.fetchone()[0]
         cur.execute("SELECT crefinder.send_sms('+13055550181', 'locked', property_id => %s)", (prop,))
         locked = cur.fetchone()[0]
-        # the tenant holds an exclusive lock on its own table
+        good = queue_good(cur, 200)
+
+        # a tenant role may not take a table lock at all ...
+        cur.execute("DROP ROLE IF EXISTS hardening_locker")
+        cur.execute("CREATE ROLE hardening_locker LOGIN")
+        cur.execute("SELECT crefinder.grant_access('hardening_locker')")
+        tenant = cluster.connect(dbname=TEST_DATABASE, user="hardening_locker", autocommit=False)
+        tc = tenant.cursor()
+        tc.execute("SET crefinder.user_id = %s", (OTHER,))
+        try:
+            tc.execute("LOCK TABLE crefinder.property_records IN ACCESS EXCLUSIVE MODE")
+            raise AssertionError("a tenant locked a shared table")
+        except psycopg2.Error as e:
+            assert e.pgcode == "42501", e.pgcode
+        tenant.rollback()
+        # ... only its own rows, which holds up nobody else
+        tc.execute("SET crefinder.user_id = %s", (OTHER,))
+        tc.execute("SELECT id FROM crefinder.property_records FOR UPDATE")
+        assert len(tc.fetchall()) == 1
+        tenant.rollback()
+
+        # even a table lock (the operator's) holds only that tenant's messages
         holder = cluster.connect(dbname=TEST_DATABASE, autocommit=False)
         hc = holder.cursor()
         hc.execute("LOCK TABLE crefinder.property_records IN ACCESS EXCLUSIVE MODE")
         try:
-            good = queue_good(cur, 200)
+            cur.execute("ALTER SYSTEM SET crefinder.dispatcher_enabled = on")
+            cur.execute("SELECT pg_reload_conf()")
             wait_all(cur, good, ("sent",))
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (locked,))
+                if cur.fetchone() == ("queued", "locked"):
+                    break
+                time.sleep(0.1)
             cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (locked,))
             assert cur.fetchone() == ("queued", "locked")
         finally:
             holder.rollback()
             holder.close()
+            tenant.rollback()
+            tenant.close()
+            cur.execute("SELECT crefinder.revoke_access('hardening_locker')")
+            cur.execute("DROP ROLE hardening_locker")
         s.wait_status(locked, ("sent",))
     finally:
         s.close()

@@ -84,19 +84,23 @@ CREATE FUNCTION crefinder.check_references(property_id bigint, campaign_id bigin
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    IF property_id IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM crefinder.property_records p
-        WHERE p.user_id = crefinder.current_user_id() AND p.id = check_references.property_id) THEN
-        RAISE EXCEPTION 'property % does not exist', property_id
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'property_id must name one of the tenant''s crefinder.property_records.';
+    IF property_id IS NOT NULL THEN
+        PERFORM 1 FROM crefinder.property_records p
+        WHERE p.user_id = crefinder.current_user_id() AND p.id = check_references.property_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'property % does not exist', property_id
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'property_id must name one of the tenant''s crefinder.property_records.';
+        END IF;
     END IF;
-    IF campaign_id IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM crefinder.campaigns c
-        WHERE c.user_id = crefinder.current_user_id() AND c.id = check_references.campaign_id) THEN
-        RAISE EXCEPTION 'campaign % does not exist', campaign_id
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'campaign_id must name one of the tenant''s crefinder.campaigns.';
+    IF campaign_id IS NOT NULL THEN
+        PERFORM 1 FROM crefinder.campaigns c
+        WHERE c.user_id = crefinder.current_user_id() AND c.id = check_references.campaign_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'campaign % does not exist', campaign_id
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'campaign_id must name one of the tenant''s crefinder.campaigns.';
+        END IF;
     END IF;
 END
 $$;
