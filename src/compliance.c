@@ -185,6 +185,7 @@ typedef struct Contact
  * Channels and contacts
  * ---------------------------------------------------------------------- */
 
+/* ParseChannel returns the index of a channel name, or raises 22023. */
 static int
 ParseChannel(const char *name)
 {
@@ -193,7 +194,7 @@ ParseChannel(const char *name)
 			return i;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown channel \"%s\"", name),
+			 errmsg("unknown channel \"%s\"", crefinder_quote_input(name)),
 			 errhint("Channels are voice, sms, whatsapp and email.")));
 	return -1;					/* keep compiler quiet */
 }
@@ -251,7 +252,8 @@ crefinder_normalize_contact(PG_FUNCTION_ARGS)
 	if (normalized == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s contact \"%s\"", channel_names[channel], input),
+				 errmsg("invalid %s contact \"%s\"", channel_names[channel],
+						crefinder_quote_input(input)),
 				 errdetail("The contact %s.", reason)));
 	PG_RETURN_TEXT_P(cstring_to_text(normalized));
 }

@@ -160,11 +160,12 @@ FindProvider(const char *name)
 			return &providers[i];
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown provider \"%s\"", name),
+			 errmsg("unknown provider \"%s\"", crefinder_quote_input(name)),
 			 errhint("Providers are vapi, twilio and sendgrid.")));
 	return NULL;				/* keep compiler quiet */
 }
 
+/* FindField returns the spec of a field name (len bytes), or NULL. */
 static const FieldSpec *
 FindField(const ProviderSpec *provider, const char *name, int len)
 {
@@ -580,8 +581,9 @@ CheckConfig(const ProviderSpec *provider, Jsonb *input, Jsonb *stored,
 	{
 		if (tok == WJB_KEY &&
 			FindField(provider, v.val.string.val, v.val.string.len) == NULL)
-			appendStringInfo(errors, "%s%.*s: unknown field", errors->len > 0 ? "\n" : "",
-							 v.val.string.len, v.val.string.val);
+			appendStringInfo(errors, "%s%s: unknown field", errors->len > 0 ? "\n" : "",
+							 crefinder_quote_input(pnstrdup(v.val.string.val,
+															v.val.string.len)));
 	}
 
 	config_result = pushJsonbValue(&config_state, WJB_END_OBJECT, NULL);

@@ -7,6 +7,10 @@
  * zip_timezone().  A NANP number's zones are every zone of its area code
  * (a number keeps its area code when its owner moves); other countries'
  * numbers take the zones of their longest known prefix.
+ *
+ * The SQL functions are STRICT, and answer NULL for a NULL argument
+ * themselves as well.  Errors quote at most a short prefix of the input
+ * (crefinder_quote_input).
  */
 #include "postgres.h"
 
@@ -19,6 +23,7 @@
 
 #include "phone.h"
 #include "tzdata.h"
+#include "validate.h"
 
 PG_FUNCTION_INFO_V1(crefinder_normalize_phone);
 PG_FUNCTION_INFO_V1(crefinder_phone_timezones);
@@ -257,7 +262,7 @@ ParseOrRaise(text *arg, CrefinderPhone *phone)
 	if (reason != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid phone number \"%s\"", input),
+				 errmsg("invalid phone number \"%s\"", crefinder_quote_input(input)),
 				 errdetail("The number %s.", reason)));
 }
 
@@ -327,7 +332,7 @@ crefinder_zip_timezone(PG_FUNCTION_ARGS)
 	if (!valid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ZIP code \"%s\"", zip),
+				 errmsg("invalid ZIP code \"%s\"", crefinder_quote_input(zip)),
 				 errhint("A ZIP code is 5 digits, or ZIP+4 as 12345-6789.")));
 	if (zone < 0)
 		PG_RETURN_NULL();
