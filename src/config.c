@@ -18,8 +18,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -80,8 +78,8 @@ typedef struct FieldSpec
 	FieldFormat format;
 	const char *sid_prefix;		/* FORMAT_TWILIO_SID only */
 	int			max_length;		/* strings; 0 = MAX_STRING_LENGTH */
-	double		min;			/* numbers */
-	double		max;
+	const char *min;			/* numbers, as numeric text; NULL = "0" */
+	const char *max;
 	const char *default_value;	/* numbers as text, booleans "true"/"false" */
 } FieldSpec;
 
@@ -100,11 +98,11 @@ static const FieldSpec vapi_fields[] = {
 	{.name = "webhookSecret", .kind = FIELD_SECRET},
 	{.name = "phoneNumber", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 200},
 	{.name = "serverUrl", .kind = FIELD_STRING, .format = FORMAT_URL},
-	{.name = "maxCallDuration", .kind = FIELD_INTEGER, .min = 30, .max = 1800, .default_value = "300"},
-	{.name = "maxConcurrentCalls", .kind = FIELD_INTEGER, .min = 1, .max = 10000, .default_value = "10"},
-	{.name = "voiceSpeed", .kind = FIELD_NUMBER, .min = 0.5, .max = 2.0, .default_value = "1.0"},
-	{.name = "temperature", .kind = FIELD_NUMBER, .max = 1, .default_value = "0.7"},
-	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
+	{.name = "maxCallDuration", .kind = FIELD_INTEGER, .min = "30", .max = "1800", .default_value = "300"},
+	{.name = "maxConcurrentCalls", .kind = FIELD_INTEGER, .min = "1", .max = "10000", .default_value = "10"},
+	{.name = "voiceSpeed", .kind = FIELD_NUMBER, .min = "0.5", .max = "2", .default_value = "1.0"},
+	{.name = "temperature", .kind = FIELD_NUMBER, .max = "1", .default_value = "0.7"},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = "0.01", .max = "100000"},
 };
 
 static const FieldSpec twilio_fields[] = {
@@ -122,7 +120,7 @@ static const FieldSpec twilio_fields[] = {
 	{.name = "respectQuietHours", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "timeZoneHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "autoOptOutHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
-	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = "0.01", .max = "100000"},
 	/* scheduled sends through the messaging service go to Twilio with SendAt */
 	{.name = "scheduleAtTwilio", .kind = FIELD_BOOLEAN, .default_value = "false"},
 };
@@ -136,11 +134,11 @@ static const FieldSpec sendgrid_fields[] = {
 	{.name = "clickTracking", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "openTracking", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "subscriptionTracking", .kind = FIELD_BOOLEAN, .default_value = "true"},
-	{.name = "unsubscribeGroupId", .kind = FIELD_INTEGER, .min = 1, .max = 2147483647},
+	{.name = "unsubscribeGroupId", .kind = FIELD_INTEGER, .min = "1", .max = "2147483647"},
 	{.name = "customDomain", .kind = FIELD_STRING, .format = FORMAT_HOSTNAME},
 	{.name = "ipPool", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 64},
 	{.name = "eventWebhookPublicKey", .kind = FIELD_STRING, .format = FORMAT_P256_KEY, .max_length = 4096},
-	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = "0.01", .max = "100000"},
 };
 
 static const ProviderSpec providers[] = {
@@ -372,23 +370,46 @@ JsonTypeName(JsonbValue *v)
 	}
 }
 
+/* NumericOfText is the numeric value of a constant such as "0.01". */
+static Numeric
+NumericOfText(const char *text)
+{
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+}
+
+/* NumericCompare is numeric_cmp: negative, 0 or positive. */
+static int
+NumericCompare(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a),
+											 NumericGetDatum(b)));
+}
+
 /*
  * CheckNumber validates a numeric field; NULL when fine, else the reason.
+ * The comparisons are numeric, exact for any number JSON can write (a
+ * float8 would overflow on 1e400 and round 300.0000000000000000001 to a
+ * whole number).
  */
 static const char *
 CheckNumber(const FieldSpec *field, Numeric n)
 {
-	double		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(n)));
-	bool		integral = field->kind == FIELD_INTEGER;
+	const char *min_text = field->min != NULL ? field->min : "0";
+	Numeric		min = NumericOfText(min_text);
+	Numeric		max = NumericOfText(field->max);
 
-	if (integral && d != floor(d))
-		return "must be a whole number";
-	if (d < field->min || d > field->max)
+	if (field->kind == FIELD_INTEGER)
 	{
-		if (integral)
-			return psprintf("must be between %.0f and %.0f", field->min, field->max);
-		return psprintf("must be between %g and %g", field->min, field->max);
+		Numeric		whole = DatumGetNumeric(DirectFunctionCall1(numeric_floor,
+																NumericGetDatum(n)));
+
+		if (NumericCompare(n, whole) != 0)
+			return "must be a whole number";
 	}
+	if (NumericCompare(n, min) < 0 || NumericCompare(n, max) > 0)
+		return psprintf("must be between %s and %s", min_text, field->max);
 	return NULL;
 }
 
