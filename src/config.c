@@ -19,9 +19,11 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/jsonapi.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -35,6 +37,7 @@
 #include "validate.h"
 
 PG_FUNCTION_INFO_V1(crefinder_configure);
+PG_FUNCTION_INFO_V1(crefinder_configure_text);
 PG_FUNCTION_INFO_V1(crefinder_integration_config);
 PG_FUNCTION_INFO_V1(crefinder_rotate_secret_key);
 
@@ -712,16 +715,106 @@ FetchStored(const char *user_id, const char *provider, bool for_update,
 }
 
 /*
- * crefinder.configure(provider text, config jsonb) returns jsonb:
- * validates, applies defaults, encrypts secrets and upserts the current
- * tenant's settings for provider; returns them masked.  A new config
- * clears a pause the dispatcher put on the provider.
+ * RequireArgument raises 22004 naming the argument when it is NULL.
  */
-static Datum
-configure_internal(PG_FUNCTION_ARGS)
+static void
+RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
 {
-	char	   *provider_name;
-	Jsonb	   *input;
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * ReportInvalidJson raises 22P02 for config text that jsonb refused,
+ * saying where its syntax breaks (line and character) or that it holds
+ * what jsonb cannot store, but never any of the text: it may hold
+ * secrets.  Wipes json.
+ */
+static void
+ReportInvalidJson(char *json)
+{
+	JsonLexContext *lex = makeJsonLexContextCstringLen(json, strlen(json),
+													   GetDatabaseEncoding(), false);
+	JsonParseErrorType error = pg_parse_json(lex, &nullSemAction);
+	int			line = 0;
+	int			character = 0;
+
+	if (error != JSON_SUCCESS)
+	{
+		const char *at = lex->token_start != NULL ? lex->token_start : json + strlen(json);
+
+		line = lex->line_number;
+		if (at >= lex->line_start)
+			character = pg_mbstrlen_with_len(lex->line_start, at - lex->line_start) + 1;
+	}
+	crefinder_wipe_string(json);
+	if (error != JSON_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("config is not valid JSON"),
+				 errdetail("The JSON syntax breaks at line %d, character %d.", line, character),
+				 errhint("The text is not shown, since it may hold secrets.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("config is not valid JSON"),
+			 errdetail("It holds a string or an escape sequence that jsonb cannot store, such as \\u0000."),
+			 errhint("The text is not shown, since it may hold secrets.")));
+}
+
+/*
+ * ParseConfigText turns config given as text into jsonb.  jsonb's own
+ * input function quotes the text in its error (detail and context), so
+ * its data errors are caught and replaced by ReportInvalidJson's.  Other
+ * errors (out of memory, a cancel) quote nothing and pass through.
+ */
+static Jsonb *
+ParseConfigText(text *config)
+{
+	char	   *json = text_to_cstring(config);
+	MemoryContext cxt = CurrentMemoryContext;
+	Jsonb	   *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		crefinder_wipe_string(edata->message);
+		crefinder_wipe_string(edata->detail);
+		crefinder_wipe_string(edata->context);
+		FreeErrorData(edata);
+		result = NULL;
+	}
+	PG_END_TRY();
+
+	if (result == NULL)
+		ReportInvalidJson(json);
+	crefinder_wipe_string(json);
+	return result;
+}
+
+/*
+ * Configure validates input for the provider named provider_name,
+ * applies defaults, encrypts secrets and upserts the current tenant's
+ * settings for it; returns them masked.  A new config clears a pause the
+ * dispatcher put on the provider.
+ */
+static Jsonb *
+Configure(const char *provider_name, Jsonb *input)
+{
 	const ProviderSpec *provider;
 	char	   *user_id;
 	CrefinderKey key;
@@ -733,12 +826,6 @@ configure_internal(PG_FUNCTION_ARGS)
 	Jsonb	   *result;
 	int			rc;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("provider and config must not be null")));
-	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	input = PG_GETARG_JSONB_P(1);
 	provider = FindProvider(provider_name);
 	if (!JB_ROOT_IS_OBJECT(input) || JB_ROOT_IS_SCALAR(input))
 		ereport(ERROR,
@@ -786,7 +873,40 @@ configure_internal(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();
-	PG_RETURN_JSONB_P(result);
+	return result;
+}
+
+/*
+ * crefinder.configure(provider text, config jsonb) returns jsonb (see
+ * Configure).
+ */
+static Datum
+configure_jsonb_internal(PG_FUNCTION_ARGS)
+{
+	char	   *provider_name;
+
+	RequireArgument(fcinfo, 0, "provider");
+	RequireArgument(fcinfo, 1, "config");
+	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PG_RETURN_JSONB_P(Configure(provider_name, PG_GETARG_JSONB_P(1)));
+}
+
+/*
+ * crefinder.configure(provider text, config text) returns jsonb: the
+ * same, for config given as text (an untyped literal resolves to this
+ * one), parsed here so that malformed JSON is reported without quoting
+ * it (see ParseConfigText).
+ */
+static Datum
+configure_text_internal(PG_FUNCTION_ARGS)
+{
+	char	   *provider_name;
+
+	RequireArgument(fcinfo, 0, "provider");
+	RequireArgument(fcinfo, 1, "config");
+	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	FindProvider(provider_name);
+	PG_RETURN_JSONB_P(Configure(provider_name, ParseConfigText(PG_GETARG_TEXT_PP(1))));
 }
 
 /*
@@ -964,7 +1084,10 @@ rotate_secret_key_internal(PG_FUNCTION_ARGS)
  * CallHidingStatement runs fn and, should it fail for any reason (a bad
  * field, a missing key, a missing privilege), re-raises the error marked
  * so that the server log does not repeat the statement: its text holds
- * the secrets this function was given.
+ * the secrets this function was given.  fn runs without the callers'
+ * error context callbacks, so that its errors carry no context line
+ * either: a PL/pgSQL caller's would quote its statement, and with it any
+ * secret written there as a literal.
  */
 static Datum
 CallHidingStatement(PGFunction fn, FunctionCallInfo fcinfo)
@@ -974,6 +1097,7 @@ CallHidingStatement(PGFunction fn, FunctionCallInfo fcinfo)
 
 	PG_TRY();
 	{
+		error_context_stack = NULL; /* PG_CATCH and PG_END_TRY restore it */
 		result = fn(fcinfo);
 	}
 	PG_CATCH();
@@ -992,12 +1116,22 @@ CallHidingStatement(PGFunction fn, FunctionCallInfo fcinfo)
 
 /*
  * crefinder.configure(provider text, config jsonb) returns jsonb (see
- * configure_internal).
+ * Configure).
  */
 Datum
 crefinder_configure(PG_FUNCTION_ARGS)
 {
-	return CallHidingStatement(configure_internal, fcinfo);
+	return CallHidingStatement(configure_jsonb_internal, fcinfo);
+}
+
+/*
+ * crefinder.configure(provider text, config text) returns jsonb (see
+ * configure_text_internal).
+ */
+Datum
+crefinder_configure_text(PG_FUNCTION_ARGS)
+{
+	return CallHidingStatement(configure_text_internal, fcinfo);
 }
 
 /*
