@@ -153,11 +153,16 @@ CheckProvider(const char *provider)
 Datum
 crefinder_test_connection(PG_FUNCTION_ARGS)
 {
-	char	   *provider = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *provider;
 	OutboundMessage m;
 	HttpRequest request;
 	char	   *json;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("provider must not be null")));
+	provider = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CheckProvider(provider);
 	LoadAccount(provider, &m);
 	memset(&request, 0, sizeof(request));

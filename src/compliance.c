@@ -240,17 +240,36 @@ NormalizeContact(int channel, const char *input, CrefinderPhone *phone, const ch
 }
 
 /*
- * crefinder.normalize_contact(channel text, contact text) returns text.
+ * RequireArgument raises 22004 naming the argument when it is NULL.
+ */
+static void
+RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * crefinder.normalize_contact(channel text, contact text) returns text:
+ * the contact as crefinder stores it (NULL for a NULL contact).
  */
 Datum
 crefinder_normalize_contact(PG_FUNCTION_ARGS)
 {
-	int			channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	char	   *input = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int			channel;
+	char	   *input;
 	CrefinderPhone phone;
 	const char *reason;
-	char	   *normalized = NormalizeContact(channel, input, &phone, &reason);
+	char	   *normalized;
 
+	RequireArgument(fcinfo, 0, "channel");
+	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	input = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	normalized = NormalizeContact(channel, input, &phone, &reason);
 	if (normalized == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1458,15 +1477,6 @@ PutResult(ReturnSetInfo *rsinfo, const Contact *contact, bool with_contact)
 	else
 		nulls[col] = true;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-}
-
-static void
-RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
 }
 
 /*

@@ -917,12 +917,16 @@ configure_text_internal(PG_FUNCTION_ARGS)
 Datum
 crefinder_integration_config(PG_FUNCTION_ARGS)
 {
-	const ProviderSpec *provider = FindProvider(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	char	   *user_id = TenantText();
+	const ProviderSpec *provider;
+	char	   *user_id;
 	Jsonb	   *config;
 	Jsonb	   *secrets;
 	Jsonb	   *result = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	RequireArgument(fcinfo, 0, "provider");
+	provider = FindProvider(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	user_id = TenantText();
 
 	SPI_connect();
 	if (FetchStored(user_id, provider->name, false, &config, &secrets))

@@ -274,6 +274,8 @@ crefinder_normalize_phone(PG_FUNCTION_ARGS)
 {
 	CrefinderPhone phone;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	ParseOrRaise(PG_GETARG_TEXT_PP(0), &phone);
 	PG_RETURN_TEXT_P(cstring_to_text(phone.e164));
 }
@@ -290,6 +292,8 @@ crefinder_phone_timezones(PG_FUNCTION_ARGS)
 	const CrefinderZoneSet *zs;
 	Datum	   *names;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	ParseOrRaise(PG_GETARG_TEXT_PP(0), &phone);
 	set = crefinder_phone_zone_set(&phone);
 	if (set < 0)
@@ -311,6 +315,8 @@ crefinder_phone_region_sql(PG_FUNCTION_ARGS)
 	CrefinderPhone phone;
 	const char *region;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	ParseOrRaise(PG_GETARG_TEXT_PP(0), &phone);
 	region = crefinder_phone_region(&phone);
 	if (region == NULL)
@@ -325,10 +331,14 @@ crefinder_phone_region_sql(PG_FUNCTION_ARGS)
 Datum
 crefinder_zip_timezone(PG_FUNCTION_ARGS)
 {
-	char	   *zip = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *zip;
 	bool		valid;
-	int			zone = crefinder_zip_zone(zip, &valid);
+	int			zone;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	zip = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	zone = crefinder_zip_zone(zip, &valid);
 	if (!valid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
