@@ -1181,12 +1181,13 @@ CheckInstant(TimestampTz at)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
 				 errmsg("at is too close to the start of the timestamp range"),
-				 errdetail("at must not be earlier than %s.", timestamptz_to_str(first))));
+				 errdetail("The earliest instant a compliance decision can be made for is %s.",
+						   timestamptz_to_str(first))));
 	if (at > last)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
 				 errmsg("at is too close to the end of the timestamp range"),
-				 errdetail("A compliance decision looks up to %d days ahead of at, so at must not be later than %s.",
+				 errdetail("A compliance decision looks up to %d days ahead, so the latest instant it can be made for is %s.",
 						   SEARCH_DAYS, timestamptz_to_str(last))));
 }
 
