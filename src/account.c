@@ -26,6 +26,7 @@
 #include "http.h"
 #include "outbound.h"
 #include "tenant.h"
+#include "validate.h"
 
 PG_FUNCTION_INFO_V1(crefinder_test_connection);
 PG_FUNCTION_INFO_V1(crefinder_twilio_phone_numbers);
@@ -133,6 +134,7 @@ BaseUrl(const char *provider)
 	return crefinder_vapi_api_url;
 }
 
+/* CheckProvider raises 22023 unless provider is one crefinder knows. */
 static void
 CheckProvider(const char *provider)
 {
@@ -140,7 +142,7 @@ CheckProvider(const char *provider)
 		strcmp(provider, "vapi") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown provider \"%s\"", provider),
+				 errmsg("unknown provider \"%s\"", crefinder_quote_input(provider)),
 				 errhint("Providers are vapi, twilio and sendgrid.")));
 }
 
@@ -151,11 +153,16 @@ CheckProvider(const char *provider)
 Datum
 crefinder_test_connection(PG_FUNCTION_ARGS)
 {
-	char	   *provider = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *provider;
 	OutboundMessage m;
 	HttpRequest request;
 	char	   *json;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("provider must not be null")));
+	provider = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CheckProvider(provider);
 	LoadAccount(provider, &m);
 	memset(&request, 0, sizeof(request));

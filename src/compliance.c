@@ -39,6 +39,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgtime.h"
+#include "common/int.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -71,6 +72,7 @@ PG_FUNCTION_INFO_V1(crefinder_rules_changed);
 #define MAX_PLACE_ZONES 16
 #define MAX_PLACE_RULES 4
 #define SEARCH_DAYS 400			/* how far next_allowed_at is looked for */
+#define MARGIN_DAYS 2			/* local days around an instant (zone offsets) */
 #define MAX_SEARCH_STEPS 2000
 
 static const char *const channel_names[] = {"voice", "sms", "whatsapp", "email"};
@@ -186,6 +188,7 @@ typedef struct Contact
  * Channels and contacts
  * ---------------------------------------------------------------------- */
 
+/* ParseChannel returns the index of a channel name, or raises 22023. */
 static int
 ParseChannel(const char *name)
 {
@@ -194,7 +197,7 @@ ParseChannel(const char *name)
 			return i;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown channel \"%s\"", name),
+			 errmsg("unknown channel \"%s\"", crefinder_quote_input(name)),
 			 errhint("Channels are voice, sms, whatsapp and email.")));
 	return -1;					/* keep compiler quiet */
 }
@@ -238,21 +241,41 @@ NormalizeContact(int channel, const char *input, CrefinderPhone *phone, const ch
 }
 
 /*
- * crefinder.normalize_contact(channel text, contact text) returns text.
+ * RequireArgument raises 22004 naming the argument when it is NULL.
+ */
+static void
+RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * crefinder.normalize_contact(channel text, contact text) returns text:
+ * the contact as crefinder stores it (NULL for a NULL contact).
  */
 Datum
 crefinder_normalize_contact(PG_FUNCTION_ARGS)
 {
-	int			channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	char	   *input = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int			channel;
+	char	   *input;
 	CrefinderPhone phone;
 	const char *reason;
-	char	   *normalized = NormalizeContact(channel, input, &phone, &reason);
+	char	   *normalized;
 
+	RequireArgument(fcinfo, 0, "channel");
+	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	input = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	normalized = NormalizeContact(channel, input, &phone, &reason);
 	if (normalized == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s contact \"%s\"", channel_names[channel], input),
+				 errmsg("invalid %s contact \"%s\"", channel_names[channel],
+						crefinder_quote_input(input)),
 				 errdetail("The contact %s.", reason)));
 	PG_RETURN_TEXT_P(cstring_to_text(normalized));
 }
@@ -685,17 +708,23 @@ Banned(const Policy *policy, const Place *place, int jd, int dow)
 /*
  * ZoneNext returns the earliest instant at or after t at which the local
  * time in tz is inside an allowed window on an allowed day, or
- * DT_NOEND when there is none within SEARCH_DAYS.
+ * DT_NOEND when there is none on the local days up to limit's (and
+ * within SEARCH_DAYS of t's).  t <= limit.
  */
 static TimestampTz
-ZoneNext(const Policy *policy, const Place *place, pg_tz *tz, TimestampTz t)
+ZoneNext(const Policy *policy, const Place *place, pg_tz *tz, TimestampTz t,
+		 TimestampTz limit)
 {
 	int			jd;
 	int64		tod;
 	int			dow;
+	int			limit_jd;
+	int64		limit_tod;
+	int			limit_dow;
 
 	LocalTime(t, tz, &jd, &tod, &dow);
-	for (int k = 0; k <= SEARCH_DAYS; k++)
+	LocalTime(limit, tz, &limit_jd, &limit_tod, &limit_dow);
+	for (int k = 0; k <= SEARCH_DAYS && jd + k <= limit_jd; k++)
 	{
 		int			day = jd + k;
 		int			day_dow = (dow + k) % 7;
@@ -724,8 +753,23 @@ ZoneNext(const Policy *policy, const Place *place, pg_tz *tz, TimestampTz t)
  * ---------------------------------------------------------------------- */
 
 /*
- * CapNext returns t when no cap is reached at t, else the instant at which
- * enough counted messages have left the cap's trailing period.
+ * TimestampPlus is t + usecs, or DT_NOEND (DT_NOBEGIN) where the sum
+ * would overflow int64.
+ */
+static TimestampTz
+TimestampPlus(TimestampTz t, int64 usecs)
+{
+	TimestampTz result;
+
+	if (pg_add_s64_overflow(t, usecs, &result))
+		return usecs > 0 ? DT_NOEND : DT_NOBEGIN;
+	return result;
+}
+
+/*
+ * OneCapNext returns t when the cap is not reached at t, else the instant
+ * at which enough counted messages have left the cap's trailing period
+ * (DT_NOEND when that is past the end of time).
  */
 static TimestampTz
 OneCapNext(const RecentMessage *recent, int nrecent, int channels, int cap, int64 window,
@@ -733,13 +777,14 @@ OneCapNext(const RecentMessage *recent, int nrecent, int channels, int cap, int6
 {
 	int			first = -1;
 	int			count = 0;
+	TimestampTz since = TimestampPlus(t, -window);
 
 	/* messages counted at t: channel in mask, time in (t - window, t] */
 	for (int i = 0; i < nrecent; i++)
 	{
 		if (!(channels & (1 << recent[i].channel)))
 			continue;
-		if (recent[i].at <= t - window || recent[i].at > t)
+		if (recent[i].at <= since || recent[i].at > t)
 			continue;
 		if (count == 0)
 			first = i;
@@ -755,15 +800,19 @@ OneCapNext(const RecentMessage *recent, int nrecent, int channels, int cap, int6
 		for (int i = first; i < nrecent; i++)
 		{
 			if (!(channels & (1 << recent[i].channel)) ||
-				recent[i].at <= t - window || recent[i].at > t)
+				recent[i].at <= since || recent[i].at > t)
 				continue;
 			if (skip-- == 0)
-				return recent[i].at + window;
+				return TimestampPlus(recent[i].at, window);
 		}
 	}
 	return t;
 }
 
+/*
+ * CapNext returns t when no cap is reached at t, else the earliest instant
+ * at which none is.
+ */
 static TimestampTz
 CapNext(const Policy *policy, const Place *place, const Contact *contact, TimestampTz t)
 {
@@ -798,6 +847,7 @@ EvaluateTime(const Policy *policy, const Place *place, Contact *contact, Timesta
 	bool		quiet = false;
 	bool		day = false;
 	TimestampTz t = at;
+	TimestampTz limit = at + (int64) SEARCH_DAYS * USECS_PER_DAY;	/* CheckInstant */
 
 	for (int z = 0; z < place->nzones; z++)
 	{
@@ -830,9 +880,9 @@ EvaluateTime(const Policy *policy, const Place *place, Contact *contact, Timesta
 
 		for (int z = 0; z < place->nzones; z++)
 		{
-			TimestampTz next = ZoneNext(policy, place, place->zones[z], t);
+			TimestampTz next = ZoneNext(policy, place, place->zones[z], t, limit);
 
-			if (next == DT_NOEND || next > at + (int64) SEARCH_DAYS * USECS_PER_DAY)
+			if (next == DT_NOEND || next > limit)
 			{
 				contact->has_next = false;
 				return;
@@ -847,6 +897,11 @@ EvaluateTime(const Policy *policy, const Place *place, Contact *contact, Timesta
 		{
 			TimestampTz next = CapNext(policy, place, contact, t);
 
+			if (next > limit)
+			{
+				contact->has_next = false;
+				return;
+			}
 			if (next > t)
 			{
 				t = next;
@@ -1095,6 +1150,7 @@ typedef struct TimeDecision
 	TimestampTz next;
 } TimeDecision;
 
+/* MaxCapWindow is the longest trailing period any cap counts. */
 static int64
 MaxCapWindow(const Policy *policy)
 {
@@ -1104,6 +1160,37 @@ MaxCapWindow(const Policy *policy)
 		if (policy->rules[i].cap_count > 0)
 			window = Max(window, policy->rules[i].cap_window);
 	return window;
+}
+
+/*
+ * CheckInstant raises 22008 unless the decision at at stays inside the
+ * timestamp range: at is finite, the local days around it exist in every
+ * zone, and so do the SEARCH_DAYS days searched after it for
+ * next_allowed_at.
+ */
+static void
+CheckInstant(TimestampTz at)
+{
+	TimestampTz first = MIN_TIMESTAMP + (int64) MARGIN_DAYS * USECS_PER_DAY;
+	TimestampTz last = END_TIMESTAMP - (int64) (SEARCH_DAYS + MARGIN_DAYS) * USECS_PER_DAY;
+
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
+				 errmsg("at must be a finite timestamp"),
+				 errdetail("A compliance decision is for one instant; infinity and -infinity are none.")));
+	if (at < first)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
+				 errmsg("at is too close to the start of the timestamp range"),
+				 errdetail("The earliest instant a compliance decision can be made for is %s.",
+						   timestamptz_to_str(first))));
+	if (at > last)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
+				 errmsg("at is too close to the end of the timestamp range"),
+				 errdetail("A compliance decision looks up to %d days ahead, so the latest instant it can be made for is %s.",
+						   SEARCH_DAYS, timestamptz_to_str(last))));
 }
 
 /*
@@ -1120,7 +1207,9 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at, Da
 	TimeDecision *cache = NULL;
 	int			ncache = 0;
 	int			cache_size = 0;
+	TimestampTz since;
 
+	CheckInstant(at);
 	memset(&policy, 0, sizeof(policy));
 	policy.channel = channel;
 
@@ -1225,7 +1314,8 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at, Da
 	if (index.ntext == 0)
 		return;
 	LoadRules(&policy, at);
-	LoadRecent(&index, tenant, at - MaxCapWindow(&policy), exclude);
+	since = TimestampPlus(at, -MaxCapWindow(&policy));
+	LoadRecent(&index, tenant, since < MIN_TIMESTAMP ? DT_NOBEGIN : since, exclude);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1390,15 +1480,6 @@ PutResult(ReturnSetInfo *rsinfo, const Contact *contact, bool with_contact)
 	else
 		nulls[col] = true;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-}
-
-static void
-RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
 }
 
 /*

@@ -18,12 +18,12 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "catalog/pg_type.h"
+#include "common/jsonapi.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -37,6 +37,7 @@
 #include "validate.h"
 
 PG_FUNCTION_INFO_V1(crefinder_configure);
+PG_FUNCTION_INFO_V1(crefinder_configure_text);
 PG_FUNCTION_INFO_V1(crefinder_integration_config);
 PG_FUNCTION_INFO_V1(crefinder_rotate_secret_key);
 
@@ -80,8 +81,8 @@ typedef struct FieldSpec
 	FieldFormat format;
 	const char *sid_prefix;		/* FORMAT_TWILIO_SID only */
 	int			max_length;		/* strings; 0 = MAX_STRING_LENGTH */
-	double		min;			/* numbers */
-	double		max;
+	const char *min;			/* numbers, as numeric text; NULL = "0" */
+	const char *max;
 	const char *default_value;	/* numbers as text, booleans "true"/"false" */
 } FieldSpec;
 
@@ -100,11 +101,11 @@ static const FieldSpec vapi_fields[] = {
 	{.name = "webhookSecret", .kind = FIELD_SECRET},
 	{.name = "phoneNumber", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 200},
 	{.name = "serverUrl", .kind = FIELD_STRING, .format = FORMAT_URL},
-	{.name = "maxCallDuration", .kind = FIELD_INTEGER, .min = 30, .max = 1800, .default_value = "300"},
-	{.name = "maxConcurrentCalls", .kind = FIELD_INTEGER, .min = 1, .max = 10000, .default_value = "10"},
-	{.name = "voiceSpeed", .kind = FIELD_NUMBER, .min = 0.5, .max = 2.0, .default_value = "1.0"},
-	{.name = "temperature", .kind = FIELD_NUMBER, .max = 1, .default_value = "0.7"},
-	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
+	{.name = "maxCallDuration", .kind = FIELD_INTEGER, .min = "30", .max = "1800", .default_value = "300"},
+	{.name = "maxConcurrentCalls", .kind = FIELD_INTEGER, .min = "1", .max = "10000", .default_value = "10"},
+	{.name = "voiceSpeed", .kind = FIELD_NUMBER, .min = "0.5", .max = "2", .default_value = "1.0"},
+	{.name = "temperature", .kind = FIELD_NUMBER, .max = "1", .default_value = "0.7"},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = "0.01", .max = "100000"},
 };
 
 static const FieldSpec twilio_fields[] = {
@@ -122,7 +123,7 @@ static const FieldSpec twilio_fields[] = {
 	{.name = "respectQuietHours", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "timeZoneHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "autoOptOutHandling", .kind = FIELD_BOOLEAN, .default_value = "true"},
-	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = "0.01", .max = "100000"},
 	/* scheduled sends through the messaging service go to Twilio with SendAt */
 	{.name = "scheduleAtTwilio", .kind = FIELD_BOOLEAN, .default_value = "false"},
 };
@@ -136,11 +137,11 @@ static const FieldSpec sendgrid_fields[] = {
 	{.name = "clickTracking", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "openTracking", .kind = FIELD_BOOLEAN, .default_value = "true"},
 	{.name = "subscriptionTracking", .kind = FIELD_BOOLEAN, .default_value = "true"},
-	{.name = "unsubscribeGroupId", .kind = FIELD_INTEGER, .min = 1, .max = 2147483647},
+	{.name = "unsubscribeGroupId", .kind = FIELD_INTEGER, .min = "1", .max = "2147483647"},
 	{.name = "customDomain", .kind = FIELD_STRING, .format = FORMAT_HOSTNAME},
 	{.name = "ipPool", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 64},
 	{.name = "eventWebhookPublicKey", .kind = FIELD_STRING, .format = FORMAT_P256_KEY, .max_length = 4096},
-	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = 0.01, .max = 100000},
+	{.name = "maxPerSecond", .kind = FIELD_NUMBER, .min = "0.01", .max = "100000"},
 };
 
 static const ProviderSpec providers[] = {
@@ -160,11 +161,12 @@ FindProvider(const char *name)
 			return &providers[i];
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown provider \"%s\"", name),
+			 errmsg("unknown provider \"%s\"", crefinder_quote_input(name)),
 			 errhint("Providers are vapi, twilio and sendgrid.")));
 	return NULL;				/* keep compiler quiet */
 }
 
+/* FindField returns the spec of a field name (len bytes), or NULL. */
 static const FieldSpec *
 FindField(const ProviderSpec *provider, const char *name, int len)
 {
@@ -371,23 +373,46 @@ JsonTypeName(JsonbValue *v)
 	}
 }
 
+/* NumericOfText is the numeric value of a constant such as "0.01". */
+static Numeric
+NumericOfText(const char *text)
+{
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+}
+
+/* NumericCompare is numeric_cmp: negative, 0 or positive. */
+static int
+NumericCompare(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a),
+											 NumericGetDatum(b)));
+}
+
 /*
  * CheckNumber validates a numeric field; NULL when fine, else the reason.
+ * The comparisons are numeric, exact for any number JSON can write (a
+ * float8 would overflow on 1e400 and round 300.0000000000000000001 to a
+ * whole number).
  */
 static const char *
 CheckNumber(const FieldSpec *field, Numeric n)
 {
-	double		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(n)));
-	bool		integral = field->kind == FIELD_INTEGER;
+	const char *min_text = field->min != NULL ? field->min : "0";
+	Numeric		min = NumericOfText(min_text);
+	Numeric		max = NumericOfText(field->max);
 
-	if (integral && d != floor(d))
-		return "must be a whole number";
-	if (d < field->min || d > field->max)
+	if (field->kind == FIELD_INTEGER)
 	{
-		if (integral)
-			return psprintf("must be between %.0f and %.0f", field->min, field->max);
-		return psprintf("must be between %g and %g", field->min, field->max);
+		Numeric		whole = DatumGetNumeric(DirectFunctionCall1(numeric_floor,
+																NumericGetDatum(n)));
+
+		if (NumericCompare(n, whole) != 0)
+			return "must be a whole number";
 	}
+	if (NumericCompare(n, min) < 0 || NumericCompare(n, max) > 0)
+		return psprintf("must be between %s and %s", min_text, field->max);
 	return NULL;
 }
 
@@ -580,8 +605,9 @@ CheckConfig(const ProviderSpec *provider, Jsonb *input, Jsonb *stored,
 	{
 		if (tok == WJB_KEY &&
 			FindField(provider, v.val.string.val, v.val.string.len) == NULL)
-			appendStringInfo(errors, "%s%.*s: unknown field", errors->len > 0 ? "\n" : "",
-							 v.val.string.len, v.val.string.val);
+			appendStringInfo(errors, "%s%s: unknown field", errors->len > 0 ? "\n" : "",
+							 crefinder_quote_input(pnstrdup(v.val.string.val,
+															v.val.string.len)));
 	}
 
 	config_result = pushJsonbValue(&config_state, WJB_END_OBJECT, NULL);
@@ -689,16 +715,106 @@ FetchStored(const char *user_id, const char *provider, bool for_update,
 }
 
 /*
- * crefinder.configure(provider text, config jsonb) returns jsonb:
- * validates, applies defaults, encrypts secrets and upserts the current
- * tenant's settings for provider; returns them masked.  A new config
- * clears a pause the dispatcher put on the provider.
+ * RequireArgument raises 22004 naming the argument when it is NULL.
  */
-static Datum
-configure_internal(PG_FUNCTION_ARGS)
+static void
+RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
 {
-	char	   *provider_name;
-	Jsonb	   *input;
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * ReportInvalidJson raises 22P02 for config text that jsonb refused,
+ * saying where its syntax breaks (line and character) or that it holds
+ * what jsonb cannot store, but never any of the text: it may hold
+ * secrets.  Wipes json.
+ */
+static void
+ReportInvalidJson(char *json)
+{
+	JsonLexContext *lex = makeJsonLexContextCstringLen(json, strlen(json),
+													   GetDatabaseEncoding(), false);
+	JsonParseErrorType error = pg_parse_json(lex, &nullSemAction);
+	int			line = 0;
+	int			character = 0;
+
+	if (error != JSON_SUCCESS)
+	{
+		const char *at = lex->token_start != NULL ? lex->token_start : json + strlen(json);
+
+		line = lex->line_number;
+		if (at >= lex->line_start)
+			character = pg_mbstrlen_with_len(lex->line_start, at - lex->line_start) + 1;
+	}
+	crefinder_wipe_string(json);
+	if (error != JSON_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("config is not valid JSON"),
+				 errdetail("The JSON syntax breaks at line %d, character %d.", line, character),
+				 errhint("The text is not shown, since it may hold secrets.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("config is not valid JSON"),
+			 errdetail("It holds a string or an escape sequence that jsonb cannot store, such as \\u0000."),
+			 errhint("The text is not shown, since it may hold secrets.")));
+}
+
+/*
+ * ParseConfigText turns config given as text into jsonb.  jsonb's own
+ * input function quotes the text in its error (detail and context), so
+ * its data errors are caught and replaced by ReportInvalidJson's.  Other
+ * errors (out of memory, a cancel) quote nothing and pass through.
+ */
+static Jsonb *
+ParseConfigText(text *config)
+{
+	char	   *json = text_to_cstring(config);
+	MemoryContext cxt = CurrentMemoryContext;
+	Jsonb	   *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		crefinder_wipe_string(edata->message);
+		crefinder_wipe_string(edata->detail);
+		crefinder_wipe_string(edata->context);
+		FreeErrorData(edata);
+		result = NULL;
+	}
+	PG_END_TRY();
+
+	if (result == NULL)
+		ReportInvalidJson(json);
+	crefinder_wipe_string(json);
+	return result;
+}
+
+/*
+ * Configure validates input for the provider named provider_name,
+ * applies defaults, encrypts secrets and upserts the current tenant's
+ * settings for it; returns them masked.  A new config clears a pause the
+ * dispatcher put on the provider.
+ */
+static Jsonb *
+Configure(const char *provider_name, Jsonb *input)
+{
 	const ProviderSpec *provider;
 	char	   *user_id;
 	CrefinderKey key;
@@ -710,12 +826,6 @@ configure_internal(PG_FUNCTION_ARGS)
 	Jsonb	   *result;
 	int			rc;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("provider and config must not be null")));
-	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	input = PG_GETARG_JSONB_P(1);
 	provider = FindProvider(provider_name);
 	if (!JB_ROOT_IS_OBJECT(input) || JB_ROOT_IS_SCALAR(input))
 		ereport(ERROR,
@@ -763,7 +873,40 @@ configure_internal(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();
-	PG_RETURN_JSONB_P(result);
+	return result;
+}
+
+/*
+ * crefinder.configure(provider text, config jsonb) returns jsonb (see
+ * Configure).
+ */
+static Datum
+configure_jsonb_internal(PG_FUNCTION_ARGS)
+{
+	char	   *provider_name;
+
+	RequireArgument(fcinfo, 0, "provider");
+	RequireArgument(fcinfo, 1, "config");
+	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PG_RETURN_JSONB_P(Configure(provider_name, PG_GETARG_JSONB_P(1)));
+}
+
+/*
+ * crefinder.configure(provider text, config text) returns jsonb: the
+ * same, for config given as text (an untyped literal resolves to this
+ * one), parsed here so that malformed JSON is reported without quoting
+ * it (see ParseConfigText).
+ */
+static Datum
+configure_text_internal(PG_FUNCTION_ARGS)
+{
+	char	   *provider_name;
+
+	RequireArgument(fcinfo, 0, "provider");
+	RequireArgument(fcinfo, 1, "config");
+	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	FindProvider(provider_name);
+	PG_RETURN_JSONB_P(Configure(provider_name, ParseConfigText(PG_GETARG_TEXT_PP(1))));
 }
 
 /*
@@ -774,12 +917,16 @@ configure_internal(PG_FUNCTION_ARGS)
 Datum
 crefinder_integration_config(PG_FUNCTION_ARGS)
 {
-	const ProviderSpec *provider = FindProvider(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	char	   *user_id = TenantText();
+	const ProviderSpec *provider;
+	char	   *user_id;
 	Jsonb	   *config;
 	Jsonb	   *secrets;
 	Jsonb	   *result = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	RequireArgument(fcinfo, 0, "provider");
+	provider = FindProvider(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	user_id = TenantText();
 
 	SPI_connect();
 	if (FetchStored(user_id, provider->name, false, &config, &secrets))
@@ -941,7 +1088,10 @@ rotate_secret_key_internal(PG_FUNCTION_ARGS)
  * CallHidingStatement runs fn and, should it fail for any reason (a bad
  * field, a missing key, a missing privilege), re-raises the error marked
  * so that the server log does not repeat the statement: its text holds
- * the secrets this function was given.
+ * the secrets this function was given.  fn runs without the callers'
+ * error context callbacks, so that its errors carry no context line
+ * either: a PL/pgSQL caller's would quote its statement, and with it any
+ * secret written there as a literal.
  */
 static Datum
 CallHidingStatement(PGFunction fn, FunctionCallInfo fcinfo)
@@ -951,6 +1101,7 @@ CallHidingStatement(PGFunction fn, FunctionCallInfo fcinfo)
 
 	PG_TRY();
 	{
+		error_context_stack = NULL; /* PG_CATCH and PG_END_TRY restore it */
 		result = fn(fcinfo);
 	}
 	PG_CATCH();
@@ -969,12 +1120,22 @@ CallHidingStatement(PGFunction fn, FunctionCallInfo fcinfo)
 
 /*
  * crefinder.configure(provider text, config jsonb) returns jsonb (see
- * configure_internal).
+ * Configure).
  */
 Datum
 crefinder_configure(PG_FUNCTION_ARGS)
 {
-	return CallHidingStatement(configure_internal, fcinfo);
+	return CallHidingStatement(configure_jsonb_internal, fcinfo);
+}
+
+/*
+ * crefinder.configure(provider text, config text) returns jsonb (see
+ * configure_text_internal).
+ */
+Datum
+crefinder_configure_text(PG_FUNCTION_ARGS)
+{
+	return CallHidingStatement(configure_text_internal, fcinfo);
 }
 
 /*

@@ -8,12 +8,24 @@
  * number per line.  Both are read; blank and malformed lines are skipped
  * and counted.  Numbers are added in batches through one prepared
  * statement; a number already on the list is left as it is.
+ *
+ * Who may load: superusers and roles with the privileges of
+ * pg_read_server_files (and EXECUTE on the function, which the operator
+ * grants: it is revoked from PUBLIC).  The file is read as the server;
+ * the registry lists (user_id NULL) are written as the extension's owner,
+ * since row-level security lets ordinary roles write only their tenant's
+ * internal lists, with search_path set to pg_catalog so that the caller's
+ * schemas cannot put their own functions or operators into those queries.
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -22,6 +34,11 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+
+#include "validate.h"
 
 PG_FUNCTION_INFO_V1(crefinder_dnc_load);
 
@@ -80,7 +97,7 @@ ListOfSource(const char *source)
 			return pnstrdup(source, len);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown Do-Not-Call list in source \"%s\"", source),
+			 errmsg("unknown Do-Not-Call list in source \"%s\"", crefinder_quote_input(source)),
 			 errhint("A source starts with national, state or litigator, optionally followed by \":\" and a detail, as in \"state:FL\" or \"national:2026-11\".")));
 	return NULL;				/* keep compiler quiet */
 }
@@ -113,10 +130,12 @@ RegistryList(const char *list, const char *source)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("Do-Not-Call list \"%s\" exists with another kind", source)));
+				 errmsg("Do-Not-Call list \"%s\" exists with another kind",
+						crefinder_quote_input(source))));
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* CompareInt64 orders int64 values for qsort. */
 static int
 CompareInt64(const void *a, const void *b)
 {
@@ -154,43 +173,58 @@ InsertBatch(SPIPlanPtr plan, int64 *numbers, int count, int32 list_id)
 }
 
 /*
- * crefinder.dnc_load(path text, source text) returns bigint: the numbers
- * added to the list source names.  Reads a file on the server, so it needs
- * the rights COPY FROM a file needs.
+ * ExtensionOwner returns the role that owns the crefinder extension.
  */
-Datum
-crefinder_dnc_load(PG_FUNCTION_ARGS)
+static Oid
+ExtensionOwner(void)
 {
-	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *source = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *list;
-	FILE	   *file;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("crefinder"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"crefinder\" is not installed in this database")));
+	return owner;
+}
+
+/* What a load counted, for its notice. */
+typedef struct DncLoadCounts
+{
+	uint64		added;
+	int64		lines;
+	int64		blank;
+	int64		malformed;
+	int64		valid;
+} DncLoadCounts;
+
+/*
+ * LoadFile streams the registry lines of file into the registry list named
+ * source (of kind list), counting in counts.  Runs inside SPI.
+ */
+static void
+LoadFile(FILE *file, const char *path, const char *list, const char *source,
+		 DncLoadCounts *counts)
+{
 	char		line[DNC_LINE_MAX];
 	int64	   *batch;
 	int			nbatch = 0;
-	uint64		added = 0;
-	int64		lines = 0;
-	int64		blank = 0;
-	int64		malformed = 0;
-	int64		valid = 0;
 	SPIPlanPtr	plan;
 	Oid			argtypes[2] = {INT8ARRAYOID, INT4OID};
 	int32		list_id;
 
-	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to load a Do-Not-Call file"),
-				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may read files on the server.")));
-	list = ListOfSource(source);
-
-	file = AllocateFile(path, "r");
-	if (file == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open Do-Not-Call file \"%s\": %m", path)));
-
-	SPI_connect();
 	list_id = RegistryList(list, source);
 	/*
 	 * Numbers already on the list are filtered out by an anti-join rather
@@ -212,7 +246,7 @@ crefinder_dnc_load(PG_FUNCTION_ARGS)
 	{
 		int64		number;
 
-		lines++;
+		counts->lines++;
 		if (strchr(line, '\n') == NULL && !feof(file))
 		{
 			int			c;
@@ -220,42 +254,114 @@ crefinder_dnc_load(PG_FUNCTION_ARGS)
 			/* an overlong line: skip the rest of it */
 			while ((c = fgetc(file)) != EOF && c != '\n')
 				;
-			malformed++;
+			counts->malformed++;
 			continue;
 		}
 		number = ParseDncLine(line);
 		if (number == 0)
 		{
-			blank++;
+			counts->blank++;
 			continue;
 		}
 		if (number < 0)
 		{
-			malformed++;
+			counts->malformed++;
 			continue;
 		}
-		valid++;
+		counts->valid++;
 		batch[nbatch++] = number;
 		if (nbatch == DNC_BATCH)
 		{
 			CHECK_FOR_INTERRUPTS();
-			added += InsertBatch(plan, batch, nbatch, list_id);
+			counts->added += InsertBatch(plan, batch, nbatch, list_id);
 			nbatch = 0;
 		}
 	}
 	if (ferror(file))
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not read Do-Not-Call file \"%s\": %m", path)));
+				 errmsg("could not read Do-Not-Call file \"%s\": %m", crefinder_quote_input(path))));
 	if (nbatch > 0)
-		added += InsertBatch(plan, batch, nbatch, list_id);
+		counts->added += InsertBatch(plan, batch, nbatch, list_id);
+	pfree(batch);
+}
+
+/*
+ * crefinder.dnc_load(path text, source text) returns bigint: the numbers
+ * added to the list source names.  Needs superuser or the privileges of
+ * pg_read_server_files (it reads a file on the server, as COPY FROM a file
+ * does); writes the list as the extension's owner.
+ */
+Datum
+crefinder_dnc_load(PG_FUNCTION_ARGS)
+{
+	char	   *path;
+	char	   *source;
+	char	   *list;
+	FILE	   *file;
+	DncLoadCounts counts;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("path must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source must not be null")));
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to load a Do-Not-Call file"),
+				 errdetail("Only superusers and roles with privileges of the \"pg_read_server_files\" role may read files on the server."),
+				 errhint("Grant pg_read_server_files to the role that loads registry files.")));
+	path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	list = ListOfSource(source);
+
+	file = AllocateFile(path, "r");
+	if (file == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open Do-Not-Call file \"%s\": %m", crefinder_quote_input(path))));
+
+	/*
+	 * Write as the extension's owner, with a search_path of pg_catalog
+	 * only.  An error restores both with the (sub)transaction it aborts;
+	 * the user is also restored here at once.
+	 */
+	owner = ExtensionOwner();
+	memset(&counts, 0, sizeof(counts));
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		SPI_connect();
+		LoadFile(file, path, list, source, &counts);
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	FreeFile(file);
-	SPI_finish();
 
 	ereport(NOTICE,
-			(errmsg("added %llu numbers to the %s Do-Not-Call list", (unsigned long long) added, list),
+			(errmsg("added %llu numbers to the %s Do-Not-Call list", (unsigned long long) counts.added, list),
 			 errdetail("Read %lld lines: %lld numbers (%lld already listed), %lld blank, %lld malformed.",
-					   (long long) lines, (long long) valid, (long long) (valid - added),
-					   (long long) blank, (long long) malformed)));
-	PG_RETURN_INT64((int64) added);
+					   (long long) counts.lines, (long long) counts.valid,
+					   (long long) (counts.valid - counts.added),
+					   (long long) counts.blank, (long long) counts.malformed)));
+	PG_RETURN_INT64((int64) counts.added);
 }

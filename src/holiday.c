@@ -113,11 +113,16 @@ crefinder_is_federal_holiday(int jd)
 Datum
 crefinder_us_federal_holidays(PG_FUNCTION_ARGS)
 {
-	int32		year = PG_GETARG_INT32(0);
+	int32		year;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CrefinderHoliday h[CREFINDER_MAX_HOLIDAYS];
 	int			n;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("year must not be null")));
+	year = PG_GETARG_INT32(0);
 	if (year < 1900 || year > 9999)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -7,6 +7,10 @@
  * zip_timezone().  A NANP number's zones are every zone of its area code
  * (a number keeps its area code when its owner moves); other countries'
  * numbers take the zones of their longest known prefix.
+ *
+ * The SQL functions are STRICT, and answer NULL for a NULL argument
+ * themselves as well.  Errors quote at most a short prefix of the input
+ * (crefinder_quote_input).
  */
 #include "postgres.h"
 
@@ -19,6 +23,7 @@
 
 #include "phone.h"
 #include "tzdata.h"
+#include "validate.h"
 
 PG_FUNCTION_INFO_V1(crefinder_normalize_phone);
 PG_FUNCTION_INFO_V1(crefinder_phone_timezones);
@@ -257,7 +262,7 @@ ParseOrRaise(text *arg, CrefinderPhone *phone)
 	if (reason != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid phone number \"%s\"", input),
+				 errmsg("invalid phone number \"%s\"", crefinder_quote_input(input)),
 				 errdetail("The number %s.", reason)));
 }
 
@@ -269,6 +274,8 @@ crefinder_normalize_phone(PG_FUNCTION_ARGS)
 {
 	CrefinderPhone phone;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	ParseOrRaise(PG_GETARG_TEXT_PP(0), &phone);
 	PG_RETURN_TEXT_P(cstring_to_text(phone.e164));
 }
@@ -285,6 +292,8 @@ crefinder_phone_timezones(PG_FUNCTION_ARGS)
 	const CrefinderZoneSet *zs;
 	Datum	   *names;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	ParseOrRaise(PG_GETARG_TEXT_PP(0), &phone);
 	set = crefinder_phone_zone_set(&phone);
 	if (set < 0)
@@ -306,6 +315,8 @@ crefinder_phone_region_sql(PG_FUNCTION_ARGS)
 	CrefinderPhone phone;
 	const char *region;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	ParseOrRaise(PG_GETARG_TEXT_PP(0), &phone);
 	region = crefinder_phone_region(&phone);
 	if (region == NULL)
@@ -320,14 +331,18 @@ crefinder_phone_region_sql(PG_FUNCTION_ARGS)
 Datum
 crefinder_zip_timezone(PG_FUNCTION_ARGS)
 {
-	char	   *zip = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *zip;
 	bool		valid;
-	int			zone = crefinder_zip_zone(zip, &valid);
+	int			zone;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	zip = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	zone = crefinder_zip_zone(zip, &valid);
 	if (!valid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ZIP code \"%s\"", zip),
+				 errmsg("invalid ZIP code \"%s\"", crefinder_quote_input(zip)),
 				 errhint("A ZIP code is 5 digits, or ZIP+4 as 12345-6789.")));
 	if (zone < 0)
 		PG_RETURN_NULL();

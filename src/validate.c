@@ -7,6 +7,10 @@
  * URLs are parsed by libcurl's URL API and public keys by OpenSSL, the
  * same code that will later use them; the rest are small syntax checks.
  * Every function answers and never raises an error.
+ *
+ * crefinder_quote_input is how every error message of crefinder quotes
+ * what it was given: at most a short prefix, so that a huge argument does
+ * not end up whole in the error and the server log.
  */
 #include "postgres.h"
 
@@ -18,6 +22,7 @@
 #include <openssl/x509.h>
 
 #include "common/base64.h"
+#include "mb/pg_wchar.h"
 
 #include "validate.h"
 
@@ -205,4 +210,29 @@ crefinder_is_p256_public_key(const char *base64_der)
 	EVP_PKEY_free(pkey);
 	pfree(der);
 	return ok;
+}
+
+/*
+ * crefinder_quote_input returns input as an error message may quote it:
+ * unchanged when it has at most CREFINDER_QUOTE_MAX_CHARS characters,
+ * else its first CREFINDER_QUOTE_MAX_CHARS characters (cut between
+ * characters, never inside one) followed by an ellipsis (three dots in
+ * a database whose encoding is not UTF-8).
+ */
+const char *
+crefinder_quote_input(const char *input)
+{
+	int			len;
+	int			clipped;
+
+	if (input == NULL)
+		return "";
+	len = strlen(input);
+	if (len <= CREFINDER_QUOTE_MAX_CHARS)
+		return input;			/* no more bytes than characters allowed */
+	clipped = pg_mbcharcliplen(input, len, CREFINDER_QUOTE_MAX_CHARS);
+	if (clipped >= len)
+		return input;
+	return psprintf("%.*s%s", clipped, input,
+					GetDatabaseEncoding() == PG_UTF8 ? "\xE2\x80\xA6" : "...");
 }

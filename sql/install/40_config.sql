@@ -8,6 +8,17 @@ CREATE FUNCTION crefinder.configure(provider text, config jsonb) RETURNS jsonb
 COMMENT ON FUNCTION crefinder.configure(text, jsonb) IS
     'Validate, apply defaults, encrypt secrets and store the current tenant''s settings for vapi, twilio or sendgrid; returns them masked.';
 
+-- The same for config given as text: an untyped literal resolves to this
+-- one (text is the preferred string type), so JSON with a typo is parsed
+-- inside configure(), whose error never quotes it, instead of by jsonb's
+-- input function, whose error (and the statement it logs) would.
+CREATE FUNCTION crefinder.configure(provider text, config text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'crefinder_configure_text';
+COMMENT ON FUNCTION crefinder.configure(text, text) IS
+    'configure(provider, config jsonb) for config as JSON text; malformed JSON is refused (22P02) without quoting it, since it may hold secrets.';
+
 CREATE FUNCTION crefinder.integration_config(provider text) RETURNS jsonb
     LANGUAGE c STABLE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

@@ -445,11 +445,11 @@ $$;
 
 -- Do-Not-Call.
 CREATE FUNCTION crefinder.dnc_load(path text, source text) RETURNS bigint
-    LANGUAGE c VOLATILE STRICT
+    LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_dnc_load';
 COMMENT ON FUNCTION crefinder.dnc_load(text, text) IS
-    'Superuser (or pg_read_server_files): load a Do-Not-Call registry file (areacode,number or 10-digit lines) into the list named by source (national, state, litigator; optionally followed by ":detail").  Returns the numbers added.';
+    'Superuser, or a role with pg_read_server_files to which the operator has granted EXECUTE on this function (it is revoked from PUBLIC): load a Do-Not-Call registry file on the server (areacode,number or 10-digit lines) into the registry list named by source (national, state, litigator; optionally followed by ":detail").  Returns the numbers added.';
 REVOKE ALL ON FUNCTION crefinder.dnc_load(text, text) FROM PUBLIC;
 
 CREATE FUNCTION crefinder.dnc_add(contact text, source text DEFAULT 'internal') RETURNS boolean

@@ -71,6 +71,7 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.current_user_id()',
         'crefinder.is_time_zone(text)',
         'crefinder.configure(text, jsonb)',
+        'crefinder.configure(text, text)',
         'crefinder.integration_config(text)',
         'crefinder.test_connection(text)',
         'crefinder.twilio_phone_numbers()',
