@@ -657,7 +657,12 @@ MaskedConfig(const ProviderSpec *provider, const char *user_id, Jsonb *config,
 			JsonbValue	masked;
 
 			tok = JsonbIteratorNext(&it, &v, true);
-			Assert(tok == WJB_VALUE && v.type == jbvString);
+			if (tok != WJB_VALUE || v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("stored provider secret %s is damaged", field),
+						 errdetail("It is not a sealed secret."),
+						 errhint("Configure the provider again with crefinder.configure().")));
 			envelope = pnstrdup(v.val.string.val, v.val.string.len);
 			plain = crefinder_decrypt_secret(envelope, crefinder_secret_aad(user_id, provider->name, field));
 			masked = StringValue(MaskSecret(plain));
