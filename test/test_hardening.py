@@ -87,10 +87,10 @@ def run_sweep(cluster, conn, calls):
             cur.execute("SELECT * FROM %s" % sql)
             cur.fetchall()
             code = "00000"
-        except psycopg2.OperationalError as e:
-            raise AssertionError("the server died on %s: %s" % (sql, e))
         except psycopg2.Error as e:
-            code = e.pgcode or "?"
+            if e.pgcode is None or conn.closed:
+                raise AssertionError("the server died on %s: %s" % (sql, e))
+            code = e.pgcode
         cur.execute("ROLLBACK TO SAVEPOINT s")
         assert code != "XX000", "%s ended in XX000" % sql
         codes[code] = codes.get(code, 0) + 1
@@ -139,12 +139,9 @@ def test_null_sweep_of_every_function(cluster):
 
 
 def test_null_arguments_name_sqlstate_22004(cluster):
-    conn = cluster.fresh_database("crefinder_nulls")
-    cur = conn.cursor()
-    cur.execute("SET crefinder.user_id = %s", (OTHER,))
-    cur.execute("SELECT crefinder.configure('twilio', %s)",
-                (psycopg2.extras.Json({"accountSid": "AC" + "1" * 32, "authToken": "ab" * 16,
-                                       "phoneNumber": "+13055550100"}),))
+    s = td.Setup(cluster)
+    conn = s.conn
+    cur = s.cur
     for sql, code in [("crefinder.send_sms(NULL, 'x')", "22004"),
                       ("crefinder.send_sms('+13055550123', NULL)", "22004"),
                       ("crefinder.opt_out(NULL, '+13055550123')", "22004"),
@@ -166,7 +163,7 @@ def test_null_arguments_name_sqlstate_22004(cluster):
             if code == "22023" and "record_consent" in sql:
                 assert "express, express_written" in e.diag.message_detail, e.diag.message_detail
         assert got == code, "%s: %s, not %s" % (sql, got, code)
-    conn.close()
+    s.close()
 
 
 # ---------------------------------------------------------------------------
@@ -199,8 +196,9 @@ def test_planted_overloads_never_run(cluster):
     s = td.Setup(cluster)
     try:
         cur = s.cur
-        names = unqualified_function_names(cur)
-        assert {"array_fill", "unnest", "now", "jsonb_build_object"} <= set(names), names
+        # what the code names, and array_fill, which the dispatcher once named unqualified
+        names = sorted(set(unqualified_function_names(cur)) | {"array_fill"})
+        assert {"unnest", "now", "jsonb_build_object", "count"} <= set(names), names
         cur.execute("DROP ROLE IF EXISTS planter")
         cur.execute("CREATE ROLE planter")
         cur.execute("GRANT CREATE, USAGE ON SCHEMA public TO planter")
@@ -265,13 +263,15 @@ def test_planted_overloads_never_run(cluster):
     finally:
         cur = s.cur
         cur.execute("RESET ROLE")
-        cur.execute("SELECT 'DROP FUNCTION ' || p.oid::regprocedure FROM pg_proc p "
-                    "WHERE p.pronamespace = 'public'::regnamespace AND p.proowner = 'planter'::regrole")
+        cur.execute("SELECT 'DROP FUNCTION ' || p.oid::regprocedure FROM pg_proc p JOIN pg_roles r "
+                    "ON r.oid = p.proowner WHERE p.pronamespace = 'public'::regnamespace AND r.rolname = 'planter'")
         for (drop,) in cur.fetchall():
             cur.execute(drop)
         cur.execute("DROP TABLE IF EXISTS public.planted_ran")
-        cur.execute("REVOKE ALL ON SCHEMA public FROM planter")
-        cur.execute("DROP ROLE IF EXISTS planter")
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'planter'")
+        if cur.fetchone():
+            cur.execute("REVOKE ALL ON SCHEMA public FROM planter")
+            cur.execute("DROP ROLE planter")
         s.close()
 
 
@@ -434,8 +434,8 @@ def test_server_key_missing_or_wrong_holds_and_says_so_once(cluster):
             cur.execute("SELECT last_error FROM crefinder.dispatcher_status WHERE worker = 0")
             assert "key" in (cur.fetchone()[0] or ""), "dispatcher_status says nothing"
             time.sleep(6)   # past the 5 s a restarting worker would take
-            held = cluster.log()[log_before:].count("holds messages")
-            assert held == 1, "said %d times" % held
+            said = re.findall(r"crefinder dispatcher (\d+) holds messages", cluster.log()[log_before:])
+            assert said and len(said) == len(set(said)), "said %r" % said
             log_before = len(cluster.log())
             cur.execute("ALTER SYSTEM RESET crefinder.secret_key")
             cur.execute("SELECT pg_reload_conf()")
@@ -513,9 +513,9 @@ def test_retries_ride_out_an_outage_then_give_up_and_retry_requeues(cluster):
     s = td.Setup(cluster)
     try:
         cur = s.cur
-        cur.execute("SHOW crefinder.max_attempts")
-        assert int(cur.fetchone()[0]) >= 20
-        cur.execute("SELECT setting::int FROM pg_settings WHERE name = 'crefinder.retry_max_age'")
+        cur.execute("SELECT boot_val::int FROM pg_settings WHERE name = 'crefinder.max_attempts'")
+        assert cur.fetchone()[0] >= 20
+        cur.execute("SELECT boot_val::int FROM pg_settings WHERE name = 'crefinder.retry_max_age'")
         assert cur.fetchone()[0] >= 3600, "the default gives up within an hour"
         # a scaled-down schedule: backoff at most 1 s, give up after 4 s
         cur.execute("ALTER SYSTEM SET crefinder.max_attempts = 1000")
