@@ -47,6 +47,9 @@ ROLLBACK;
 BEGIN;
 LOCK TABLE crefinder.integration_configs IN SHARE MODE;
 ROLLBACK;
+BEGIN;
+LOCK TABLE crefinder.property_records IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
 -- Internal helpers are not the tenant's to call.
 SELECT crefinder.enqueue('sms', '+13055550123', '{}', NULL, NULL, NULL);
 SELECT crefinder.cancel_at_twilio('aaaaaaaa-0000-4000-8000-000000000001', '{1}');
