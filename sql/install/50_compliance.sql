@@ -197,7 +197,7 @@ BEGIN
     IF cardinality(problems) > 0 THEN
         RAISE EXCEPTION 'invalid tenant settings'
             USING ERRCODE = 'invalid_parameter_value', DETAIL = array_to_string(problems, E'\n'),
-                  HINT = format('Settings are: %s.', (SELECT string_agg(key, ', ') FROM
+                  HINT = format('Settings are: %s.', (SELECT string_agg(key, ', ' ORDER BY key) FROM
                                 jsonb_object_keys(crefinder.default_tenant_settings()) AS key));
     END IF;
 
