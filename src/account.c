@@ -158,10 +158,7 @@ crefinder_test_connection(PG_FUNCTION_ARGS)
 	HttpRequest request;
 	char	   *json;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("provider must not be null")));
+	crefinder_require_argument(fcinfo, 0, "provider");
 	provider = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CheckProvider(provider);
 	LoadAccount(provider, &m);

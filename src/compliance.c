@@ -240,17 +240,6 @@ NormalizeContact(int channel, const char *input, CrefinderPhone *phone, const ch
 	return pstrdup(phone->e164);
 }
 
-/*
- * RequireArgument raises 22004 naming the argument when it is NULL.
- */
-static void
-RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
 
 /*
  * crefinder.normalize_contact(channel text, contact text) returns text:
@@ -265,7 +254,7 @@ crefinder_normalize_contact(PG_FUNCTION_ARGS)
 	const char *reason;
 	char	   *normalized;
 
-	RequireArgument(fcinfo, 0, "channel");
+	crefinder_require_argument(fcinfo, 0, "channel");
 	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	if (PG_ARGISNULL(1))
 		PG_RETURN_NULL();
@@ -1497,8 +1486,8 @@ crefinder_can_contact(PG_FUNCTION_ARGS)
 	PropertyContext *property = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
-	RequireArgument(fcinfo, 0, "channel");
-	RequireArgument(fcinfo, 2, "at");
+	crefinder_require_argument(fcinfo, 0, "channel");
+	crefinder_require_argument(fcinfo, 2, "at");
 	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	memset(&contact, 0, sizeof(contact));
 	contact.input = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -1539,9 +1528,9 @@ crefinder_scrub(PG_FUNCTION_ARGS)
 	TimestampTz at;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
-	RequireArgument(fcinfo, 0, "channel");
-	RequireArgument(fcinfo, 1, "contacts");
-	RequireArgument(fcinfo, 2, "at");
+	crefinder_require_argument(fcinfo, 0, "channel");
+	crefinder_require_argument(fcinfo, 1, "contacts");
+	crefinder_require_argument(fcinfo, 2, "at");
 	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	array = PG_GETARG_ARRAYTYPE_P(1);
 	at = PG_GETARG_TIMESTAMPTZ(2);

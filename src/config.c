@@ -719,17 +719,6 @@ FetchStored(const char *user_id, const char *provider, bool for_update,
 	return true;
 }
 
-/*
- * RequireArgument raises 22004 naming the argument when it is NULL.
- */
-static void
-RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
 
 /*
  * ReportInvalidJson raises 22P02 for config text that jsonb refused,
@@ -890,8 +879,8 @@ configure_jsonb_internal(PG_FUNCTION_ARGS)
 {
 	char	   *provider_name;
 
-	RequireArgument(fcinfo, 0, "provider");
-	RequireArgument(fcinfo, 1, "config");
+	crefinder_require_argument(fcinfo, 0, "provider");
+	crefinder_require_argument(fcinfo, 1, "config");
 	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	PG_RETURN_JSONB_P(Configure(provider_name, PG_GETARG_JSONB_P(1)));
 }
@@ -907,8 +896,8 @@ configure_text_internal(PG_FUNCTION_ARGS)
 {
 	char	   *provider_name;
 
-	RequireArgument(fcinfo, 0, "provider");
-	RequireArgument(fcinfo, 1, "config");
+	crefinder_require_argument(fcinfo, 0, "provider");
+	crefinder_require_argument(fcinfo, 1, "config");
 	provider_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	FindProvider(provider_name);
 	PG_RETURN_JSONB_P(Configure(provider_name, ParseConfigText(PG_GETARG_TEXT_PP(1))));
@@ -929,7 +918,7 @@ crefinder_integration_config(PG_FUNCTION_ARGS)
 	Jsonb	   *result = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
-	RequireArgument(fcinfo, 0, "provider");
+	crefinder_require_argument(fcinfo, 0, "provider");
 	provider = FindProvider(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	user_id = TenantText();
 
@@ -956,10 +945,7 @@ ParseKeyArgument(FunctionCallInfo fcinfo, int argno, const char *argname, Crefin
 {
 	char	   *hex;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
+	crefinder_require_argument(fcinfo, argno, argname);
 	hex = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (!crefinder_parse_key(hex, key))
 	{

@@ -305,14 +305,8 @@ crefinder_dnc_load(PG_FUNCTION_ARGS)
 	int			save_sec_context;
 	int			save_nestlevel;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("path must not be null")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("source must not be null")));
+	crefinder_require_argument(fcinfo, 0, "path");
+	crefinder_require_argument(fcinfo, 1, "source");
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

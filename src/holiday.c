@@ -16,6 +16,7 @@
 #include "utils/datetime.h"
 
 #include "holiday.h"
+#include "validate.h"
 
 PG_FUNCTION_INFO_V1(crefinder_us_federal_holidays);
 
@@ -118,10 +119,7 @@ crefinder_us_federal_holidays(PG_FUNCTION_ARGS)
 	CrefinderHoliday h[CREFINDER_MAX_HOLIDAYS];
 	int			n;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("year must not be null")));
+	crefinder_require_argument(fcinfo, 0, "year");
 	year = PG_GETARG_INT32(0);
 	if (year < 1900 || year > 9999)
 		ereport(ERROR,

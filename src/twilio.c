@@ -16,6 +16,7 @@
 
 #include "guc.h"
 #include "outbound.h"
+#include "validate.h"
 
 static void
 AddParam(StringInfo form, const char *name, const char *value)
@@ -27,6 +28,20 @@ AddParam(StringInfo form, const char *name, const char *value)
 	escaped = http_escape(value);
 	appendStringInfo(form, "%s%s=%s", form->len > 0 ? "&" : "", name, escaped);
 	pfree(escaped);
+}
+
+/*
+ * CheckSid raises an error unless sid is prefix + 32 hexadecimal digits:
+ * sids go into the request's URL path, whatever the table holds.
+ */
+static void
+CheckSid(const char *what, const char *sid, const char *prefix)
+{
+	if (sid == NULL || !crefinder_is_prefixed_hex(sid, prefix, 32))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the %s is not a Twilio sid", what),
+				 errdetail("It must be \"%s\" followed by 32 hexadecimal characters.", prefix)));
 }
 
 /* SendAt is ISO 8601 in UTC, to the second. */
@@ -79,9 +94,13 @@ twilio_build(OutboundMessage *m)
 	m->request.headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
 	m->request.headers = curl_slist_append(m->request.headers, "Accept: application/json");
 	twilio_authorize(m, &m->request);
+	CheckSid("accountSid in the tenant's settings", account, "AC");
 
 	if (m->twilio_cancel)
 	{
+		if (m->scheduled_sid == NULL || !(crefinder_is_prefixed_hex(m->scheduled_sid, "SM", 32) ||
+										  crefinder_is_prefixed_hex(m->scheduled_sid, "MM", 32)))
+			CheckSid("scheduled message's id", m->scheduled_sid, "SM");
 		AddParam(&form, "Status", "canceled");
 		m->request.url = outbound_api_url(crefinder_twilio_api_url,
 										  psprintf("/2010-04-01/Accounts/%s/Messages/%s.json",

@@ -236,3 +236,16 @@ crefinder_quote_input(const char *input)
 	return psprintf("%.*s%s", clipped, input,
 					GetDatabaseEncoding() == PG_UTF8 ? "\xE2\x80\xA6" : "...");
 }
+
+/*
+ * crefinder_require_argument raises 22004 naming argument argno of a C
+ * function that is not STRICT when it is NULL.
+ */
+void
+crefinder_require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}

@@ -6,6 +6,8 @@
 #ifndef CREFINDER_VALIDATE_H
 #define CREFINDER_VALIDATE_H
 
+#include "fmgr.h"
+
 extern bool crefinder_is_e164(const char *s);
 extern bool crefinder_is_email(const char *s);
 extern bool crefinder_is_hostname(const char *s);
@@ -18,5 +20,6 @@ extern bool crefinder_is_p256_public_key(const char *base64_der);
 #define CREFINDER_QUOTE_MAX_CHARS 40
 
 extern const char *crefinder_quote_input(const char *input);
+extern void crefinder_require_argument(FunctionCallInfo fcinfo, int argno, const char *name);
 
 #endif							/* CREFINDER_VALIDATE_H */

@@ -596,3 +596,26 @@ def test_create_extension_without_preload_is_a_clean_error(cluster):
         assert "FATAL" not in other.log()
     finally:
         other.cleanup()
+
+
+def test_every_sql_function_pins_its_search_path(cluster):
+    conn = cluster.fresh_database("crefinder_pinned")
+    cur = conn.cursor()
+    cur.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+        JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crefinder'
+        JOIN pg_language l ON l.oid = p.prolang
+        WHERE (l.lanname <> 'c' OR p.prosecdef)
+          AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)""")
+    unpinned = [r[0] for r in cur.fetchall()]
+    assert unpinned == [], "functions without search_path = pg_catalog, pg_temp: %r" % unpinned
+    # and what runs with the owner's rights is never executable by PUBLIC
+    cur.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+        JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crefinder'
+        WHERE has_function_privilege('public', p.oid, 'EXECUTE')""")
+    public = [r[0] for r in cur.fetchall()]
+    assert public == [], "executable by PUBLIC: %r" % public
+    conn.close()
