@@ -71,6 +71,14 @@ PGDLLEXPORT void crefinder_dispatcher_main(Datum arg);
 
 PG_FUNCTION_INFO_V1(crefinder_dispatcher_status);
 
+/*
+ * The provider that carries a channel, as SQL (crefinder.channel_provider()
+ * and outbound_provider() say the same): written out, since a function call
+ * per row would cost the claim more than the row.
+ */
+#define PROVIDER_OF(channel) \
+	"(CASE " channel " WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END)"
+
 #define IDLE_WAIT_MS 60000		/* longest sleep: settings may change */
 #define POLL_MS 20				/* wait for sockets while requests are in flight */
 
@@ -972,7 +980,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 							   "    AND NOT ($2 AND e.channel = 'voice') "
 							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.integration_configs c "
 							   "      WHERE c.user_id = e.user_id "
-							   "        AND c.provider = crefinder.channel_provider(e.channel) "
+							   "        AND c.provider = " PROVIDER_OF("e.channel") " "
 							   "        AND (c.paused_at IS NOT NULL OR ($2 AND c.config ? 'maxPerSecond'))) "
 							   "  ORDER BY e.next_attempt_at LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
 							   "SELECT e.id, e.user_id::text, e.channel, e.to_contact, e.attempts + 1, "
@@ -980,7 +988,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 							   "  e.provider_message_id, coalesce(e.first_attempt_at, now()) "
 							   "FROM due JOIN crefinder.outbound_events e ON e.id = due.id "
 							   "LEFT JOIN crefinder.integration_configs c ON c.user_id = e.user_id "
-							   "  AND c.provider = crefinder.channel_provider(e.channel) "
+							   "  AND c.provider = " PROVIDER_OF("e.channel") " "
 							   "ORDER BY e.next_attempt_at",
 							   2, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
@@ -1517,13 +1525,13 @@ WriteOutcomes(void *arg)
 			rc = SPI_execute_with_args("UPDATE crefinder.integration_configs SET paused_at = now(), "
 									   "  paused_reason = $4 "
 									   "WHERE user_id = $1::uuid AND paused_at IS NULL "
-									   "  AND provider = crefinder.channel_provider($2)",
+									   "  AND provider = " PROVIDER_OF("$2"),
 									   4, argtypes, args, NULL, false, 0);
 			if (rc >= 0)
 				rc = SPI_execute_with_args("UPDATE crefinder.outbound_events SET hold_reason = 'provider_paused', "
 										   "  last_error = 'held: ' || $4, updated_at = now() "
 										   "WHERE user_id = $1::uuid AND status = 'queued' "
-										   "  AND crefinder.channel_provider(channel) = crefinder.channel_provider($2) "
+										   "  AND " PROVIDER_OF("channel") " = " PROVIDER_OF("$2") " "
 										   "  AND hold_reason IS DISTINCT FROM 'provider_paused'",
 										   4, argtypes, args, NULL, false, 0);
 		}

@@ -16,7 +16,8 @@ COMMENT ON FUNCTION crefinder.wake_dispatcher_on_commit() IS
 
 -- channel_provider: the provider that carries a channel.
 CREATE FUNCTION crefinder.channel_provider(channel text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
     AS $$ SELECT CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END $$;
 
 -- require_argument raises 22004 naming an argument that must not be null.
