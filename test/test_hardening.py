@@ -619,3 +619,36 @@ def test_every_sql_function_pins_its_search_path(cluster):
     public = [r[0] for r in cur.fetchall()]
     assert public == [], "executable by PUBLIC: %r" % public
     conn.close()
+
+
+def test_an_error_in_a_round_keeps_requests_in_flight_and_their_outcomes(cluster):
+    """The operator locks the whole outbox while requests are on the wire:
+    claims and records fail on the lock for a few seconds; the worker goes
+    on, the answers are recorded once the lock is gone, nothing is lost or
+    unknown, and the worker's pid is the same."""
+    s = td.Setup(cluster)
+    try:
+        cur = s.cur
+        pids = dispatcher_pids(cur)
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01", "fault": "slow",
+                                                    "seconds": 2, "count": 20})
+        first = queue_good(cur, 20)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            cur.execute("SELECT sum(in_flight) FROM crefinder.dispatcher_status")
+            if cur.fetchone()[0] >= 20:
+                break
+            time.sleep(0.05)
+        holder = cluster.connect(dbname=TEST_DATABASE, autocommit=False)
+        hc = holder.cursor()
+        hc.execute("LOCK TABLE crefinder.outbound_events IN ACCESS EXCLUSIVE MODE")
+        time.sleep(4)       # the answers come back while the table is locked
+        holder.rollback()
+        holder.close()
+        second = queue_good(cur, 20)
+        wait_all(cur, first + second, ("sent",))
+        cur.execute("SELECT count(*) FROM crefinder.outbound_events WHERE status IN ('unknown', 'sending')")
+        assert cur.fetchone()[0] == 0
+        assert dispatcher_pids(cur) == pids, "a dispatcher worker restarted"
+    finally:
+        s.close()
