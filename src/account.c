@@ -97,7 +97,10 @@ Exchange(HttpRequest *request)
 	{
 		HttpRequest *done[1];
 
-		http_start(client, request, crefinder_http_timeout_ms);
+		if (!http_start(client, request, crefinder_http_timeout_ms))
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("%s", request->error)));
 		while (http_poll(client, SLICE_MS, done, 1) == 0)
 		{
 			/* a cancel or a timeout sets the latch: it ends the wait at once */

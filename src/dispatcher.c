@@ -83,6 +83,7 @@ PG_FUNCTION_INFO_V1(crefinder_dispatcher_status);
 #define POLL_MS 20				/* wait for sockets while requests are in flight */
 
 static int	RecordOutcomes(OutboundMessage **messages, int n, bool sending);
+static ErrorData *WriteAll(OutboundMessage **messages, int n, bool sending, bool *written);
 
 /* ----------------------------------------------------------------------
  * Registration and shared state
@@ -539,7 +540,7 @@ TakeToken(OutboundMessage *m, TimestampTz now)
 	if (rate_text == NULL)
 		return 0;
 	rate = strtod(rate_text, NULL);
-	if (rate <= 0)
+	if (!isfinite(rate) || rate <= 0)
 		return 0;
 	if (buckets == NULL)
 	{
@@ -1054,7 +1055,10 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 	LoadProperties(claimed, n, cxt);
 	MemoryContextSwitchTo(old);
 
+	/* what the re-check notes on a message must outlive this transaction */
+	old = MemoryContextSwitchTo(cxt);
 	Recheck(claimed, n, PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE)), cxt);
+	MemoryContextSwitchTo(old);
 
 	/*
 	 * Build the requests (this opens the secrets) for the allowed ones.
@@ -1194,7 +1198,28 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 	}
 	MemoryContextSwitchTo(old);
 
-	/* mark the ones to send, record the others */
+	/*
+	 * Record the refusals and holds found while claiming, then mark the ones
+	 * to send, in this transaction: once it commits nothing is left to do
+	 * but start the requests.  A refusal that met a lock stays queued.
+	 */
+	{
+		OutboundMessage **refused = palloc(sizeof(OutboundMessage *) * n);
+		bool	   *written = palloc(sizeof(bool) * n);
+		int			nrefused = 0;
+
+		for (int i = 0; i < n; i++)
+			if (claimed[i]->status != NULL)
+				refused[nrefused++] = claimed[i];
+		if (nrefused > 0)
+		{
+			old = MemoryContextSwitchTo(cxt);
+			(void) WriteAll(refused, nrefused, false, written);
+			MemoryContextSwitchTo(old);
+		}
+		for (int i = 0; i < nrefused; i++)
+			refused[i]->recorded = written[i];
+	}
 	{
 		Datum	   *send_ids = palloc(sizeof(Datum) * Max(nsending, 1));
 		Oid			types[2] = {INT8ARRAYOID, INT2OID};
@@ -1213,18 +1238,9 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 			elog(ERROR, "could not mark messages sending: %s", SPI_result_code_string(rc));
 	}
 	EndWork();
-
-	/* refusals found while claiming are recorded like outcomes */
-	{
-		OutboundMessage **refused = palloc(sizeof(OutboundMessage *) * n);
-		int			nrefused = 0;
-
-		for (int i = 0; i < n; i++)
-			if (claimed[i]->status != NULL)
-				refused[nrefused++] = claimed[i];
-		if (nrefused > 0)
-			RecordOutcomes(refused, nrefused, false);
-	}
+	for (int i = 0; i < n; i++)
+		if (claimed[i]->status != NULL && claimed[i]->recorded && !claimed[i]->deferred)
+			CountOutcome(claimed[i]->status, -1);
 	if (nsend > 0)
 		KeyProblemSolved();
 	*out = to_send;
@@ -1503,65 +1519,92 @@ WriteOutcomes(void *arg)
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record outcomes: %s", SPI_result_code_string(rc));
 
-	for (int i = 0; i < n; i++)
-	{
-		OutboundMessage *m = messages[i];
-		Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-		Datum		args[4];
-
-		if (!m->opt_out && !m->pause_provider)
-			continue;
-		args[0] = CStringGetTextDatum(m->tenant);
-		args[1] = CStringGetTextDatum(m->channel);
-		args[2] = CStringGetTextDatum(m->to);
-		args[3] = CStringGetTextDatum(m->pause_reason ? m->pause_reason : "paused");
-		if (m->opt_out)
-			rc = SPI_execute_with_args("INSERT INTO crefinder.opt_outs (user_id, channel, contact, source) "
-									   "VALUES ($1::uuid, $2, $3, 'provider: recipient unsubscribed (21610)') "
-									   "ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING",
-									   3, argtypes, args, NULL, false, 0);
-		else
-		{
-			rc = SPI_execute_with_args("UPDATE crefinder.integration_configs SET paused_at = now(), "
-									   "  paused_reason = $4 "
-									   "WHERE user_id = $1::uuid AND paused_at IS NULL "
-									   "  AND provider = " PROVIDER_OF("$2"),
-									   4, argtypes, args, NULL, false, 0);
-			if (rc >= 0)
-				rc = SPI_execute_with_args("UPDATE crefinder.outbound_events SET hold_reason = 'provider_paused', "
-										   "  last_error = 'held: ' || $4, updated_at = now() "
-										   "WHERE user_id = $1::uuid AND status = 'queued' "
-										   "  AND " PROVIDER_OF("channel") " = " PROVIDER_OF("$2") " "
-										   "  AND hold_reason IS DISTINCT FROM 'provider_paused'",
-										   4, argtypes, args, NULL, false, 0);
-		}
-		if (rc < 0)
-			elog(ERROR, "could not record a provider's verdict: %s", SPI_result_code_string(rc));
-	}
 }
 
 /*
- * RecordOutcomes writes the outcomes of n messages in one transaction and
- * sets recorded on each message it wrote.  Should the batch fail, each
- * message is written alone: one that met a lock (a tenant's transaction
- * holds its row) is left for a later try; one whose outcome cannot be
- * written is written again as failed with the reason.  Returns how many
- * remain unrecorded.
+ * WriteVerdict records what a provider's answer says beyond the message:
+ * an opt-out for a recipient it reports unsubscribed, a pause of a provider
+ * whose credentials it rejected or whose settings cannot be read (and the
+ * hold of the tenant's queued messages for it).  It never waits for a
+ * tenant's lock: rows someone holds are skipped, and the lock wait is
+ * short; what is skipped is done the next time the provider says so.
  */
-static int
-RecordOutcomes(OutboundMessage **messages, int n, bool sending)
+static void
+WriteVerdict(void *arg)
+{
+	OutboundMessage *m = (OutboundMessage *) arg;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	int			rc;
+
+	(void) set_config_option("lock_timeout", "100ms", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	args[0] = CStringGetTextDatum(m->tenant);
+	args[1] = CStringGetTextDatum(m->channel);
+	args[2] = CStringGetTextDatum(m->to);
+	args[3] = CStringGetTextDatum(m->pause_reason ? m->pause_reason : "paused");
+	if (m->opt_out)
+		rc = SPI_execute_with_args("INSERT INTO crefinder.opt_outs (user_id, channel, contact, source) "
+								   "VALUES ($1::uuid, $2, $3, 'provider: recipient unsubscribed (21610)') "
+								   "ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING",
+								   3, argtypes, args, NULL, false, 0);
+	else
+	{
+		rc = SPI_execute_with_args("UPDATE crefinder.integration_configs SET paused_at = now(), "
+								   "  paused_reason = $4 "
+								   "WHERE id IN (SELECT id FROM crefinder.integration_configs "
+								   "  WHERE user_id = $1::uuid AND paused_at IS NULL "
+								   "    AND provider = " PROVIDER_OF("$2") " FOR UPDATE SKIP LOCKED)",
+								   4, argtypes, args, NULL, false, 0);
+		if (rc >= 0)
+			rc = SPI_execute_with_args("UPDATE crefinder.outbound_events SET hold_reason = 'provider_paused', "
+									   "  last_error = 'held: ' || $4, updated_at = now() "
+									   "WHERE id IN (SELECT id FROM crefinder.outbound_events "
+									   "  WHERE user_id = $1::uuid AND status = 'queued' "
+									   "    AND " PROVIDER_OF("channel") " = " PROVIDER_OF("$2") " "
+									   "    AND hold_reason IS DISTINCT FROM 'provider_paused' "
+									   "  FOR UPDATE SKIP LOCKED)",
+									   4, argtypes, args, NULL, false, 0);
+	}
+	if (rc < 0)
+		elog(ERROR, "could not record a provider's verdict: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * OwnContext is the memory that lives as long as m: its claim's (the
+ * context of the claim being made while it has none yet).
+ */
+typedef struct ClaimBatch
+{
+	MemoryContext cxt;
+	int			remaining;
+} ClaimBatch;
+
+static MemoryContext
+OwnContext(OutboundMessage *m)
+{
+	return m->batch ? ((ClaimBatch *) m->batch)->cxt : CurrentMemoryContext;
+}
+
+/*
+ * WriteAll writes the outcomes of n messages inside the current
+ * transaction and sets written on each it wrote.  Should the batch fail,
+ * each message is written alone: one that met a lock is left for a later
+ * try; one whose outcome cannot be written is written again as failed (or
+ * as it was, sent or queued) with the reason.  Then the providers'
+ * verdicts, each alone.  Returns the last error of an unwritten message.
+ */
+static ErrorData *
+WriteAll(OutboundMessage **messages, int n, bool sending, bool *written)
 {
 	OutcomeBatch all = {messages, n, sending};
 	ErrorData  *edata;
 	ErrorData  *last_failure = NULL;
-	int			left = 0;
 
-	BeginWork("recording outcomes");
 	edata = RunGuarded(WriteOutcomes, &all);
-	if (edata == NULL)
-		for (int i = 0; i < n; i++)
-			messages[i]->recorded = true;
-	else
+	for (int i = 0; i < n; i++)
+		written[i] = edata == NULL;
+	if (edata != NULL)
 		for (int i = 0; i < n; i++)
 		{
 			OutcomeBatch one = {&messages[i], 1, sending};
@@ -1570,6 +1613,7 @@ RecordOutcomes(OutboundMessage **messages, int n, bool sending)
 			if (edata != NULL && !IsLockTimeout(edata))
 			{
 				OutboundMessage *m = messages[i];
+				MemoryContext old = MemoryContextSwitchTo(OwnContext(m));
 
 				m->error = GuardedError("its outcome could not be recorded", edata);
 				if (strcmp(m->status, "sent") != 0 && strcmp(m->status, "queued") != 0)
@@ -1579,25 +1623,52 @@ RecordOutcomes(OutboundMessage **messages, int n, bool sending)
 					ClipText(m->provider_message_id, 64) : NULL;
 				m->provider_status = NULL;
 				m->opt_out = m->pause_provider = false;
+				MemoryContextSwitchTo(old);
 				edata = RunGuarded(WriteOutcomes, &one);
 			}
-			if (edata == NULL)
-				messages[i]->recorded = true;
-			else
-			{
-				left++;
+			written[i] = edata == NULL;
+			if (edata != NULL)
 				last_failure = edata;
-			}
 		}
+	for (int i = 0; i < n; i++)
+		if (written[i] && (messages[i]->opt_out || messages[i]->pause_provider))
+		{
+			edata = RunGuarded(WriteVerdict, messages[i]);
+			if (edata != NULL)
+				NoteError(GuardedError("a provider's verdict waits", edata));
+		}
+	return last_failure;
+}
+
+/*
+ * RecordOutcomes writes the outcomes of n messages in one transaction
+ * (WriteAll) and, once it has committed, sets recorded on each message it
+ * wrote.  Returns how many remain unrecorded.
+ */
+static int
+RecordOutcomes(OutboundMessage **messages, int n, bool sending)
+{
+	bool	   *written = palloc(sizeof(bool) * n);
+	ErrorData  *failure;
+	char	   *problem = NULL;
+	int			left = 0;
+
+	BeginWork("recording outcomes");
+	failure = WriteAll(messages, n, sending, written);
+	if (failure != NULL)
+		problem = MemoryContextStrdup(work_caller_cxt,
+									  GuardedError("outcomes wait to be recorded", failure));
 	EndWork();
-	if (last_failure != NULL)
-		NoteError(GuardedError("outcomes wait to be recorded", last_failure));
+	if (problem != NULL)
+		NoteError(problem);
 
 	for (int i = 0; i < n; i++)
 	{
-		if (messages[i]->deferred || !messages[i]->recorded)
-			continue;
-		CountOutcome(messages[i]->status, -1);
+		messages[i]->recorded = written[i];
+		if (!written[i])
+			left++;
+		else if (!messages[i]->deferred)
+			CountOutcome(messages[i]->status, -1);
 	}
 	return left;
 }
@@ -1712,12 +1783,6 @@ FreshenStatistics(void)
 	EndWork();
 }
 
-typedef struct ClaimBatch
-{
-	MemoryContext cxt;
-	int			remaining;
-} ClaimBatch;
-
 /*
  * Finished requests wait up to RECORD_WAIT_MS (or until half a batch of
  * messages has finished, or nothing is in flight) and their outcomes are
@@ -1781,6 +1846,9 @@ RecordPending(HttpClient *client)
 	{
 		OutboundMessage *leader = (OutboundMessage *) pending[i]->owner;
 
+		/* outcomes may wait to be recorded: they live with their claim */
+		MemoryContext old = MemoryContextSwitchTo(OwnContext(leader));
+
 		if (leader->status == NULL)
 			Classify(leader);
 		if (!leader->recorded)
@@ -1799,6 +1867,7 @@ RecordPending(HttpClient *client)
 			if (!follower->recorded)
 				finished[nfinished++] = follower;
 		}
+		MemoryContextSwitchTo(old);
 	}
 	if (nfinished > 0 && RecordOutcomes(finished, nfinished, true) > 0)
 		record_retry_at = GetCurrentTimestamp() + RECORD_RETRY_MS * 1000;
@@ -1888,15 +1957,20 @@ DispatchRound(DispatcherLoop *loop)
 		claim->cxt = loop->claim_cxt;
 		SetState("sending");
 		n = Claim(crefinder_batch_size - in_flight, loop->claim_cxt, &batch, &full);
+		/* from here the claim's memory is its requests' (deleted with the last) */
 		claim->remaining = n;
-		for (int i = 0; i < n; i++)
-		{
-			batch[i]->batch = claim;
-			http_start(client, &batch[i]->request, crefinder_http_timeout_ms);
-		}
 		if (n == 0)
 			MemoryContextDelete(loop->claim_cxt);
 		loop->claim_cxt = NULL;
+		for (int i = 0; i < n; i++)
+		{
+			batch[i]->batch = claim;
+			for (int f = 0; f < batch[i]->nfollowers; f++)
+				batch[i]->followers[f]->batch = claim;
+			/* a request that cannot start is an answer: a retry */
+			if (!http_start(client, &batch[i]->request, crefinder_http_timeout_ms))
+				AddPending(&batch[i]->request);
+		}
 		loop->claim_now = full; /* more may be due */
 		if (loop->claim_now && MyWorker == 0)
 		{

@@ -231,16 +231,21 @@ http_client_destroy(HttpClient *client)
 
 /*
  * http_start adds a request to the client; it progresses in http_poll().
+ * Returns false, with the reason in request->result and request->error,
+ * when the request could not be started (it never raises an error: the
+ * caller has requests in flight).
  */
-void
+bool
 http_start(HttpClient *client, HttpRequest *request, long timeout_ms)
 {
 	CURL	   *easy = curl_easy_init();
 
 	if (easy == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a libcurl handle")));
+	{
+		request->result = CURLE_OUT_OF_MEMORY;
+		strlcpy(request->error, "could not create a libcurl handle", sizeof(request->error));
+		return false;
+	}
 	request->easy = easy;
 	request->status = 0;
 	request->result = CURLE_OK;
@@ -276,11 +281,17 @@ http_start(HttpClient *client, HttpRequest *request, long timeout_ms)
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->body);
 	}
 	if (curl_multi_add_handle(client->multi, easy) != CURLM_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not add a request to the libcurl multi handle")));
+	{
+		curl_easy_cleanup(easy);
+		request->easy = NULL;
+		request->result = CURLE_FAILED_INIT;
+		strlcpy(request->error, "could not add a request to the libcurl multi handle",
+				sizeof(request->error));
+		return false;
+	}
 	client->in_flight++;
 	client->started = true;
+	return true;
 }
 
 int

@@ -39,7 +39,7 @@ typedef struct HttpClient HttpClient;
 
 extern HttpClient *http_client_create(int max_host_connections);
 extern void http_client_destroy(HttpClient *client);
-extern void http_start(HttpClient *client, HttpRequest *request, long timeout_ms);
+extern bool http_start(HttpClient *client, HttpRequest *request, long timeout_ms);
 extern int	http_in_flight(HttpClient *client);
 extern int	http_poll(HttpClient *client, int timeout_ms, HttpRequest **done, int max_done);
 extern void http_abandon(HttpClient *client, HttpRequest *request);

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "outbound.h"
+#include "validate.h"
 
 /* outbound_text: the string (or number, as text) at key, else NULL. */
 char *
@@ -162,6 +163,12 @@ outbound_bearer(OutboundMessage *m, const char *provider, struct curl_slist *hea
 {
 	char	   *key = outbound_secret(m, provider, "apiKey");
 
+	/* a line break in a header value would add headers of its own */
+	if (key != NULL && crefinder_has_control_chars(key))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the stored %s apiKey contains control characters", provider),
+				 errhint("Configure the provider again with crefinder.configure().")));
 	return curl_slist_append(headers, psprintf("Authorization: Bearer %s", key ? key : ""));
 }
 

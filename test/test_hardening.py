@@ -649,6 +649,42 @@ def test_an_error_in_a_round_keeps_requests_in_flight_and_their_outcomes(cluster
         wait_all(cur, first + second, ("sent",))
         cur.execute("SELECT count(*) FROM crefinder.outbound_events WHERE status IN ('unknown', 'sending')")
         assert cur.fetchone()[0] == 0
+        # what was kept for the retry is intact: each message has its own sid
+        cur.execute("SELECT count(*), count(DISTINCT provider_message_id) FILTER "
+                    "(WHERE provider_message_id ~ '^SM[0-9a-f]{32}$' AND provider_status = 'queued') "
+                    "FROM crefinder.outbound_events WHERE id = ANY (%s)", (first + second,))
+        total, good_sids = cur.fetchone()
+        assert good_sids == total == 40, (total, good_sids)
         assert dispatcher_pids(cur) == pids, "a dispatcher worker restarted"
+    finally:
+        s.close()
+
+
+def test_a_tenant_holding_its_settings_row_holds_up_nobody(cluster):
+    s = td.Setup(cluster)
+    try:
+        cur = s.cur
+        configure_other(s)
+        # the other tenant's token is one the sandbox rejects: 401, pause
+        cur.execute("SET crefinder.user_id = %s", (OTHER,))
+        s.configure("twilio", {"accountSid": "AC" + "2" * 32, "authToken": "cd" * 16,
+                               "phoneNumber": "+13055550100"})
+        holder = cluster.connect(dbname=TEST_DATABASE, autocommit=False)
+        hc = holder.cursor()
+        hc.execute("SET crefinder.user_id = %s", (OTHER,))
+        hc.execute("SELECT crefinder.configure('twilio', %s)",
+                   (psycopg2.extras.Json({"accountSid": "AC" + "2" * 32, "authToken": "cd" * 16,
+                                          "phoneNumber": "+13055550100"}),))
+        try:
+            cur.execute("SELECT crefinder.send_sms('+13055550191', 'rejected')")
+            rejected = cur.fetchone()[0]
+            good = queue_good(cur, 300)
+            wait_all(cur, good, ("sent",))
+            s.wait_status(rejected, ("failed",))
+            cur.execute("SELECT last_error FROM crefinder.outbound_events WHERE id = %s", (rejected,))
+            assert "credentials rejected" in cur.fetchone()[0]
+        finally:
+            holder.rollback()
+            holder.close()
     finally:
         s.close()
