@@ -2079,7 +2079,17 @@ RoundFailed(DispatcherLoop *loop)
 						ClipText(edata->message ? edata->message : "error", CREFINDER_ERROR_LEN - 1)),
 				 errdetail("The dispatcher goes on; messages it could not handle stay queued.")));
 	}
-	NoteError(ClipText(edata->message ? edata->message : "error", CREFINDER_ERROR_LEN - 1));
+	/*
+	 * dispatcher_status is read by every tenant: an error about a row's data
+	 * (classes 22 and 23 may quote a value) shows there only as its SQLSTATE;
+	 * the server log, the operator's, has the message.
+	 */
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		NoteError(psprintf("a round failed on a row's data (SQLSTATE %s); see the server log",
+						   unpack_sql_state(edata->sqlerrcode)));
+	else
+		NoteError(ClipText(edata->message ? edata->message : "error", CREFINDER_ERROR_LEN - 1));
 	loop->errors++;
 	loop->claim_now = true;
 	pause = Min(30000L, 100L << Min(loop->errors, 9));
