@@ -436,6 +436,27 @@ Hold(OutboundMessage *m, const char *reason, const char *error, int64 delay_ms)
 #define LOCKED_HOLD_MS 10000	/* a tenant's rows are locked: look again then */
 
 /*
+ * HoldForError notes an error on a message, in cxt (the claim's memory,
+ * which outlives this transaction): held for LOCKED_HOLD_MS with reason,
+ * or failed when reason is NULL.
+ */
+static void
+HoldForError(OutboundMessage *m, const char *reason, const char *what, ErrorData *edata,
+			 MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	if (reason != NULL)
+		Hold(m, reason, GuardedError(what, edata), LOCKED_HOLD_MS);
+	else
+	{
+		m->status = "failed";
+		m->error = GuardedError(what, edata);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Recheck runs the compliance decision for the claimed messages, together
  * per (tenant, channel), each with its own property's context.  A group
  * whose check fails is held when it met a lock, else checked message by
@@ -481,8 +502,7 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 		if (IsLockTimeout(edata))
 		{
 			for (int k = 0; k < g.count; k++)
-				Hold(g.messages[k], "locked", GuardedError("compliance re-check waited for a lock", edata),
-					 LOCKED_HOLD_MS);
+				HoldForError(g.messages[k], "locked", "compliance re-check waited for a lock", edata, cxt);
 			continue;
 		}
 		/* find the message(s) that fail alone */
@@ -496,13 +516,9 @@ Recheck(OutboundMessage **claimed, int n, Datum exclude, MemoryContext cxt)
 			if (edata == NULL)
 				continue;
 			if (IsLockTimeout(edata))
-				Hold(g.messages[k], "locked", GuardedError("compliance re-check waited for a lock", edata),
-					 LOCKED_HOLD_MS);
+				HoldForError(g.messages[k], "locked", "compliance re-check waited for a lock", edata, cxt);
 			else
-			{
-				g.messages[k]->status = "failed";
-				g.messages[k]->error = GuardedError("compliance re-check failed", edata);
-			}
+				HoldForError(g.messages[k], NULL, "compliance re-check failed", edata, cxt);
 		}
 	}
 }
@@ -1055,10 +1071,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 	LoadProperties(claimed, n, cxt);
 	MemoryContextSwitchTo(old);
 
-	/* what the re-check notes on a message must outlive this transaction */
-	old = MemoryContextSwitchTo(cxt);
 	Recheck(claimed, n, PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE)), cxt);
-	MemoryContextSwitchTo(old);
 
 	/*
 	 * Build the requests (this opens the secrets) for the allowed ones.
