@@ -78,34 +78,6 @@ BEGIN
 END
 $$;
 
--- check_references raises 22023 when a property or campaign id is not one
--- of the current tenant's.
-CREATE FUNCTION crefinder.check_references(property_id bigint, campaign_id bigint) RETURNS void
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF property_id IS NOT NULL THEN
-        PERFORM 1 FROM crefinder.property_records p
-        WHERE p.user_id = crefinder.current_user_id() AND p.id = check_references.property_id;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'property % does not exist', property_id
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = 'property_id must name one of the tenant''s crefinder.property_records.';
-        END IF;
-    END IF;
-    IF campaign_id IS NOT NULL THEN
-        PERFORM 1 FROM crefinder.campaigns c
-        WHERE c.user_id = crefinder.current_user_id() AND c.id = check_references.campaign_id;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'campaign % does not exist', campaign_id
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = 'campaign_id must name one of the tenant''s crefinder.campaigns.';
-        END IF;
-    END IF;
-END
-$$;
-
 -- enqueue stores one message after the compliance check; the send_*
 -- functions below validate their own arguments and call it.  A message
 -- that must wait says why in hold_reason (until next_attempt_at).
@@ -136,7 +108,23 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A message can be scheduled at most 5 years ahead.';
     END IF;
-    PERFORM crefinder.check_references(property_id, campaign_id);
+    -- a property or campaign id must be one of the tenant's (22023, not 23503)
+    IF property_id IS NOT NULL THEN
+        PERFORM 1 FROM crefinder.property_records p WHERE p.user_id = tenant AND p.id = enqueue.property_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'property % does not exist', property_id
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'property_id must name one of the tenant''s crefinder.property_records.';
+        END IF;
+    END IF;
+    IF campaign_id IS NOT NULL THEN
+        PERFORM 1 FROM crefinder.campaigns c WHERE c.user_id = tenant AND c.id = enqueue.campaign_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'campaign % does not exist', campaign_id
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'campaign_id must name one of the tenant''s crefinder.campaigns.';
+        END IF;
+    END IF;
     SELECT * INTO decision FROM crefinder.can_contact(channel, to_contact, due, property_id);
     goes_at := coalesce(decision.next_allowed_at, due);
     held := CASE WHEN NOT decision.allowed AND decision.next_allowed_at IS NOT NULL THEN decision.reason
@@ -186,7 +174,9 @@ CREATE FUNCTION crefinder.check_text_body(body text) RETURNS void
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    PERFORM crefinder.require_argument(body IS NULL, 'body');
+    IF body IS NULL THEN
+        RAISE EXCEPTION 'body must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF btrim(body) = '' THEN
         RAISE EXCEPTION 'message body must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -249,7 +239,9 @@ CREATE FUNCTION crefinder.send_sms(to_number text, body text, property_id bigint
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    PERFORM crefinder.require_argument(to_number IS NULL, 'to_number');
+    IF to_number IS NULL THEN
+        RAISE EXCEPTION 'to_number must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     RETURN crefinder.enqueue_text('sms', crefinder.normalize_phone(to_number), body, property_id,
                                   campaign_id, media_urls, send_at);
 END
@@ -263,7 +255,9 @@ CREATE FUNCTION crefinder.send_whatsapp(to_number text, body text, property_id b
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    PERFORM crefinder.require_argument(to_number IS NULL, 'to_number');
+    IF to_number IS NULL THEN
+        RAISE EXCEPTION 'to_number must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     RETURN crefinder.enqueue_text('whatsapp', crefinder.normalize_contact('whatsapp', to_number), body,
                                   property_id, campaign_id, media_urls, send_at);
 END

@@ -520,8 +520,6 @@ COMMENT ON COLUMN crefinder.message_errors.last_error IS 'The error.';
 COMMENT ON COLUMN crefinder.message_errors.updated_at IS 'When the row last changed.';
 COMMENT ON FUNCTION crefinder.require_argument(boolean, text) IS
     'Internal: raises 22004 naming an argument that must not be null.';
-COMMENT ON FUNCTION crefinder.check_references(bigint, bigint) IS
-    'Internal: raises 22023 when a property or campaign id is not one of the current tenant''s.';
 COMMENT ON FUNCTION crefinder.check_choice(text, text, text[]) IS
     'Internal: raises 22023 listing the allowed values unless value is one of them (22004 when null).';
 COMMENT ON FUNCTION crefinder.check_label(text, text) IS
