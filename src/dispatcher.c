@@ -28,6 +28,14 @@
  * remembers what was sent.  Each row records the worker that claimed it, so a
  * restarting worker recovers only its own.  SIGTERM stops claiming and lets
  * the requests in flight finish for a few seconds before the worker exits.
+ *
+ * Nothing a row or a tenant holds can stop the loop: each step of a claim
+ * runs in a subtransaction (RunGuarded), so a message that cannot be
+ * prepared fails alone, a tenant whose rows are locked is held, and
+ * outcomes that meet a lock wait in memory to be recorded later; an ERROR
+ * that still ends a round is logged and rolled back, and the next round
+ * goes on with the requests in flight (RoundFailed).  Every statement runs
+ * with search_path = pg_catalog, pg_temp and a short lock_timeout.
  */
 #include "postgres.h"
 
