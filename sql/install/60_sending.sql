@@ -277,8 +277,10 @@ DECLARE
     cfg jsonb;
     template text;
 BEGIN
-    PERFORM crefinder.require_argument(to_email IS NULL, 'to_email');
-    PERFORM crefinder.require_argument(subject IS NULL, 'subject');
+    IF to_email IS NULL OR subject IS NULL THEN
+        RAISE EXCEPTION '% must not be null', CASE WHEN to_email IS NULL THEN 'to_email' ELSE 'subject' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     recipient := crefinder.normalize_contact('email', to_email);
     IF btrim(subject) = '' THEN
         RAISE EXCEPTION 'subject must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -331,7 +333,9 @@ DECLARE
     cfg jsonb;
     assistant text;
 BEGIN
-    PERFORM crefinder.require_argument(to_number IS NULL, 'to_number');
+    IF to_number IS NULL THEN
+        RAISE EXCEPTION 'to_number must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     recipient := crefinder.normalize_phone(to_number);
     IF metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
