@@ -51,7 +51,7 @@ BEGIN;
 LOCK TABLE crefinder.property_records IN ACCESS EXCLUSIVE MODE;
 ROLLBACK;
 -- Internal helpers are not the tenant's to call.
-SELECT crefinder.enqueue('sms', '+13055550123', '{}', NULL, NULL, NULL);
+SELECT crefinder.enqueue('sms', '+13055550123', '{}', NULL, NULL, NULL, '{}', false);
 SELECT crefinder.cancel_at_twilio('aaaaaaaa-0000-4000-8000-000000000001', '{1}');
 SELECT crefinder.wake_dispatcher_on_commit();
 SELECT crefinder.grant_access('regress_crefinder_app');

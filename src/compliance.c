@@ -43,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -1472,6 +1473,35 @@ PutResult(ReturnSetInfo *rsinfo, const Contact *contact, bool with_contact)
 }
 
 /*
+ * PinSearchPath makes the compliance queries run with search_path =
+ * pg_catalog, pg_temp, as the SQL functions that call can_contact() and
+ * scrub() already do: then it costs nothing; called directly with another
+ * path, it sets it until UnpinSearchPath (or the end of the transaction
+ * on an error).  Returns the GUC nest level to unwind, or -1.
+ */
+#define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
+
+static int
+PinSearchPath(void)
+{
+	int			level;
+
+	if (namespace_search_path != NULL && strcmp(namespace_search_path, PINNED_SEARCH_PATH) == 0)
+		return -1;
+	level = NewGUCNestLevel();
+	(void) set_config_option("search_path", PINNED_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+static void
+UnpinSearchPath(int level)
+{
+	if (level >= 0)
+		AtEOXact_GUC(true, level);
+}
+
+/*
  * crefinder.can_contact(channel text, contact text, at timestamptz,
  * property_id bigint) returns table(allowed boolean, reason text,
  * next_allowed_at timestamptz).
@@ -1485,6 +1515,7 @@ crefinder_can_contact(PG_FUNCTION_ARGS)
 	TimestampTz at;
 	PropertyContext *property = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	int			pinned;
 
 	crefinder_require_argument(fcinfo, 0, "channel");
 	crefinder_require_argument(fcinfo, 2, "at");
@@ -1494,6 +1525,7 @@ crefinder_can_contact(PG_FUNCTION_ARGS)
 	at = PG_GETARG_TIMESTAMPTZ(2);
 
 	InitMaterializedSRF(fcinfo, 0);
+	pinned = PinSearchPath();
 	SPI_connect();
 	if (!PG_ARGISNULL(3))
 		property = LoadProperty(PG_GETARG_INT64(3), crefinder_current_tenant());
@@ -1506,6 +1538,7 @@ crefinder_can_contact(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();
+	UnpinSearchPath(pinned);
 	return (Datum) 0;
 }
 
@@ -1527,6 +1560,7 @@ crefinder_scrub(PG_FUNCTION_ARGS)
 	Contact    *contacts;
 	TimestampTz at;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	int			pinned;
 
 	crefinder_require_argument(fcinfo, 0, "channel");
 	crefinder_require_argument(fcinfo, 1, "contacts");
@@ -1544,6 +1578,7 @@ crefinder_scrub(PG_FUNCTION_ARGS)
 		contacts[i].input = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
 
 	InitMaterializedSRF(fcinfo, 0);
+	pinned = PinSearchPath();
 	SPI_connect();
 	Evaluate(crefinder_current_tenant(), channel, contacts, n, at, NoExclusions());
 	{
@@ -1554,5 +1589,6 @@ crefinder_scrub(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();
+	UnpinSearchPath(pinned);
 	return (Datum) 0;
 }

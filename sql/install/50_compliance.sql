@@ -249,7 +249,6 @@ CREATE FUNCTION crefinder.can_contact(channel text, contact text, at timestamptz
                                       property_id bigint DEFAULT NULL)
     RETURNS TABLE (allowed boolean, reason text, next_allowed_at timestamptz)
     LANGUAGE c STABLE
-    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_can_contact';
 COMMENT ON FUNCTION crefinder.can_contact(text, text, timestamptz, bigint) IS
     'May the current tenant contact this person on this channel at this instant?  reason is NULL when allowed, else invalid_contact, opted_out, suppressed, dnc, no_consent, unknown_timezone, quiet_hours, day_restricted or frequency_cap; next_allowed_at is the earliest instant from at when every time-based check passes.';
@@ -257,7 +256,6 @@ COMMENT ON FUNCTION crefinder.can_contact(text, text, timestamptz, bigint) IS
 CREATE FUNCTION crefinder.scrub(channel text, contacts text[], at timestamptz DEFAULT now())
     RETURNS TABLE (contact text, allowed boolean, reason text, next_allowed_at timestamptz)
     LANGUAGE c STABLE
-    SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'crefinder_scrub';
 COMMENT ON FUNCTION crefinder.scrub(text, text[], timestamptz) IS
     'can_contact for many contacts at once (one row per element, in order).';

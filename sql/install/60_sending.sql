@@ -34,14 +34,15 @@ $$;
 
 -- provider_ready raises 55000 unless the tenant's config for provider has
 -- what the channel needs, or unless this database is the one the
--- dispatcher serves; returns the config.
-CREATE FUNCTION crefinder.provider_ready(channel text) RETURNS jsonb
+-- dispatcher serves; returns the config and whether the dispatcher paused
+-- the provider (one read, for the send path).
+CREATE FUNCTION crefinder.provider_ready(channel text, OUT config jsonb, OUT paused boolean)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    provider_name text := crefinder.channel_provider(channel);
-    cfg jsonb;
+    -- crefinder.channel_provider(), written out: this runs for every message
+    provider_name text := CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END;
     missing text;
 BEGIN
     IF current_database() <> current_setting('crefinder.database') THEN
@@ -52,20 +53,20 @@ BEGIN
                   HINT = format('Set crefinder.database = ''%s'' in postgresql.conf and restart the server, or send from database "%s".',
                                 current_database(), current_setting('crefinder.database'));
     END IF;
-    SELECT c.config INTO cfg FROM crefinder.integration_configs c
+    SELECT c.config, c.paused_at IS NOT NULL INTO config, paused FROM crefinder.integration_configs c
     WHERE c.user_id = crefinder.current_user_id() AND c.provider = provider_name;
-    IF cfg IS NULL THEN
+    IF config IS NULL THEN
         RAISE EXCEPTION '% is not configured for this tenant', provider_name
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = format('Sending %s needs the tenant''s %s settings.', channel, provider_name),
                   HINT = format('Call crefinder.configure(%L, ...) first.', provider_name);
     END IF;
     missing := CASE
-        WHEN channel = 'sms' AND NOT (cfg ? 'phoneNumber' OR cfg ? 'messagingServiceSid')
+        WHEN channel = 'sms' AND NOT (config ? 'phoneNumber' OR config ? 'messagingServiceSid')
             THEN 'phoneNumber or messagingServiceSid'
-        WHEN channel = 'whatsapp' AND NOT (cfg ? 'whatsappNumber' OR cfg ? 'messagingServiceSid')
+        WHEN channel = 'whatsapp' AND NOT (config ? 'whatsappNumber' OR config ? 'messagingServiceSid')
             THEN 'whatsappNumber or messagingServiceSid'
-        WHEN channel = 'voice' AND NOT cfg ? 'phoneNumber'
+        WHEN channel = 'voice' AND NOT config ? 'phoneNumber'
             THEN 'phoneNumber (the Vapi phone number id)'
         END;
     IF missing IS NOT NULL THEN
@@ -74,7 +75,6 @@ BEGIN
                   DETAIL = format('The %s settings have no %s.', provider_name, missing),
                   HINT = format('Add it with crefinder.configure(%L, ...).', provider_name);
     END IF;
-    RETURN cfg;
 END
 $$;
 
@@ -82,7 +82,8 @@ $$;
 -- functions below validate their own arguments and call it.  A message
 -- that must wait says why in hold_reason (until next_attempt_at).
 CREATE FUNCTION crefinder.enqueue(channel text, to_contact text, payload jsonb,
-                                  property_id bigint, campaign_id bigint, send_at timestamptz)
+                                  property_id bigint, campaign_id bigint, send_at timestamptz,
+                                  cfg jsonb, paused boolean)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -93,8 +94,6 @@ DECLARE
     decision record;
     message_id bigint;
     goes_at timestamptz;
-    cfg jsonb;
-    paused boolean;
     held text;
 BEGIN
     IF send_at IS NOT NULL AND send_at < now() - interval '1 second' THEN
@@ -130,8 +129,6 @@ BEGIN
     held := CASE WHEN NOT decision.allowed AND decision.next_allowed_at IS NOT NULL THEN decision.reason
                  WHEN send_at IS NOT NULL AND send_at > now() THEN 'scheduled' END;
 
-    SELECT c.config, c.paused_at IS NOT NULL INTO cfg, paused FROM crefinder.integration_configs c
-    WHERE c.user_id = tenant AND c.provider = crefinder.channel_provider(channel);
     IF paused THEN
         held := 'provider_paused';
     END IF;
@@ -220,14 +217,20 @@ CREATE FUNCTION crefinder.enqueue_text(channel text, recipient text, body text, 
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    cfg jsonb;
+    paused boolean;
+    ready record;
 BEGIN
     PERFORM crefinder.check_text_body(body);
     PERFORM crefinder.check_media_urls(media_urls);
-    PERFORM crefinder.provider_ready(channel);
+    ready := crefinder.provider_ready(channel);
+    cfg := ready.config;
+    paused := ready.paused;
     RETURN crefinder.enqueue(channel, recipient,
                              jsonb_strip_nulls(jsonb_build_object('body', body, 'media_urls', media_urls,
                                                                   'send_at', send_at)),
-                             property_id, campaign_id, send_at);
+                             property_id, campaign_id, send_at, cfg, paused);
 END
 $$;
 
@@ -275,6 +278,8 @@ CREATE FUNCTION crefinder.send_email(to_email text, subject text, html text DEFA
 DECLARE
     recipient text;
     cfg jsonb;
+    paused boolean;
+    ready record;
     template text;
 BEGIN
     IF to_email IS NULL OR subject IS NULL THEN
@@ -304,7 +309,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'At most 10 distinct, non-empty categories of at most 255 characters.';
     END IF;
-    cfg := crefinder.provider_ready('email');
+    ready := crefinder.provider_ready('email');
+    cfg := ready.config;
+    paused := ready.paused;
     template := coalesce(template_id, CASE WHEN html IS NULL AND text_body IS NULL
                                            THEN cfg ->> 'defaultTemplateId' END);
     IF template IS NULL AND html IS NULL AND text_body IS NULL THEN
@@ -317,7 +324,7 @@ BEGIN
                                  'subject', subject, 'html', html, 'text', text_body,
                                  'template_id', template, 'template_data', template_data,
                                  'categories', categories, 'send_at', send_at)),
-                             property_id, campaign_id, send_at);
+                             property_id, campaign_id, send_at, cfg, paused);
 END
 $$;
 
@@ -331,6 +338,8 @@ CREATE FUNCTION crefinder.start_call(to_number text, assistant_id text DEFAULT N
 DECLARE
     recipient text;
     cfg jsonb;
+    paused boolean;
+    ready record;
     assistant text;
 BEGIN
     IF to_number IS NULL THEN
@@ -340,7 +349,9 @@ BEGIN
     IF metadata IS NOT NULL AND jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    cfg := crefinder.provider_ready('voice');
+    ready := crefinder.provider_ready('voice');
+    cfg := ready.config;
+    paused := ready.paused;
     assistant := coalesce(assistant_id, cfg ->> 'assistantId');
     IF assistant IS NULL OR btrim(assistant) = '' THEN
         RAISE EXCEPTION 'no assistant for the call'
@@ -350,7 +361,7 @@ BEGIN
     RETURN crefinder.enqueue('voice', recipient,
                              jsonb_build_object('assistant_id', assistant,
                                                 'metadata', coalesce(metadata, '{}'::jsonb)),
-                             property_id, campaign_id, NULL);
+                             property_id, campaign_id, NULL, cfg, paused);
 END
 $$;
 

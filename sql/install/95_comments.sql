@@ -67,7 +67,7 @@ COMMENT ON FUNCTION crefinder.channel_provider(text) IS
     'Internal: the provider that carries a channel: sendgrid for email, vapi for voice, twilio for sms and whatsapp.';
 COMMENT ON FUNCTION crefinder.provider_ready(text) IS
     'Internal: the current tenant''s settings for the provider of a channel; raises 55000 when there are none or they lack what the channel needs (a sender number or messaging service).';
-COMMENT ON FUNCTION crefinder.enqueue(text, text, jsonb, bigint, bigint, timestamptz) IS
+COMMENT ON FUNCTION crefinder.enqueue(text, text, jsonb, bigint, bigint, timestamptz, jsonb, boolean) IS
     'Internal: store one message in the outbox after the compliance check for the instant it should go out (blocked when refused for good, else queued, held until next_allowed_at when needed), hand texts scheduled with scheduleAtTwilio to Twilio early, and wake the dispatcher at commit; the send functions call it.';
 COMMENT ON FUNCTION crefinder.check_text_body(text) IS
     'Internal: raises 22023 unless a text message body is 1 to 1600 characters long and not blank.';
