@@ -333,6 +333,18 @@ def wait_all(cur, ids, statuses, timeout=60):
     raise AssertionError("not all %s: %r" % (statuses, cur.fetchall()))
 
 
+def wait_hold(cur, message_id, expected, timeout=20):
+    """Waits until the message's (status, hold_reason) is expected."""
+    deadline = time.time() + timeout
+    seen = None
+    while time.time() < deadline and seen != expected:
+        cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (message_id,))
+        seen = cur.fetchone()
+        if seen != expected:
+            time.sleep(0.05)
+    assert seen == expected, "message %s is %r, not %r" % (message_id, seen, expected)
+
+
 def configure_other(s):
     s.cur.execute("SET crefinder.user_id = %s", (OTHER,))
     s.configure("twilio", {"accountSid": td.ACCOUNT, "authToken": td.TOKEN, "phoneNumber": "+13055550100"})
@@ -377,14 +389,7 @@ def test_bad_rows_fail_alone_and_the_worker_stays(cluster):
         damaged = cur.fetchone()[0]
         good = queue_good(cur, 1000)
         wait_all(cur, good, ("sent",))
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (damaged,))
-            if cur.fetchone() == ("queued", "provider_paused"):
-                break
-            time.sleep(0.1)
-        cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (damaged,))
-        assert cur.fetchone() == ("queued", "provider_paused")
+        wait_hold(cur, damaged, ("queued", "provider_paused"))
         tenant = cluster.connect(dbname=TEST_DATABASE)
         with tenant.cursor() as tc:
             tc.execute("DROP ROLE IF EXISTS hardening_viewer")
@@ -489,14 +494,7 @@ def test_a_lock_on_a_tenants_rows_holds_only_its_messages(cluster):
             cur.execute("ALTER SYSTEM SET crefinder.dispatcher_enabled = on")
             cur.execute("SELECT pg_reload_conf()")
             wait_all(cur, good, ("sent",))
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (locked,))
-                if cur.fetchone() == ("queued", "locked"):
-                    break
-                time.sleep(0.1)
-            cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (locked,))
-            assert cur.fetchone() == ("queued", "locked")
+            wait_hold(cur, locked, ("queued", "locked"), timeout=10)
         finally:
             holder.rollback()
             holder.close()
@@ -526,13 +524,7 @@ def test_retries_ride_out_an_outage_then_give_up_and_retry_requeues(cluster):
         s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01", "fault": "503", "count": 1000})
         cur.execute("SELECT crefinder.send_sms('+13055550191', 'outage')")
         m = cur.fetchone()[0]
-        deadline = time.time() + 3
-        seen = None
-        while time.time() < deadline and seen != ("queued", "retry"):
-            cur.execute("SELECT status, hold_reason FROM crefinder.outbound_events WHERE id = %s", (m,))
-            seen = cur.fetchone()
-            time.sleep(0.05)
-        assert seen == ("queued", "retry"), seen
+        wait_hold(cur, m, ("queued", "retry"), timeout=3)
         s.wait_status(m, ("failed",), timeout=20)
         cur.execute("SELECT attempts, last_error FROM crefinder.outbound_events WHERE id = %s", (m,))
         attempts, error = cur.fetchone()
