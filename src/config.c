@@ -99,6 +99,8 @@ static const FieldSpec vapi_fields[] = {
 	{.name = "publicKey", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 200},
 	{.name = "assistantId", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 200},
 	{.name = "webhookSecret", .kind = FIELD_SECRET},
+	/* false: the secret comes back in X-Vapi-Secret; true: HMAC x-signature */
+	{.name = "webhookHmac", .kind = FIELD_BOOLEAN, .default_value = "false"},
 	{.name = "phoneNumber", .kind = FIELD_STRING, .format = FORMAT_TOKEN, .max_length = 200},
 	{.name = "serverUrl", .kind = FIELD_STRING, .format = FORMAT_URL},
 	{.name = "maxCallDuration", .kind = FIELD_INTEGER, .min = "30", .max = "1800", .default_value = "300"},

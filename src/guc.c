@@ -32,6 +32,8 @@ int			crefinder_http_timeout_ms = 10000;
 int			crefinder_max_attempts = 50;
 int			crefinder_retry_max_backoff = 600;
 int			crefinder_retry_max_age = 86400;
+int			crefinder_webhook_max_bytes = 4194304;
+int			crefinder_webhook_tolerance = 300;
 bool		crefinder_dispatcher_enabled = true;
 int			crefinder_dispatcher_workers = 2;
 
@@ -120,6 +122,28 @@ crefinder_define_gucs(void)
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	/*
+	 * Webhooks.  Both are read by the handlers in SQL (current_setting), so
+	 * they carry no unit: bytes and seconds.
+	 */
+	DefineCustomIntVariable("crefinder.webhook_max_bytes",
+							gettext_noop("Largest webhook payload (URL, body and headers, in bytes) a handler accepts; larger ones are answered 400."),
+							NULL,
+							&crefinder_webhook_max_bytes,
+							4194304, 1024, 1073741823,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.webhook_tolerance",
+							gettext_noop("Seconds a signed webhook timestamp may be away from now before the delivery is refused as a replay."),
+							NULL,
+							&crefinder_webhook_tolerance,
+							300, 1, 86400,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("crefinder.batch_size",
 							gettext_noop("Messages the dispatcher claims per batch."),

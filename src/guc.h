@@ -18,6 +18,8 @@ extern int	crefinder_http_timeout_ms;
 extern int	crefinder_max_attempts;
 extern int	crefinder_retry_max_backoff;
 extern int	crefinder_retry_max_age;
+extern int	crefinder_webhook_max_bytes;
+extern int	crefinder_webhook_tolerance;
 extern bool crefinder_dispatcher_enabled;
 extern int	crefinder_dispatcher_workers;
 

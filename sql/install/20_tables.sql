@@ -24,6 +24,9 @@ CREATE TABLE crefinder.property_records (
         CHECK (lead_status IN ('new', 'contacted', 'responded', 'interested', 'nurture',
                                'not_interested', 'do_not_contact', 'converted')),
     interest_level    smallint CHECK (interest_level BETWEEN 0 AND 10),
+    last_call_at      timestamptz,
+    last_call_result  text,
+    call_notes        text,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, id),
@@ -39,7 +42,9 @@ CREATE TABLE crefinder.property_records (
     CONSTRAINT text_lengths CHECK (char_length(owner_name) <= 500
                                    AND char_length(property_address) <= 500
                                    AND char_length(property_city) <= 200
-                                   AND char_length(mailing_address) <= 500),
+                                   AND char_length(mailing_address) <= 500
+                                   AND char_length(last_call_result) <= 200
+                                   AND char_length(call_notes) <= 2000),
     CONSTRAINT no_control_characters CHECK (
         concat(owner_name, property_address, property_city, mailing_address) !~ '[\x01-\x1f\x7f]'),
     CONSTRAINT skip_trace_data_object CHECK (jsonb_typeof(skip_trace_data) = 'object'
@@ -156,6 +161,7 @@ CREATE TABLE crefinder.outbound_events (
     delivered_at         timestamptz,
     opened_at            timestamptz,
     clicked_at           timestamptz,
+    click_url            text,
     responded_at         timestamptz,
     UNIQUE (user_id, id),
     CHECK ((status = 'blocked') = (block_reason IS NOT NULL)),
@@ -285,25 +291,3 @@ CREATE TABLE crefinder.dnc_numbers (
     list_id       integer NOT NULL,
     PRIMARY KEY (phone_number, list_id)
 );
-
--- Raw webhook deliveries, kept for idempotency (provider event ids are
--- unique per provider) and audit, including rejected ones (signature_valid
--- false; user_id NULL when no tenant could be told).
-CREATE TABLE crefinder.webhook_events (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id          uuid,
-    provider         text NOT NULL CHECK (provider IN ('vapi', 'twilio', 'sendgrid')),
-    event_id         text,
-    event_type       text,
-    signature_valid  boolean NOT NULL,
-    http_status      integer NOT NULL,
-    message_id       bigint,
-    body             text NOT NULL,
-    headers          jsonb NOT NULL DEFAULT '{}',
-    error            text,
-    received_at      timestamptz NOT NULL DEFAULT now(),
-    processed_at     timestamptz
-);
-CREATE UNIQUE INDEX webhook_events_dedupe_idx ON crefinder.webhook_events (provider, event_id)
-    WHERE event_id IS NOT NULL AND signature_valid;
-CREATE INDEX ON crefinder.webhook_events (user_id, received_at);

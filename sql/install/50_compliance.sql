@@ -113,11 +113,15 @@ CREATE TABLE crefinder.tenant_settings (
     max_messages_per_24h    integer CHECK (max_messages_per_24h > 0),
     average_deal_value      numeric(14, 2) CHECK (average_deal_value >= 0),
     conversion_rate         numeric(7, 6) CHECK (conversion_rate BETWEEN 0 AND 1),
+    business_name           text CHECK (char_length(business_name) BETWEEN 1 AND 100),
+    help_text               text CHECK (char_length(help_text) BETWEEN 1 AND 320),
+    opt_out_text            text CHECK (char_length(opt_out_text) BETWEEN 1 AND 320),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT voice_window_order CHECK (voice_window_start < voice_window_end),
     CONSTRAINT sms_window_order CHECK (sms_window_start < sms_window_end),
-    CONSTRAINT whatsapp_window_order CHECK (whatsapp_window_start < whatsapp_window_end)
+    CONSTRAINT whatsapp_window_order CHECK (whatsapp_window_start < whatsapp_window_end),
+    CONSTRAINT texts_printable CHECK (concat(business_name, help_text, opt_out_text) !~ '[\x01-\x1f\x7f]')
 );
 
 -- default_tenant_settings: what a tenant without a row of its own gets.
@@ -295,6 +299,58 @@ BEGIN
 END
 $$;
 
+-- record_opt_out: an opt-out for tenant; a phone one revokes phone
+-- consents.  Returns whether it is new (no active opt-out on that channel
+-- family before).
+CREATE FUNCTION crefinder.record_opt_out(tenant uuid, opt_channel text, opt_contact text, opt_source text)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    already boolean;
+BEGIN
+    SELECT EXISTS (SELECT 1 FROM crefinder.opt_outs o
+                   WHERE o.user_id = tenant AND o.contact = opt_contact AND o.revoked_at IS NULL
+                     AND (o.channel = 'email') = (opt_channel = 'email'))
+    INTO already;
+    INSERT INTO crefinder.opt_outs (user_id, channel, contact, source)
+    VALUES (tenant, opt_channel, opt_contact, left(opt_source, 200))
+    ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING;
+    IF opt_channel <> 'email' THEN
+        UPDATE crefinder.consents c
+        SET revoked_at = now(), revoked_source = left('opt-out: ' || opt_source, 200)
+        WHERE c.user_id = tenant AND c.contact = opt_contact AND c.channel <> 'email'
+          AND c.revoked_at IS NULL;
+    END IF;
+    RETURN NOT already;
+END
+$$;
+
+-- record_opt_in: lifts tenant's opt-outs of the channel family (and, for
+-- email, unsubscribes).  Returns how many were lifted.
+CREATE FUNCTION crefinder.record_opt_in(tenant uuid, opt_channel text, opt_contact text, opt_source text)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    lifted integer;
+BEGIN
+    UPDATE crefinder.opt_outs o
+    SET revoked_at = now(), revoked_source = left(opt_source, 200)
+    WHERE o.user_id = tenant AND o.contact = opt_contact AND o.revoked_at IS NULL
+      AND (o.channel = 'email') = (opt_channel = 'email');
+    GET DIAGNOSTICS lifted = ROW_COUNT;
+    IF opt_channel = 'email' THEN
+        UPDATE crefinder.email_suppressions s SET removed_at = now()
+        WHERE s.user_id = tenant AND s.email = opt_contact
+          AND s.reason IN ('unsubscribe', 'group_unsubscribe') AND s.removed_at IS NULL;
+    END IF;
+    RETURN lifted;
+END
+$$;
+
 CREATE FUNCTION crefinder.opt_out(channel text, contact text, source text DEFAULT 'manual')
     RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -309,22 +365,10 @@ BEGIN
     PERFORM crefinder.require_argument(contact IS NULL, 'contact');
     PERFORM crefinder.check_label(source, 'source');
     normalized := crefinder.normalize_contact(channel, contact);
-    INSERT INTO crefinder.opt_outs (user_id, channel, contact, source)
-    VALUES (crefinder.current_user_id(), channel, normalized, coalesce(source, 'manual'))
-    ON CONFLICT (user_id, contact, channel) WHERE revoked_at IS NULL DO NOTHING
-    RETURNING id INTO opt_out_id;
-    IF opt_out_id IS NULL THEN
-        SELECT o.id INTO opt_out_id FROM crefinder.opt_outs o
-        WHERE o.user_id = crefinder.current_user_id() AND o.contact = normalized
-          AND o.channel = opt_out.channel AND o.revoked_at IS NULL;
-    END IF;
-    -- An opt-out revokes consent on every phone channel (FCC 24-24).
-    IF channel <> 'email' THEN
-        UPDATE crefinder.consents c
-        SET revoked_at = now(), revoked_source = 'opt-out: ' || coalesce(opt_out.source, 'manual')
-        WHERE c.user_id = crefinder.current_user_id() AND c.contact = normalized
-          AND c.channel <> 'email' AND c.revoked_at IS NULL;
-    END IF;
+    PERFORM crefinder.record_opt_out(crefinder.current_user_id(), channel, normalized, coalesce(source, 'manual'));
+    SELECT o.id INTO opt_out_id FROM crefinder.opt_outs o
+    WHERE o.user_id = crefinder.current_user_id() AND o.contact = normalized
+      AND o.channel = opt_out.channel AND o.revoked_at IS NULL;
     RETURN opt_out_id;
 END
 $$;
@@ -336,27 +380,12 @@ CREATE FUNCTION crefinder.opt_in(channel text, contact text, source text DEFAULT
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-#variable_conflict use_column
-DECLARE
-    normalized text;
-    lifted integer;
 BEGIN
     PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
     PERFORM crefinder.require_argument(contact IS NULL, 'contact');
     PERFORM crefinder.check_label(source, 'source');
-    normalized := crefinder.normalize_contact(channel, contact);
-    UPDATE crefinder.opt_outs o
-    SET revoked_at = now(), revoked_source = coalesce(opt_in.source, 'manual')
-    WHERE o.user_id = crefinder.current_user_id() AND o.contact = normalized
-      AND o.revoked_at IS NULL
-      AND (CASE WHEN opt_in.channel = 'email' THEN o.channel = 'email' ELSE o.channel <> 'email' END);
-    GET DIAGNOSTICS lifted = ROW_COUNT;
-    IF channel = 'email' THEN
-        UPDATE crefinder.email_suppressions s SET removed_at = now()
-        WHERE s.user_id = crefinder.current_user_id() AND s.email = normalized
-          AND s.reason IN ('unsubscribe', 'group_unsubscribe') AND s.removed_at IS NULL;
-    END IF;
-    RETURN lifted;
+    RETURN crefinder.record_opt_in(crefinder.current_user_id(), channel,
+                                   crefinder.normalize_contact(channel, contact), coalesce(source, 'manual'));
 END
 $$;
 COMMENT ON FUNCTION crefinder.opt_in(text, text, text) IS

@@ -516,8 +516,8 @@ $$;
 -- dispatcher looks again every 30 seconds, hold_reason call_limit).  When a
 -- call ends (Vapi's end-of-call report), the waiting calls are released at
 -- once.
-CREATE FUNCTION crefinder.release_held_calls() RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER
+CREATE FUNCTION crefinder.release_tenant_calls(tenant uuid) RETURNS integer
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -525,7 +525,7 @@ DECLARE
 BEGIN
     UPDATE crefinder.outbound_events e
     SET next_attempt_at = now(), updated_at = now()
-    WHERE e.user_id = crefinder.current_user_id() AND e.channel = 'voice' AND e.status = 'queued'
+    WHERE e.user_id = tenant AND e.channel = 'voice' AND e.status = 'queued'
       AND e.hold_reason = 'call_limit' AND e.next_attempt_at > now();
     GET DIAGNOSTICS released = ROW_COUNT;
     IF released > 0 THEN
@@ -533,6 +533,15 @@ BEGIN
     END IF;
     RETURN released;
 END
+$$;
+COMMENT ON FUNCTION crefinder.release_tenant_calls(uuid) IS
+    'Internal: release_held_calls() for a given tenant (the call-ended webhook).';
+
+CREATE FUNCTION crefinder.release_held_calls() RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT crefinder.release_tenant_calls(crefinder.current_user_id())
 $$;
 COMMENT ON FUNCTION crefinder.release_held_calls() IS
     'Lets the current tenant''s calls that wait for a free line (maxConcurrentCalls) go now; for the call-ended webhook.';

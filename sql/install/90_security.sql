@@ -10,7 +10,7 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['property_records', 'templates', 'sequences', 'campaigns',
                              'enrollments', 'outbound_events', 'integration_configs',
                              'opt_outs', 'email_suppressions', 'consents', 'webhook_events',
-                             'tenant_settings']
+                             'tenant_settings', 'inbound_messages', 'responses', 'call_results']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -101,7 +101,13 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.retry(bigint[])',
         'crefinder.retry_unknown(bigint[])',
         'crefinder.release_held_calls()',
-        'crefinder.dispatcher_status_rows()'
+        'crefinder.dispatcher_status_rows()',
+        'crefinder.record_response(bigint, text, text)',
+        'crefinder.classify_reply(text)',
+        'crefinder.analyze_transcript(text)',
+        'crefinder.handle_twilio_webhook(text, text, text, text)',
+        'crefinder.handle_sendgrid_events(text, text, text, uuid)',
+        'crefinder.handle_vapi_message(text, jsonb)'
     ]::regprocedure[]
 $$;
 
@@ -123,7 +129,8 @@ BEGIN
                    'crefinder.campaigns, crefinder.enrollments, crefinder.outbound_events, '
                    'crefinder.opt_outs, crefinder.email_suppressions, crefinder.consents, '
                    'crefinder.dnc_lists, crefinder.dnc_numbers, crefinder.tenant_settings, '
-                   'crefinder.webhook_events, crefinder.calling_rules, crefinder.state_holidays, '
+                   'crefinder.webhook_events, crefinder.inbound_messages, crefinder.responses, '
+                   'crefinder.call_results, crefinder.calling_rules, crefinder.state_holidays, '
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
                    'crefinder.message_errors TO %s', role);
     -- Settings are read through integration_config() (masked); the pause

@@ -371,34 +371,6 @@ COMMENT ON COLUMN crefinder.dnc_numbers.phone_number IS
 COMMENT ON COLUMN crefinder.dnc_numbers.list_id IS
     'The list the number is on (dnc_lists.id).';
 
-COMMENT ON TABLE crefinder.webhook_events IS
-    'Every webhook delivery from a provider, kept for idempotency (an event id counts once per provider) and audit, rejected ones included.  Applications may read it; only crefinder writes it.';
-COMMENT ON COLUMN crefinder.webhook_events.id IS
-    'Identifies the delivery; generated.';
-COMMENT ON COLUMN crefinder.webhook_events.user_id IS
-    'The tenant the delivery is for; NULL when no tenant could be told.';
-COMMENT ON COLUMN crefinder.webhook_events.provider IS
-    'vapi, twilio or sendgrid.';
-COMMENT ON COLUMN crefinder.webhook_events.event_id IS
-    'The provider''s id of the event, unique per provider among deliveries with a valid signature; NULL when it has none.';
-COMMENT ON COLUMN crefinder.webhook_events.event_type IS
-    'The provider''s kind of event (a status callback, delivered, end-of-call-report, ...).';
-COMMENT ON COLUMN crefinder.webhook_events.signature_valid IS
-    'Whether the delivery''s signature checked out; false for rejected deliveries.';
-COMMENT ON COLUMN crefinder.webhook_events.http_status IS
-    'The HTTP status answered to the provider (200, 400 for a malformed payload, 401 for a bad signature).';
-COMMENT ON COLUMN crefinder.webhook_events.message_id IS
-    'The message the event is about (outbound_events.id), when known.';
-COMMENT ON COLUMN crefinder.webhook_events.body IS
-    'The raw request body as received.';
-COMMENT ON COLUMN crefinder.webhook_events.headers IS
-    'The request''s headers, as a JSON object; default {}.';
-COMMENT ON COLUMN crefinder.webhook_events.error IS
-    'Why the delivery was rejected or failed; NULL when it was handled.';
-COMMENT ON COLUMN crefinder.webhook_events.received_at IS
-    'When the delivery arrived.';
-COMMENT ON COLUMN crefinder.webhook_events.processed_at IS
-    'When the delivery was acted on; NULL when it was not.';
 
 -- Compliance rules and settings.
 
@@ -532,3 +504,149 @@ COMMENT ON FUNCTION crefinder.revoke_access(regrole) IS
     'Take back from a role everything grant_access() gave it (operator).';
 COMMENT ON FUNCTION crefinder.retry(bigint[]) IS
     'Send again, on purpose, the current tenant''s failed messages and messages whose fate is unknown (re-checked for compliance at dispatch like any other); returns how many were re-queued.';
+
+-- Webhooks.
+COMMENT ON TABLE crefinder.webhook_events IS
+    'Every webhook delivery from a provider, rejected ones included: for idempotency (a verified event id counts once per provider and tenant) and audit.  Tenants read their own; only crefinder writes it.';
+COMMENT ON COLUMN crefinder.webhook_events.id IS 'Identifies the delivery; generated.';
+COMMENT ON COLUMN crefinder.webhook_events.user_id IS
+    'The tenant the signature proved; NULL when none was proved (bad signature, unknown tenant, too large).';
+COMMENT ON COLUMN crefinder.webhook_events.provider IS 'vapi, twilio or sendgrid.';
+COMMENT ON COLUMN crefinder.webhook_events.event_id IS
+    'The key that makes a delivery a duplicate: SendGrid''s sg_event_id; Twilio''s MessageSid and status (inbound:MessageSid for a reply); Vapi''s call id, message type and timestamp.  NULL for rejections and duplicates.';
+COMMENT ON COLUMN crefinder.webhook_events.idempotency_token IS
+    'Twilio''s I-Twilio-Idempotency-Token, when the route passed it: a token seen before makes the delivery a duplicate.';
+COMMENT ON COLUMN crefinder.webhook_events.event_type IS
+    'The kind of event: status:<MessageStatus> or inbound (Twilio), the event (SendGrid), the message type (Vapi).';
+COMMENT ON COLUMN crefinder.webhook_events.verified IS
+    'Whether the signature proved the tenant; false for rejected deliveries.';
+COMMENT ON COLUMN crefinder.webhook_events.http_status IS
+    'What the route answered: 200, 400 (malformed, unknown tenant, too large) or 401 (bad signature, stale timestamp).';
+COMMENT ON COLUMN crefinder.webhook_events.outcome IS
+    'applied, duplicate (seen before: nothing changed), unknown_message (no message of the tenant matched; what it says of an address or number still applied), ignored (older than what the message already shows, or a type crefinder does not act on), bad_signature, stale, unknown_tenant, malformed or too_large.';
+COMMENT ON COLUMN crefinder.webhook_events.message_id IS
+    'The tenant''s message the event is about (outbound_events.id), when one matched.';
+COMMENT ON COLUMN crefinder.webhook_events.payload IS
+    'For a refused delivery, the body as received (at most 64 kB); NULL for deliveries that were handled.';
+COMMENT ON COLUMN crefinder.webhook_events.headers IS
+    'For a refused Vapi delivery, its headers (secrets masked); NULL otherwise.';
+COMMENT ON COLUMN crefinder.webhook_events.error IS 'Why the delivery was refused; NULL when it was handled.';
+COMMENT ON COLUMN crefinder.webhook_events.received_at IS 'When the delivery arrived.';
+
+COMMENT ON TABLE crefinder.inbound_messages IS
+    'Texts owners sent to a tenant''s numbers (Twilio inbound webhooks), classified, and attributed to the latest message the tenant sent to that number.';
+COMMENT ON COLUMN crefinder.inbound_messages.id IS 'Identifies the reply; generated.';
+COMMENT ON COLUMN crefinder.inbound_messages.user_id IS 'The tenant whose number received it.';
+COMMENT ON COLUMN crefinder.inbound_messages.channel IS 'sms or whatsapp (email for replies by email).';
+COMMENT ON COLUMN crefinder.inbound_messages.provider_message_id IS 'Twilio''s MessageSid (unique per tenant).';
+COMMENT ON COLUMN crefinder.inbound_messages.from_contact IS 'The sender, in E.164.';
+COMMENT ON COLUMN crefinder.inbound_messages.to_contact IS 'The tenant''s number it was sent to.';
+COMMENT ON COLUMN crefinder.inbound_messages.body IS 'The text as received.';
+COMMENT ON COLUMN crefinder.inbound_messages.media_urls IS 'The MediaUrl of each attachment (at most 10).';
+COMMENT ON COLUMN crefinder.inbound_messages.keyword IS
+    'opt_out (STOP and the other opt-out keywords, or Twilio''s OptOutType STOP), opt_in (START, YES, UNSTOP) or help (HELP, INFO); NULL for other texts.';
+COMMENT ON COLUMN crefinder.inbound_messages.classification IS
+    'classify_reply() of the text (opt_out for an opt-out keyword, question for HELP).';
+COMMENT ON COLUMN crefinder.inbound_messages.message_id IS
+    'The message it answers: the latest the tenant sent to that number (a text on the same channel first); NULL when none.';
+COMMENT ON COLUMN crefinder.inbound_messages.property_id IS 'That message''s property.';
+COMMENT ON COLUMN crefinder.inbound_messages.campaign_id IS 'That message''s campaign.';
+COMMENT ON COLUMN crefinder.inbound_messages.received_at IS 'When it arrived.';
+
+COMMENT ON TABLE crefinder.responses IS
+    'What owners answered: classified replies and call outcomes (from webhooks, or record_response()), with the message, campaign and enrollment they answer, so that sequences can react.';
+COMMENT ON COLUMN crefinder.responses.id IS 'Identifies the response; generated.';
+COMMENT ON COLUMN crefinder.responses.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.responses.message_id IS 'The message answered; NULL when the reply matched none.';
+COMMENT ON COLUMN crefinder.responses.enrollment_id IS 'That message''s campaign enrollment, when it has one.';
+COMMENT ON COLUMN crefinder.responses.campaign_id IS 'That message''s campaign.';
+COMMENT ON COLUMN crefinder.responses.property_id IS 'That message''s property.';
+COMMENT ON COLUMN crefinder.responses.channel IS 'The channel of the answer: sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.responses.kind IS
+    'opt_out, not_interested, interested, callback_later, wrong_number, question or unknown (classify_reply''s classes).';
+COMMENT ON COLUMN crefinder.responses.detail IS 'The reply''s text, or the call''s summary.';
+COMMENT ON COLUMN crefinder.responses.source IS 'reply (a text), call (a call''s outcome) or manual (record_response()).';
+COMMENT ON COLUMN crefinder.responses.inbound_message_id IS 'The reply (inbound_messages.id) for a text.';
+COMMENT ON COLUMN crefinder.responses.created_at IS 'When the owner answered.';
+
+COMMENT ON TABLE crefinder.call_results IS
+    'What Vapi reported of each call: its end, cost, transcript, recording and analysis (crefinder''s analyze_transcript(), with Vapi''s structured analysis over it).';
+COMMENT ON COLUMN crefinder.call_results.id IS 'Identifies the row; generated.';
+COMMENT ON COLUMN crefinder.call_results.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.call_results.call_id IS 'Vapi''s call id (unique per tenant).';
+COMMENT ON COLUMN crefinder.call_results.message_id IS 'The call''s message (outbound_events.id).';
+COMMENT ON COLUMN crefinder.call_results.property_id IS 'The property called.';
+COMMENT ON COLUMN crefinder.call_results.status IS 'in-progress while transcript lines arrive, ended after the end-of-call report.';
+COMMENT ON COLUMN crefinder.call_results.ended_reason IS 'Vapi''s endedReason (customer-ended-call, voicemail, ...).';
+COMMENT ON COLUMN crefinder.call_results.started_at IS 'When the call started.';
+COMMENT ON COLUMN crefinder.call_results.ended_at IS 'When it ended.';
+COMMENT ON COLUMN crefinder.call_results.duration_seconds IS 'ended_at - started_at, in seconds.';
+COMMENT ON COLUMN crefinder.call_results.cost IS 'Vapi''s cost of the call, in dollars (also on the message as cost_cents).';
+COMMENT ON COLUMN crefinder.call_results.transcript IS
+    'The transcript: Vapi''s in the end-of-call report, or the final transcript lines received so far.';
+COMMENT ON COLUMN crefinder.call_results.recording_url IS 'The recording (artifact.recordingUrl).';
+COMMENT ON COLUMN crefinder.call_results.stereo_recording_url IS 'The stereo recording (artifact.stereoRecordingUrl).';
+COMMENT ON COLUMN crefinder.call_results.summary IS 'Vapi''s summary of the call, else crefinder''s.';
+COMMENT ON COLUMN crefinder.call_results.structured_data IS 'Vapi''s analysis.structuredData, as sent.';
+COMMENT ON COLUMN crefinder.call_results.success_evaluation IS 'Vapi''s analysis.successEvaluation, as sent.';
+COMMENT ON COLUMN crefinder.call_results.analysis IS
+    'crefinder''s reading: analyze_transcript() of the transcript, with the fields of Vapi''s structured data of the same names over it.';
+COMMENT ON COLUMN crefinder.call_results.created_at IS 'When the first report of the call arrived.';
+COMMENT ON COLUMN crefinder.call_results.updated_at IS 'When a report last changed it.';
+
+COMMENT ON COLUMN crefinder.property_records.last_call_at IS 'When the owner was last called (set by the end-of-call report).';
+COMMENT ON COLUMN crefinder.property_records.last_call_result IS 'How that call ended (Vapi''s endedReason).';
+COMMENT ON COLUMN crefinder.property_records.call_notes IS 'The summary of that call.';
+COMMENT ON COLUMN crefinder.outbound_events.click_url IS 'The first link clicked in an email (SendGrid click event).';
+COMMENT ON COLUMN crefinder.tenant_settings.business_name IS
+    'The name texts and calls identify the sender by (HELP answers, opt-out confirmations); NULL: the sending number.';
+COMMENT ON COLUMN crefinder.tenant_settings.help_text IS
+    'The answer to HELP or INFO (at most 320 characters); NULL: a default naming the sender and how to opt out.';
+COMMENT ON COLUMN crefinder.tenant_settings.opt_out_text IS
+    'The one confirmation of an opt-out (at most 320 characters); NULL: a default naming the sender.';
+
+COMMENT ON FUNCTION crefinder.handle_twilio_webhook(text, text, text, text) IS
+    'Handle a Twilio webhook: pass the full URL Twilio called, the raw body, the X-Twilio-Signature header and the I-Twilio-Idempotency-Token header (or NULL).  Status callbacks update the message; inbound texts are stored, classified, and STOP/START/HELP (and free-text opt-outs) change opt-out state.  Returns {http_status, content_type, body} (TwiML) for the route to answer.';
+COMMENT ON FUNCTION crefinder.handle_sendgrid_events(text, text, text, uuid) IS
+    'Handle a batch of SendGrid''s Signed Event Webhook for a tenant: pass the raw body, the X-Twilio-Email-Event-Webhook-Signature and -Timestamp headers, and the tenant (from the route''s URL).  Returns {http_status, content_type, body}.';
+COMMENT ON FUNCTION crefinder.handle_vapi_message(text, jsonb) IS
+    'Handle a Vapi server message: pass the raw body and the request headers as a JSON object.  Returns {http_status, content_type, body} (the answer Vapi expects for tool-calls and assistant-request).';
+COMMENT ON FUNCTION crefinder.record_response(bigint, text, text) IS
+    'Record what an owner answered to one of the current tenant''s messages by another way (kind: classify_reply''s classes); sets the message''s responded_at; opt_out also records the opt-out.  Returns the response''s id.';
+COMMENT ON FUNCTION crefinder.grant_webhook_access(regrole) IS
+    'Give the web route''s role the three webhook handlers and nothing else (no table, no other function).  Run it as the extension''s owner or a superuser.';
+COMMENT ON FUNCTION crefinder.webhook_answer(integer, text, text) IS 'Internal: a handler''s answer {http_status, content_type, body}.';
+COMMENT ON FUNCTION crefinder.twiml(text) IS 'Internal: TwiML with one <Message> (escaped), or an empty <Response/> for NULL.';
+COMMENT ON FUNCTION crefinder.webhook_reject(text, uuid, integer, text, text, text, jsonb) IS
+    'Internal: record a refused webhook delivery and answer it.';
+COMMENT ON FUNCTION crefinder.webhook_duplicate(text, uuid, text) IS 'Internal: record a delivery already processed.';
+COMMENT ON FUNCTION crefinder.webhook_too_large(bigint) IS 'Internal: whether a payload is over crefinder.webhook_max_bytes.';
+COMMENT ON FUNCTION crefinder.webhook_stale(text) IS
+    'Internal: whether a unix timestamp (s or ms) is further from now than crefinder.webhook_tolerance.';
+COMMENT ON FUNCTION crefinder.try_phone(text) IS 'Internal: a phone number in E.164 (whatsapp: dropped), or NULL when it is none.';
+COMMENT ON FUNCTION crefinder.try_timestamp(jsonb) IS 'Internal: an instant from a payload value (ISO-8601, unix s or ms), or NULL.';
+COMMENT ON FUNCTION crefinder.text_keyword(text) IS
+    'Internal: opt_out, opt_in or help when a whole text is one of Twilio''s keywords, else NULL.';
+COMMENT ON FUNCTION crefinder.record_opt_out(uuid, text, text, text) IS
+    'Internal: an opt-out for a given tenant (webhooks); true when the contact had none on that channel family.';
+COMMENT ON FUNCTION crefinder.record_opt_in(uuid, text, text, text) IS 'Internal: lift a given tenant''s opt-outs of a contact (webhooks).';
+COMMENT ON FUNCTION crefinder.store_response(uuid, bigint, text, text, text, text, bigint, timestamptz) IS
+    'Internal: store a response for a given tenant, set the message''s responded_at and the lead''s status.';
+COMMENT ON FUNCTION crefinder.twilio_status_rank(text) IS 'Internal: how far along a Twilio message status is (callbacks never move a message back).';
+COMMENT ON FUNCTION crefinder.twilio_error_text(text, text) IS 'Internal: the last_error of an undelivered Twilio message.';
+COMMENT ON FUNCTION crefinder.twilio_params(text, text) IS 'Internal: a Twilio request''s parameters (form body, or JSON with bodySHA256).';
+COMMENT ON FUNCTION crefinder.twilio_status_callback(uuid[], jsonb, text) IS 'Internal: apply a verified Twilio status callback.';
+COMMENT ON FUNCTION crefinder.twilio_inbound(uuid, jsonb, text) IS 'Internal: store and act on a verified inbound text.';
+COMMENT ON FUNCTION crefinder.twilio_request_verified(uuid, text, text, text, text) IS
+    'Internal: whether X-Twilio-Signature was made with the tenant''s (sealed) auth token over the URL and body.';
+COMMENT ON FUNCTION crefinder.sendgrid_status_rank(text) IS 'Internal: how far along an email is, by its SendGrid event.';
+COMMENT ON FUNCTION crefinder.sendgrid_apply(uuid, jsonb) IS 'Internal: apply a verified batch of SendGrid events, set-based.';
+COMMENT ON FUNCTION crefinder.vapi_status_rank(text) IS 'Internal: how far along a Vapi call is.';
+COMMENT ON FUNCTION crefinder.vapi_call_outcome(text) IS 'Internal: answered, unanswered or failed, from a Vapi endedReason.';
+COMMENT ON FUNCTION crefinder.vapi_headers(jsonb) IS 'Internal: request headers with lower-case names and text values.';
+COMMENT ON FUNCTION crefinder.vapi_call_ended(uuid, bigint, text, boolean) IS
+    'Internal: a call ended: its outcome on the message, and the tenant''s calls waiting for a line are released.';
+COMMENT ON FUNCTION crefinder.vapi_end_of_call(uuid, bigint, text, jsonb) IS 'Internal: apply Vapi''s end-of-call report.';
+COMMENT ON FUNCTION crefinder.vapi_process(uuid, bigint, text, jsonb) IS 'Internal: apply one verified Vapi server message.';
+COMMENT ON FUNCTION crefinder.vapi_request_verified(uuid, text, text, text, text, text) IS
+    'Internal: whether a Vapi request carries the tenant''s (sealed) webhook secret, or its HMAC signature.';
