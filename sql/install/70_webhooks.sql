@@ -683,18 +683,39 @@ $$;
 -- SendGrid
 -- ----------------------------------------------------------------------
 
--- sendgrid_status_rank: how far along an email is, by its events.
-CREATE FUNCTION crefinder.sendgrid_status_rank(event text) RETURNS integer
-    LANGUAGE sql IMMUTABLE
+-- sendgrid_events: the events of a batch, one row each, as sendgrid_apply
+-- reads them.  A function of its own so that the planner knows a batch
+-- has many rows (ROWS): a join of a few hundred events to the messages
+-- must be a probe of the primary key per event, not a rescan per message.
+-- Only objects with an event and an sg_event_id are events.
+CREATE FUNCTION crefinder.sendgrid_events(events jsonb)
+    RETURNS TABLE (n bigint, event text, event_id text, email text, at timestamptz, rank integer,
+                   bounce_type text, reason text, url text, claimed_id bigint, claimed_tenant text,
+                   sg_prefix text)
+    LANGUAGE sql STABLE ROWS 500
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT CASE event
-        WHEN 'processed' THEN 1 WHEN 'deferred' THEN 2
-        WHEN 'delivered' THEN 3 WHEN 'bounce' THEN 3 WHEN 'dropped' THEN 3
-        WHEN 'open' THEN 4 WHEN 'click' THEN 5
-        WHEN 'spamreport' THEN 6 WHEN 'unsubscribe' THEN 6 WHEN 'group_unsubscribe' THEN 6
-        WHEN 'group_resubscribe' THEN 6
-        ELSE 0 END
+    SELECT x.n, x.e ->> 'event', x.e ->> 'sg_event_id', lower(btrim(x.e ->> 'email')),
+           CASE WHEN jsonb_typeof(x.e -> 'timestamp') = 'number'
+                     AND (x.e -> 'timestamp')::numeric BETWEEN 0 AND 32503680000000
+                THEN to_timestamp(CASE WHEN (x.e -> 'timestamp')::numeric > 100000000000
+                                       THEN (x.e -> 'timestamp')::numeric / 1000
+                                       ELSE (x.e -> 'timestamp')::numeric END)
+                ELSE now() END,
+           CASE x.e ->> 'event'
+               WHEN 'processed' THEN 1 WHEN 'deferred' THEN 2
+               WHEN 'delivered' THEN 3 WHEN 'bounce' THEN 3 WHEN 'dropped' THEN 3
+               WHEN 'open' THEN 4 WHEN 'click' THEN 5
+               WHEN 'spamreport' THEN 6 WHEN 'unsubscribe' THEN 6 WHEN 'group_unsubscribe' THEN 6
+               WHEN 'group_resubscribe' THEN 6 ELSE 0 END,
+           x.e ->> 'type', left(coalesce(x.e ->> 'reason', x.e ->> 'response'), 1000), left(x.e ->> 'url', 2000),
+           CASE WHEN x.e ->> 'crefinder_message_id' ~ '^[0-9]{1,18}$'
+                THEN (x.e ->> 'crefinder_message_id')::bigint END,
+           x.e ->> 'crefinder_tenant',
+           split_part(x.e ->> 'sg_message_id', '.', 1)
+    FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, n)
+    WHERE jsonb_typeof(x.e) = 'object' AND x.e ->> 'event' IS NOT NULL
+      AND x.e ->> 'sg_event_id' IS NOT NULL AND char_length(x.e ->> 'sg_event_id') <= 200
 $$;
 
 -- sendgrid_apply: the events of one verified batch for tenant, set-based:
@@ -707,31 +728,15 @@ CREATE FUNCTION crefinder.sendgrid_apply(tenant uuid, events jsonb) RETURNS inte
 DECLARE
     fresh_count integer;
 BEGIN
-    WITH ev AS (
-        SELECT x.n, x.e ->> 'event' AS event, x.e ->> 'sg_event_id' AS event_id,
-               lower(btrim(x.e ->> 'email')) AS email,
-               coalesce(crefinder.try_timestamp(x.e -> 'timestamp'), now()) AS at,
-               x.e ->> 'type' AS bounce_type,
-               left(coalesce(x.e ->> 'reason', x.e ->> 'response'), 1000) AS reason,
-               left(x.e ->> 'url', 2000) AS url,
-               CASE WHEN x.e ->> 'crefinder_message_id' ~ '^[0-9]{1,18}$'
-                    THEN (x.e ->> 'crefinder_message_id')::bigint END AS claimed_id,
-               x.e ->> 'crefinder_tenant' AS claimed_tenant,
-               split_part(x.e ->> 'sg_message_id', '.', 1) AS sg_prefix
-        FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, n)
-        WHERE jsonb_typeof(x.e) = 'object'
-    ),
-    located AS (
-        SELECT DISTINCT ON (ev.event_id) ev.*,
-               coalesce(by_id.id, by_prefix.id) AS message_id
-        FROM ev
+    WITH located AS MATERIALIZED (
+        SELECT DISTINCT ON (ev.event_id) ev.*, coalesce(by_id.id, by_prefix.id) AS message_id
+        FROM crefinder.sendgrid_events(events) AS ev
         LEFT JOIN crefinder.outbound_events by_id
                ON by_id.id = ev.claimed_id AND by_id.user_id = tenant AND by_id.channel = 'email'
               AND (ev.claimed_tenant IS NULL OR ev.claimed_tenant = tenant::text)
         LEFT JOIN crefinder.outbound_events by_prefix
                ON ev.claimed_id IS NULL AND ev.sg_prefix <> '' AND by_prefix.provider_message_id = ev.sg_prefix
               AND by_prefix.user_id = tenant AND by_prefix.channel = 'email' AND by_prefix.to_contact = ev.email
-        WHERE ev.event_id IS NOT NULL AND ev.event IS NOT NULL AND char_length(ev.event_id) <= 200
         ORDER BY ev.event_id, ev.n
     ),
     recorded AS (
@@ -743,16 +748,17 @@ BEGIN
         ON CONFLICT DO NOTHING
         RETURNING event_id
     ),
-    fresh AS (
-        SELECT l.* FROM located l JOIN recorded r ON r.event_id = l.event_id
+    marked AS MATERIALIZED (
+        SELECT l.*, r.event_id IS NOT NULL AS is_new
+        FROM located l LEFT JOIN recorded r ON r.event_id = l.event_id
     ),
     duplicates AS (
-        INSERT INTO crefinder.webhook_events (user_id, provider, event_id, event_type, verified,
-                                              http_status, outcome, message_id)
-        SELECT tenant, 'sendgrid', NULL, left(l.event, 100), true, 200, 'duplicate', l.message_id
-        FROM located l WHERE NOT EXISTS (SELECT 1 FROM recorded r WHERE r.event_id = l.event_id)
+        INSERT INTO crefinder.webhook_events (user_id, provider, event_type, verified, http_status,
+                                              outcome, message_id)
+        SELECT tenant, 'sendgrid', left(m.event, 100), true, 200, 'duplicate', m.message_id
+        FROM marked m WHERE NOT m.is_new
     ),
-    per_message AS (
+    per_message AS MATERIALIZED (
         SELECT f.message_id,
                min(f.at) FILTER (WHERE f.event IN ('delivered', 'open', 'click')) AS delivered_at,
                min(f.at) FILTER (WHERE f.event = 'open') AS opened_at,
@@ -760,9 +766,9 @@ BEGIN
                (array_agg(f.url ORDER BY f.at, f.n) FILTER (WHERE f.event = 'click'))[1] AS click_url,
                (array_agg(f.event || coalesce(': ' || f.reason, '') ORDER BY f.at DESC, f.n DESC)
                     FILTER (WHERE f.event IN ('bounce', 'dropped')))[1] AS failure,
-               (array_agg(f.event ORDER BY crefinder.sendgrid_status_rank(f.event) DESC, f.at DESC, f.n DESC))[1]
-                   AS last_event
-        FROM fresh f WHERE f.message_id IS NOT NULL
+               (array_agg(f.event ORDER BY f.rank DESC, f.at DESC, f.n DESC))[1] AS last_event,
+               max(f.rank) AS last_rank
+        FROM marked f WHERE f.is_new AND f.message_id IS NOT NULL
         GROUP BY f.message_id
     ),
     messages AS (
@@ -772,7 +778,13 @@ BEGIN
                 WHEN p.failure IS NOT NULL AND e.status IN ('sending', 'sent', 'unknown') THEN 'failed'
                 ELSE e.status END,
             provider_status = CASE
-                WHEN crefinder.sendgrid_status_rank(p.last_event) >= crefinder.sendgrid_status_rank(e.provider_status)
+                WHEN p.last_rank >= CASE e.provider_status
+                                        WHEN 'processed' THEN 1 WHEN 'deferred' THEN 2
+                                        WHEN 'delivered' THEN 3 WHEN 'bounce' THEN 3 WHEN 'dropped' THEN 3
+                                        WHEN 'open' THEN 4 WHEN 'click' THEN 5
+                                        WHEN 'spamreport' THEN 6 WHEN 'unsubscribe' THEN 6
+                                        WHEN 'group_unsubscribe' THEN 6 WHEN 'group_resubscribe' THEN 6
+                                        ELSE 0 END
                 THEN p.last_event ELSE e.provider_status END,
             delivered_at = coalesce(e.delivered_at, p.delivered_at),
             opened_at = coalesce(e.opened_at, p.opened_at),
@@ -784,33 +796,35 @@ BEGIN
             updated_at = now()
         FROM per_message p
         WHERE e.id = p.message_id AND e.user_id = tenant AND e.status <> 'queued'
-        RETURNING e.id
     ),
-    addresses AS (
-        SELECT DISTINCT ON (f.email, f.event) f.email, f.event, f.reason, f.at
-        FROM fresh f
-        WHERE f.email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND char_length(f.email) <= 254
-        ORDER BY f.email, f.event, f.at DESC
+    -- per address and event, the latest; the latest bounce says whether it
+    -- was temporary (blocked)
+    addresses AS MATERIALIZED (
+        SELECT DISTINCT ON (f.email, f.event) f.email, f.event, f.reason, f.bounce_type
+        FROM marked f
+        WHERE f.is_new AND f.email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND char_length(f.email) <= 254
+          AND f.event IN ('bounce', 'dropped', 'spamreport', 'unsubscribe', 'group_unsubscribe',
+                          'group_resubscribe')
+        ORDER BY f.email, f.event, f.at DESC, f.n DESC
+    ),
+    -- the latest of an address's (un)subscribe events decides
+    subscription AS MATERIALIZED (
+        SELECT DISTINCT ON (f.email) f.email, f.event
+        FROM marked f
+        WHERE f.is_new AND f.email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND char_length(f.email) <= 254
+          AND f.event IN ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
+        ORDER BY f.email, f.at DESC, f.event = 'group_resubscribe', f.n DESC
     ),
     suppressed AS (
         INSERT INTO crefinder.email_suppressions (user_id, email, reason, source, detail)
-        SELECT DISTINCT ON (a.email, a.event) tenant, a.email,
-               CASE WHEN a.event = 'unsubscribe' THEN 'unsubscribe' ELSE a.event END, 'sendgrid', a.reason
+        SELECT tenant, a.email, a.event, 'sendgrid', a.reason
         FROM addresses a
         WHERE a.event IN ('dropped', 'spamreport')
-           OR (a.event = 'bounce' AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.email = a.email
-                                                    AND f.event = 'bounce' AND f.bounce_type = 'blocked'
-                                                    AND f.at >= a.at))
-           OR (a.event IN ('unsubscribe', 'group_unsubscribe')
-               AND a.at >= coalesce((SELECT max(b.at) FROM addresses b WHERE b.email = a.email
-                                     AND b.event = 'group_resubscribe'), '-infinity'))
+           OR (a.event = 'bounce' AND a.bounce_type IS DISTINCT FROM 'blocked')
+        UNION ALL
+        SELECT tenant, s.email, s.event, 'sendgrid', NULL
+        FROM subscription s WHERE s.event <> 'group_resubscribe'
         ON CONFLICT DO NOTHING
-    ),
-    -- the latest of an address's (un)subscribe events decides
-    subscription AS (
-        SELECT DISTINCT ON (a.email) a.email, a.event
-        FROM addresses a WHERE a.event IN ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
-        ORDER BY a.email, a.at DESC, a.event = 'group_resubscribe'
     ),
     opted_out AS (
         INSERT INTO crefinder.opt_outs (user_id, channel, contact, source)
@@ -830,10 +844,10 @@ BEGIN
         WHERE s.event = 'group_resubscribe' AND x.user_id = tenant AND x.email = s.email
           AND x.reason IN ('unsubscribe', 'group_unsubscribe') AND x.removed_at IS NULL
     )
-    SELECT count(*) INTO fresh_count FROM fresh;
+    SELECT count(*) FILTER (WHERE is_new) INTO fresh_count FROM marked;
 
-    -- events that are no event (not an object, no sg_event_id) are kept
-    -- for the operator; the others of the batch still count
+    -- elements that are no event (not an object, no event or sg_event_id)
+    -- are kept for the operator; the others of the batch still count
     INSERT INTO crefinder.webhook_events (user_id, provider, event_type, verified, http_status, outcome,
                                           payload, error)
     SELECT tenant, 'sendgrid', left(x.e ->> 'event', 100), true, 200, 'malformed', left(x.e::text, 65536),

@@ -639,7 +639,7 @@ COMMENT ON FUNCTION crefinder.twilio_status_callback(uuid[], jsonb, text) IS 'In
 COMMENT ON FUNCTION crefinder.twilio_inbound(uuid, jsonb, text) IS 'Internal: store and act on a verified inbound text.';
 COMMENT ON FUNCTION crefinder.twilio_request_verified(uuid, text, text, text, text) IS
     'Internal: whether X-Twilio-Signature was made with the tenant''s (sealed) auth token over the URL and body.';
-COMMENT ON FUNCTION crefinder.sendgrid_status_rank(text) IS 'Internal: how far along an email is, by its SendGrid event.';
+COMMENT ON FUNCTION crefinder.sendgrid_events(jsonb) IS 'Internal: the events of a SendGrid batch, one row each (timestamp, rank, crefinder''s custom args).';
 COMMENT ON FUNCTION crefinder.sendgrid_apply(uuid, jsonb) IS 'Internal: apply a verified batch of SendGrid events, set-based.';
 COMMENT ON FUNCTION crefinder.vapi_status_rank(text) IS 'Internal: how far along a Vapi call is.';
 COMMENT ON FUNCTION crefinder.vapi_call_outcome(text) IS 'Internal: answered, unanswered or failed, from a Vapi endedReason.';
