@@ -778,3 +778,75 @@ def test_web_role_needs_no_table_access(cluster):
         assert w.row(m)["status"] == "delivered"
     finally:
         w.close()
+
+
+def test_dispatcher_to_webhooks_end_to_end(cluster):
+    """A text, an email and a call go out through the dispatcher to the
+    sandbox; the webhooks that come back find them by what the dispatcher
+    sent (Twilio's sid, SendGrid's custom args, Vapi's metadata)."""
+    import test_dispatcher as td
+    s = td.Setup(cluster)
+    try:
+        cur = s.cur
+        key, public = ec_key()
+        s.configure("sendgrid", {"apiKey": td.SENDGRID_KEY, "fromEmail": "deals@example.com",
+                                 "eventWebhookPublicKey": public})
+        s.configure("vapi", {"apiKey": td.VAPI_KEY, "orgId": "org-1", "phoneNumber": td.PHONE_ID,
+                             "assistantId": "asst-default", "webhookSecret": "e2e-secret"})
+        cur.execute("SELECT crefinder.record_consent('+12125550104', 'voice', 'express_written', 'form', '{}')")
+        cur.execute("SELECT crefinder.send_sms('+12125550101', 'Hi Ada')")
+        sms = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.send_email('owner@example.com', 'About 12 Main St', html => '<p>Hi</p>')")
+        email = cur.fetchone()[0]
+        cur.execute("SELECT crefinder.start_call('+12125550104')")
+        call = cur.fetchone()[0]
+        for m in (sms, email, call):
+            assert s.wait_status(m, ("sent", "failed")) == "sent", s.row(m)
+        cur.execute("RESET crefinder.user_id")
+
+        # Twilio: the status callback to the URL the dispatcher gave as StatusCallback
+        sid_ = s.row(sms)[1]
+        url = "https://app.example.com/hooks/twilio"
+        params = [("MessageSid", sid_), ("MessageStatus", "delivered"), ("AccountSid", td.ACCOUNT),
+                  ("To", "+12125550101"), ("From", "+13055550100")]
+        cur.execute("SELECT crefinder.handle_twilio_webhook(%s, %s, %s) ->> 'http_status'",
+                    (url, urlencode(params), twilio_signature(td.TOKEN, url, params)))
+        assert cur.fetchone()[0] == "200"
+        assert s.row(sms)[0] == "delivered"
+        # the owner answers
+        params = [("MessageSid", "SM" + uuid.uuid4().hex), ("AccountSid", td.ACCOUNT), ("From", "+12125550101"),
+                  ("To", "+13055550100"), ("Body", "how much would you offer?")]
+        cur.execute("SELECT crefinder.handle_twilio_webhook(%s, %s, %s) ->> 'http_status'",
+                    (url, urlencode(params), twilio_signature(td.TOKEN, url, params)))
+        cur.execute("SELECT message_id, classification FROM crefinder.inbound_messages")
+        assert cur.fetchall() == [(sms, "interested")]
+
+        # SendGrid: the custom args of the request the sandbox received
+        (mail,) = s.requests_to("/v3/mail/send")
+        args = json.loads(mail["body"])["personalizations"][0]["custom_args"]
+        events = [dict(args, email="owner@example.com", event=e, sg_event_id=uuid.uuid4().hex,
+                       timestamp=int(time.time()), sg_message_id=s.row(email)[1] + ".filter1")
+                  for e in ("processed", "delivered", "open")]
+        body = json.dumps(events)
+        stamp = str(int(time.time()))
+        cur.execute("SELECT crefinder.handle_sendgrid_events(%s, %s, %s, %s) ->> 'http_status'",
+                    (body, sendgrid_signature(key, stamp, body), stamp, td.TENANT))
+        assert cur.fetchone()[0] == "200"
+        cur.execute("SELECT status, provider_status, opened_at IS NOT NULL FROM crefinder.outbound_events "
+                    "WHERE id = %s", (email,))
+        assert cur.fetchone() == ("delivered", "open", True)
+
+        # Vapi: the metadata of the call the sandbox received
+        (vapi,) = s.requests_to("/call")
+        metadata = json.loads(vapi["body"])["assistantOverrides"]["metadata"]
+        report = {"message": {"type": "end-of-call-report", "endedReason": "customer-ended-call", "cost": 0.25,
+                              "artifact": {"transcript": TRANSCRIPT_INTERESTED},
+                              "call": {"id": s.row(call)[1], "assistantOverrides": {"metadata": metadata}}}}
+        cur.execute("SELECT crefinder.handle_vapi_message(%s, %s) ->> 'http_status'",
+                    (json.dumps(report), json.dumps({"x-vapi-secret": "e2e-secret"})))
+        assert cur.fetchone()[0] == "200"
+        cur.execute("SELECT status, provider_status, cost_cents FROM crefinder.outbound_events WHERE id = %s",
+                    (call,))
+        assert cur.fetchone() == ("delivered", "ended", 25)
+    finally:
+        s.close()
