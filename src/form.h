@@ -52,7 +52,7 @@ extern const char *form_syntax_error(const char *body, size_t len, size_t *offse
  * followed by each name and value, sorted by name and then by value
  * (bytewise), a repeated name=value pair counted once.  Allocated with
  * alloc (as is a scratch array of nfields pointers); *out_len is its
- * length.
+ * length.  NULL only when its length would not fit in a size_t.
  */
 extern char *form_twilio_string(const char *url, const FormField *fields, int nfields,
 								size_t *out_len, FormAlloc alloc, void *arg);
