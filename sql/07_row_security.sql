@@ -107,8 +107,8 @@ RESET crefinder.user_id;
 SELECT count(*) FROM crefinder.property_records;
 -- Raw deliveries are read-only.
 SET crefinder.user_id = 'aaaaaaaa-0000-4000-8000-000000000001';
-INSERT INTO crefinder.webhook_events (provider, signature_valid, http_status, body)
-VALUES ('twilio', true, 200, '');
+INSERT INTO crefinder.webhook_events (provider, verified, http_status, outcome)
+VALUES ('twilio', true, 200, 'applied');
 
 -- Registry DNC lists (loaded by a superuser) are visible to every tenant.
 RESET ROLE;

@@ -20,6 +20,7 @@
 
 PG_FUNCTION_INFO_V1(crefinder_twilio_request_verified);
 PG_FUNCTION_INFO_V1(crefinder_vapi_request_verified);
+PG_FUNCTION_INFO_V1(crefinder_vapi_secret_verified);
 
 /* the tenant's uuid as text, for the secret's associated data */
 static char *
@@ -51,38 +52,46 @@ crefinder_twilio_request_verified(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(valid);
 }
 
+/* the tenant's Vapi webhook secret, opened */
+static char *
+VapiSecret(FunctionCallInfo fcinfo)
+{
+	return crefinder_decrypt_secret(text_to_cstring(PG_GETARG_TEXT_PP(1)),
+									crefinder_secret_aad(TenantText(fcinfo, 0), "vapi", "webhookSecret"));
+}
+
 /*
  * crefinder.vapi_request_verified(tenant uuid, sealed_secret text,
- * timestamp text, body text, signature text, given_secret text) returns
- * boolean: with a signature, whether it is the HMAC of "timestamp.body"
- * under the tenant's webhook secret; without one, whether given_secret is
- * that secret.  NULL tenant, secret or body: false.
+ * timestamp text, body text, signature text) returns boolean: whether
+ * signature is the HMAC of "timestamp.body" under the tenant's webhook
+ * secret.
  */
 Datum
 crefinder_vapi_request_verified(PG_FUNCTION_ARGS)
 {
-	char	   *tenant;
-	char	   *secret;
-	text	   *body;
+	char	   *secret = VapiSecret(fcinfo);
+	text	   *body = PG_GETARG_TEXT_PP(3);
 	bool		valid;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-		PG_RETURN_BOOL(false);
-	if (PG_ARGISNULL(4) && PG_ARGISNULL(5))
-		PG_RETURN_BOOL(false);
-	if (!PG_ARGISNULL(4) && PG_ARGISNULL(2))
-		PG_RETURN_BOOL(false);
+	valid = crefinder_vapi_hmac_valid(secret, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+									  VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
+									  text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	crefinder_wipe_string(secret);
+	PG_RETURN_BOOL(valid);
+}
 
-	tenant = TenantText(fcinfo, 0);
-	body = PG_GETARG_TEXT_PP(3);
-	secret = crefinder_decrypt_secret(text_to_cstring(PG_GETARG_TEXT_PP(1)),
-									  crefinder_secret_aad(tenant, "vapi", "webhookSecret"));
-	if (!PG_ARGISNULL(4))
-		valid = crefinder_vapi_hmac_valid(secret, text_to_cstring(PG_GETARG_TEXT_PP(2)),
-										  VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
-										  text_to_cstring(PG_GETARG_TEXT_PP(4)));
-	else
-		valid = crefinder_secret_equal(secret, text_to_cstring(PG_GETARG_TEXT_PP(5)));
+/*
+ * crefinder.vapi_secret_verified(tenant uuid, sealed_secret text, given
+ * text) returns boolean: whether given (X-Vapi-Secret) is the tenant's
+ * webhook secret.
+ */
+Datum
+crefinder_vapi_secret_verified(PG_FUNCTION_ARGS)
+{
+	char	   *secret = VapiSecret(fcinfo);
+	bool		valid;
+
+	valid = crefinder_secret_equal(secret, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	crefinder_wipe_string(secret);
 	PG_RETURN_BOOL(valid);
 }

@@ -1288,17 +1288,17 @@ BEGIN
     ELSIF cfg.hmac THEN
         authentic := h ->> 'x-signature' IS NOT NULL AND h ->> 'x-timestamp' IS NOT NULL
                      AND crefinder.vapi_request_verified(cfg.user_id, cfg.sealed, h ->> 'x-timestamp', body,
-                                                         h ->> 'x-signature', NULL);
+                                                         h ->> 'x-signature');
         IF authentic AND crefinder.webhook_stale(h ->> 'x-timestamp') THEN
             RETURN crefinder.webhook_reject('vapi', NULL, 401, 'stale',
                                             'x-timestamp is outside crefinder.webhook_tolerance (a replay?)',
                                             body, headers);
         END IF;
     ELSE
-        authentic := coalesce(h ->> 'x-vapi-secret', substring(h ->> 'authorization' FROM '^Bearer (.*)$')) IS NOT NULL
-                     AND crefinder.vapi_request_verified(cfg.user_id, cfg.sealed, NULL, body, NULL,
-                                                         coalesce(h ->> 'x-vapi-secret',
-                                                                  substring(h ->> 'authorization' FROM '^Bearer (.*)$')));
+        authentic := coalesce(crefinder.vapi_secret_verified(
+                         cfg.user_id, cfg.sealed,
+                         coalesce(h ->> 'x-vapi-secret', substring(h ->> 'authorization' FROM '^Bearer (.*)$'))),
+                         false);
     END IF;
     IF NOT authentic THEN
         RETURN crefinder.webhook_reject('vapi', NULL, 401, 'bad_signature',
@@ -1346,7 +1346,12 @@ CREATE FUNCTION crefinder.twilio_request_verified(tenant uuid, sealed_token text
     AS 'MODULE_PATHNAME', 'crefinder_twilio_request_verified';
 
 CREATE FUNCTION crefinder.vapi_request_verified(tenant uuid, sealed_secret text, "timestamp" text, body text,
-                                                signature text, given_secret text)
+                                                signature text)
     RETURNS boolean
-    LANGUAGE c STABLE
+    LANGUAGE c STABLE STRICT
     AS 'MODULE_PATHNAME', 'crefinder_vapi_request_verified';
+
+CREATE FUNCTION crefinder.vapi_secret_verified(tenant uuid, sealed_secret text, given text)
+    RETURNS boolean
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'crefinder_vapi_secret_verified';

@@ -648,5 +648,7 @@ COMMENT ON FUNCTION crefinder.vapi_call_ended(uuid, bigint, text, boolean) IS
     'Internal: a call ended: its outcome on the message, and the tenant''s calls waiting for a line are released.';
 COMMENT ON FUNCTION crefinder.vapi_end_of_call(uuid, bigint, text, jsonb) IS 'Internal: apply Vapi''s end-of-call report.';
 COMMENT ON FUNCTION crefinder.vapi_process(uuid, bigint, text, jsonb) IS 'Internal: apply one verified Vapi server message.';
-COMMENT ON FUNCTION crefinder.vapi_request_verified(uuid, text, text, text, text, text) IS
-    'Internal: whether a Vapi request carries the tenant''s (sealed) webhook secret, or its HMAC signature.';
+COMMENT ON FUNCTION crefinder.vapi_request_verified(uuid, text, text, text, text) IS
+    'Internal: whether a Vapi request''s x-signature is the HMAC of "{x-timestamp}.{body}" under the tenant''s (sealed) webhook secret.';
+COMMENT ON FUNCTION crefinder.vapi_secret_verified(uuid, text, text) IS
+    'Internal: whether X-Vapi-Secret is the tenant''s (sealed) webhook secret.';
