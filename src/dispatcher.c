@@ -1525,17 +1525,34 @@ WriteOutcomes(void *arg)
 	/* both sides hold only these rows: a hash join is safe, for this transaction */
 	(void) set_config_option("enable_hashjoin", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
+	/*
+	 * A webhook may have been faster than this write: a provider can call
+	 * back (Vapi's "ringing", a SendGrid event naming crefinder's id)
+	 * before its answer to the request is recorded.  Such a row left
+	 * sending, forward, without its provider id: it gets the id and the
+	 * sending time, and keeps the status the webhook gave it (a status
+	 * never moves back).
+	 */
 	rc = SPI_execute_with_args("UPDATE crefinder.outbound_events e SET "
-							   "  status = r.status, provider_message_id = coalesce(r.pmid, e.provider_message_id), "
-							   "  provider_status = coalesce(r.pstatus, e.provider_status), "
-							   "  last_error = r.error, block_reason = r.block, hold_reason = r.hold, "
-							   "  next_attempt_at = coalesce(r.next::timestamptz, e.next_attempt_at), "
-							   "  sent_at = CASE WHEN r.status = 'sent' THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
+							   "  status = CASE WHEN e.status = r.was THEN r.status ELSE e.status END, "
+							   "  provider_message_id = coalesce(r.pmid, e.provider_message_id), "
+							   "  provider_status = CASE WHEN e.status = r.was "
+							   "                    THEN coalesce(r.pstatus, e.provider_status) ELSE e.provider_status END, "
+							   "  last_error = CASE WHEN e.status = r.was THEN r.error ELSE e.last_error END, "
+							   "  block_reason = CASE WHEN e.status = r.was THEN r.block ELSE e.block_reason END, "
+							   "  hold_reason = CASE WHEN e.status = r.was THEN r.hold ELSE e.hold_reason END, "
+							   "  next_attempt_at = CASE WHEN e.status = r.was "
+							   "                    THEN coalesce(r.next::timestamptz, e.next_attempt_at) ELSE e.next_attempt_at END, "
+							   "  sent_at = CASE WHEN r.status = 'sent' OR e.status <> r.was "
+							   "                 THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
 							   "  updated_at = now() "
 							   "FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, "
 							   "       pg_catalog.array_fill($9, ARRAY[pg_catalog.cardinality($1)])) "
 							   "  AS r(id, status, pmid, pstatus, error, block, hold, next, was) "
-							   "WHERE e.id = ANY ($1) AND e.id = r.id AND e.status = r.was",
+							   "WHERE e.id = ANY ($1) AND e.id = r.id "
+							   "  AND (e.status = r.was "
+							   "       OR (r.was = 'sending' AND e.status IN ('sent', 'delivered', 'failed') "
+							   "           AND e.provider_message_id IS NULL))",
 							   9, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record outcomes: %s", SPI_result_code_string(rc));

@@ -366,7 +366,13 @@ def test_twilio_inbound_replies(cluster):
         assert "<Message>" not in r["body"], r
         assert w.one("SELECT lead_status FROM crefinder.property_records WHERE id = %s", (prop,))["lead_status"] \
             == "do_not_contact"
-        # START lifts it
+        # START lifts it; a request not to be called stays
+        w.as_tenant(A)
+        w.cur.execute("SELECT crefinder.opt_out('voice', '+13055550777', 'asked on a call')")
+        w.cur.execute("RESET crefinder.user_id")
+        w.inbound("Yes!", sender="+13055550777")
+        assert w.one("SELECT count(*) AS n FROM crefinder.opt_outs WHERE contact = '+13055550777' "
+                     "AND revoked_at IS NULL")["n"] == 1
         w.inbound("START")
         w.as_tenant(A)
         assert w.one("SELECT allowed FROM crefinder.can_contact('sms', %s, '2026-06-02 15:00Z')",
@@ -472,15 +478,33 @@ def test_sendgrid_events(cluster):
         assert n == len(events)
 
         # the same batch again (SendGrid retries): duplicates, nothing changes
+        # (events about no known message count again: what they say of an
+        # address is applied again, to the same effect)
+        applied = w.one("SELECT count(*) AS n FROM crefinder.webhook_events WHERE provider = 'sendgrid' "
+                        "AND outcome = 'applied'")["n"]
+        assert applied == 8
         before = w.row(m1)
         r = w.sendgrid(events)
         assert r["http_status"] == 200
         assert w.row(m1) == before
         assert w.one("SELECT count(*) AS n FROM crefinder.webhook_events WHERE provider = 'sendgrid' "
-                     "AND outcome = 'duplicate'")["n"] == len(events)
-        # a later resubscribe of gone@ lifts it; a later open of m2 proves delivery
-        w.sendgrid([sg_event("group_resubscribe", "gone@example.com"), sg_event("open", "two@example.com", m2)])
-        assert not opted_out("gone@example.com") and w.row(m2)["status"] == "delivered"
+                     "AND outcome = 'duplicate'")["n"] == applied
+        assert suppressed("two@example.com") == {"bounce"} and opted_out("gone@example.com")
+        # a later open of m2 proves delivery
+        w.sendgrid([sg_event("open", "two@example.com", m2)])
+        assert w.row(m2)["status"] == "delivered"
+        # a group resubscribe lifts that group's unsubscribe only, and only one
+        # made before it: not a global unsubscribe, not a newer one (an old
+        # batch delivered again)
+        w.sendgrid([sg_event("group_resubscribe", "gone@example.com", asm_group_id=7),
+                    sg_event("group_resubscribe", "group@example.com", asm_group_id=7)])
+        assert opted_out("gone@example.com") and not opted_out("group@example.com")
+        assert suppressed("group@example.com") == set()
+        w.sendgrid([sg_event("group_unsubscribe", "late@example.com", asm_group_id=7)])
+        w.sendgrid([sg_event("group_resubscribe", "late@example.com", asm_group_id=7, at=now - 3600)])
+        assert opted_out("late@example.com")
+        w.sendgrid([sg_event("group_resubscribe", "late@example.com", asm_group_id=8, at=now + 60)])
+        assert opted_out("late@example.com")
     finally:
         w.close()
 
@@ -523,7 +547,11 @@ def test_sendgrid_rejections(cluster):
         before = w.one(count)["n"]
         r = w.sendgrid([1, "x", {"event": "open"}, sg_event("delivered", "one@example.com", m1)])
         assert r["http_status"] == 200 and w.row(m1)["status"] == "delivered"
-        assert w.one(count)["n"] == before + 3
+        assert w.one(count)["n"] == before + 1
+        assert "3 elements" in w.last_event("sendgrid")["error"]
+        # a batch larger than SendGrid ever sends: 400, nothing written
+        r = w.sendgrid(None, body="[" + ",".join(["1"] * 10001) + "]")
+        assert r["http_status"] == 400 and w.last_event("sendgrid")["outcome"] == "malformed"
         assert w.sendgrid(events)["http_status"] == 200
         assert w.sendgrid(events, signature="not base64!")["http_status"] == 401
     finally:
@@ -850,3 +878,64 @@ def test_dispatcher_to_webhooks_end_to_end(cluster):
         assert cur.fetchone() == ("delivered", "ended", 25)
     finally:
         s.close()
+
+
+def test_a_webhook_faster_than_the_dispatcher_loses_nothing(cluster):
+    """Vapi calls back ("ringing") before its answer to POST /call has been
+    recorded: the webhook moves the row on, and the dispatcher's record
+    still adds the call's id without moving it back."""
+    import test_dispatcher as td
+    s = td.Setup(cluster)
+    try:
+        cur = s.cur
+        s.configure("vapi", {"apiKey": td.VAPI_KEY, "orgId": "org-1", "phoneNumber": td.PHONE_ID,
+                             "assistantId": "asst-default", "webhookSecret": "race-secret"})
+        cur.execute("SELECT crefinder.record_consent('+12125550105', 'voice', 'express_written', 'form', '{}')")
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/call", "fault": "slow", "seconds": 2, "count": 1})
+        cur.execute("SELECT crefinder.start_call('+12125550105')")
+        call = cur.fetchone()[0]
+        assert s.wait_status(call, ("sending",)) == "sending"
+        cur.execute("RESET crefinder.user_id")
+        message = {"message": {"type": "status-update", "status": "ringing", "timestamp": 1,
+                               "call": {"id": "not-known-yet", "assistantOverrides": {"metadata": {
+                                   "crefinder_message_id": str(call), "crefinder_tenant": td.TENANT}}}}}
+        cur.execute("SELECT crefinder.handle_vapi_message(%s, %s) ->> 'http_status'",
+                    (json.dumps(message), json.dumps({"x-vapi-secret": "race-secret"})))
+        assert cur.fetchone()[0] == "200"
+        assert s.row(call)[:3] == ("sent", None, "ringing"), s.row(call)
+        deadline = time.time() + 20
+        while s.row(call)[1] is None and time.time() < deadline:
+            time.sleep(0.05)
+        status, pmid, pstatus, attempts, error = s.row(call)
+        assert (status, pstatus, error) == ("sent", "ringing", None) and pmid, s.row(call)
+    finally:
+        s.close()
+
+
+def test_vapi_tenant_is_the_one_whose_secret_verifies(cluster):
+    """A tenant that sets its orgId (or phone number) to another's gains
+    nothing and blocks nothing: every tenant the message may be for is
+    tried, and only the secret decides."""
+    w = World(cluster, "vapi_org")
+    try:
+        # A, the older config, claims B's org and phone number
+        w.as_tenant(A)
+        w.cur.execute("SELECT crefinder.configure('vapi', %s)",
+                      (json.dumps({"apiKey": "vapi-a", "orgId": "org-" + B[:8], "phoneNumber": "pn-b",
+                                   "webhookSecret": VAPI_SECRET[A]}),))
+        w.as_tenant(B)
+        w.cur.execute("SELECT crefinder.configure('vapi', %s)",
+                      (json.dumps({"apiKey": "vapi-b", "orgId": "org-" + B[:8], "phoneNumber": "pn-b",
+                                   "assistantId": "asst-b", "webhookSecret": VAPI_SECRET[B]}),))
+        w.cur.execute("RESET crefinder.user_id")
+        inbound = {"type": "assistant-request", "call": {"id": str(uuid.uuid4()), "orgId": "org-" + B[:8],
+                                                          "phoneNumberId": "pn-b"}}
+        r = w.vapi(inbound, tenant=B)
+        assert r["http_status"] == 200 and json.loads(r["body"]) == {"assistantId": "asst-b"}, r
+        assert w.last_event("vapi")["user_id"] == B
+        # and A's own secret still works for A
+        assert w.vapi(inbound, tenant=A)["http_status"] == 200
+        assert w.last_event("vapi")["user_id"] == A
+        assert w.vapi(inbound, secret="nobody's")["http_status"] == 401
+    finally:
+        w.close()

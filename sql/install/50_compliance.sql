@@ -327,9 +327,9 @@ BEGIN
 END
 $$;
 
--- record_opt_in: lifts tenant's opt-outs of the channel family (and, for
--- email, unsubscribes).  Returns how many were lifted.
-CREATE FUNCTION crefinder.record_opt_in(tenant uuid, opt_channel text, opt_contact text, opt_source text)
+-- record_opt_in: lifts tenant's opt-outs of contact on the given channels
+-- (and, for email, unsubscribes).  Returns how many were lifted.
+CREATE FUNCTION crefinder.record_opt_in(tenant uuid, channels text[], opt_contact text, opt_source text)
     RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -340,9 +340,9 @@ BEGIN
     UPDATE crefinder.opt_outs o
     SET revoked_at = now(), revoked_source = left(opt_source, 200)
     WHERE o.user_id = tenant AND o.contact = opt_contact AND o.revoked_at IS NULL
-      AND (o.channel = 'email') = (opt_channel = 'email');
+      AND o.channel = ANY (channels);
     GET DIAGNOSTICS lifted = ROW_COUNT;
-    IF opt_channel = 'email' THEN
+    IF 'email' = ANY (channels) THEN
         UPDATE crefinder.email_suppressions s SET removed_at = now()
         WHERE s.user_id = tenant AND s.email = opt_contact
           AND s.reason IN ('unsubscribe', 'group_unsubscribe') AND s.removed_at IS NULL;
@@ -384,7 +384,8 @@ BEGIN
     PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
     PERFORM crefinder.require_argument(contact IS NULL, 'contact');
     PERFORM crefinder.check_label(source, 'source');
-    RETURN crefinder.record_opt_in(crefinder.current_user_id(), channel,
+    RETURN crefinder.record_opt_in(crefinder.current_user_id(),
+                                   CASE WHEN channel = 'email' THEN '{email}'::text[] ELSE '{voice,sms,whatsapp}' END,
                                    crefinder.normalize_contact(channel, contact), coalesce(source, 'manual'));
 END
 $$;

@@ -35,13 +35,14 @@ CREATE TABLE crefinder.webhook_events (
     error              text,
     received_at        timestamptz NOT NULL DEFAULT now()
 );
--- A verified event counts once per provider and tenant.
+-- A verified event counts once per provider and tenant; one about a message
+-- not known (yet) counts again when it is delivered again.
 CREATE UNIQUE INDEX webhook_events_dedupe_idx
     ON crefinder.webhook_events (provider, user_id, event_id)
-    WHERE event_id IS NOT NULL AND verified AND outcome <> 'duplicate';
+    WHERE event_id IS NOT NULL AND verified AND outcome NOT IN ('duplicate', 'unknown_message');
 CREATE UNIQUE INDEX webhook_events_token_idx
     ON crefinder.webhook_events (provider, user_id, idempotency_token)
-    WHERE idempotency_token IS NOT NULL AND verified AND outcome <> 'duplicate';
+    WHERE idempotency_token IS NOT NULL AND verified AND outcome NOT IN ('duplicate', 'unknown_message');
 CREATE INDEX ON crefinder.webhook_events (user_id, received_at);
 CREATE INDEX ON crefinder.webhook_events (received_at) WHERE NOT verified;
 
@@ -165,9 +166,11 @@ CREATE FUNCTION crefinder.twiml(message text) RETURNS text
 $$;
 
 -- webhook_reject: records a delivery that is refused (bad signature,
--- malformed, unknown tenant, too large, replayed) and answers it.  The
--- payload is kept (at most 64 kB of it) for the operator; headers that
--- carry a secret are masked.
+-- malformed, unknown tenant, too large, replayed) and answers it.  For the
+-- operator, a delivery a tenant signed keeps its payload (at most 64 kB);
+-- one nobody signed (anyone on the internet can send those) keeps only its
+-- first kilobyte, its size and its SHA-256.  Headers that carry a secret
+-- are masked.
 CREATE FUNCTION crefinder.webhook_reject(provider text, tenant uuid, http_status integer,
                                          outcome text, error text, payload text,
                                          headers jsonb DEFAULT NULL)
@@ -175,20 +178,49 @@ CREATE FUNCTION crefinder.webhook_reject(provider text, tenant uuid, http_status
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    signed boolean := tenant IS NOT NULL
+                      AND outcome NOT IN ('bad_signature', 'stale', 'unknown_tenant', 'too_large');
 BEGIN
     INSERT INTO crefinder.webhook_events (user_id, provider, verified, http_status, outcome,
                                           payload, headers, error)
-    VALUES (tenant, provider, outcome NOT IN ('bad_signature', 'stale', 'unknown_tenant', 'too_large')
-                              AND tenant IS NOT NULL,
-            http_status, outcome,
-            CASE WHEN octet_length(payload) > 65536
-                 THEN left(payload, 65536) ELSE payload END,
-            (SELECT jsonb_object_agg(h.key, CASE WHEN lower(h.key) IN ('x-vapi-secret', 'authorization')
-                                                 THEN '"****"'::jsonb ELSE h.value END)
-             FROM jsonb_each(CASE WHEN jsonb_typeof(headers) = 'object' THEN headers END) AS h),
-            left(error, 1000));
+    VALUES (tenant, provider, signed, http_status, outcome,
+            left(payload, CASE WHEN signed THEN 65536 ELSE 1024 END),
+            (SELECT jsonb_object_agg(left(h.key, 100),
+                                     CASE WHEN lower(h.key) IN ('x-vapi-secret', 'authorization')
+                                          THEN '"****"'::jsonb ELSE to_jsonb(left(h.value #>> '{}', 1000)) END)
+             FROM (SELECT * FROM jsonb_each(CASE WHEN jsonb_typeof(headers) = 'object' THEN headers END)
+                   LIMIT 100) AS h),
+            left(error, 1000)
+            || CASE WHEN signed OR payload IS NULL THEN ''
+                    ELSE format(' [%s bytes, sha256 %s]', octet_length(payload),
+                                encode(sha256(convert_to(payload, 'UTF8')), 'hex')) END);
     RETURN crefinder.webhook_answer(http_status, 'text/plain',
                                     CASE http_status WHEN 401 THEN 'unauthorized' ELSE 'bad request' END);
+END
+$$;
+
+-- purge_webhook_events: the operator's retention of webhook_events (run it
+-- daily, e.g. from pg_cron).  Deliveries are kept at least a day, the
+-- longest a provider redelivers (SendGrid retries for 24 hours), so that a
+-- late duplicate is still known.  Returns how many rows went.
+CREATE FUNCTION crefinder.purge_webhook_events(older_than interval DEFAULT '30 days')
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    purged bigint;
+BEGIN
+    PERFORM crefinder.require_argument(older_than IS NULL, 'older_than');
+    IF older_than < interval '1 day' THEN
+        RAISE EXCEPTION 'webhook deliveries are kept at least a day'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Providers deliver again for up to 24 hours; a purged delivery would be applied twice.';
+    END IF;
+    DELETE FROM crefinder.webhook_events w WHERE w.received_at < now() - older_than;
+    GET DIAGNOSTICS purged = ROW_COUNT;
+    RETURN purged;
 END
 $$;
 
@@ -591,7 +623,10 @@ BEGIN
                                      sender_name));
         END IF;
     ELSIF keyword = 'opt_in' THEN
-        PERFORM crefinder.record_opt_in(tenant, reply_channel, number, reply_channel || ' reply: ' || left(upper(btrim(body)), 20));
+        -- a text lifts what texts can: opt-outs of texts, not a request
+        -- not to be called
+        PERFORM crefinder.record_opt_in(tenant, '{sms,whatsapp}', number,
+                                        reply_channel || ' reply: ' || left(upper(btrim(body)), 20));
     ELSIF keyword = 'help' AND opt_out_type IS NULL
           AND coalesce((cfg ->> 'autoOptOutHandling')::boolean, true) THEN
         reply := coalesce(settings ->> 'help_text',
@@ -634,7 +669,7 @@ BEGIN
     END IF;
     BEGIN
         params := crefinder.twilio_params(url, body);
-    EXCEPTION WHEN data_exception THEN
+    EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
         GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT;
         RETURN crefinder.webhook_reject('twilio', NULL, 400, 'malformed', problem, body);
     END;
@@ -691,7 +726,7 @@ $$;
 CREATE FUNCTION crefinder.sendgrid_events(events jsonb)
     RETURNS TABLE (n bigint, event text, event_id text, email text, at timestamptz, rank integer,
                    bounce_type text, reason text, url text, claimed_id bigint, claimed_tenant text,
-                   sg_prefix text)
+                   sg_prefix text, group_id text)
     LANGUAGE sql STABLE ROWS 500
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -712,7 +747,8 @@ CREATE FUNCTION crefinder.sendgrid_events(events jsonb)
            CASE WHEN x.e ->> 'crefinder_message_id' ~ '^[0-9]{1,18}$'
                 THEN (x.e ->> 'crefinder_message_id')::bigint END,
            x.e ->> 'crefinder_tenant',
-           split_part(x.e ->> 'sg_message_id', '.', 1)
+           split_part(x.e ->> 'sg_message_id', '.', 1),
+           left(x.e ->> 'asm_group_id', 20)
     FROM jsonb_array_elements(events) WITH ORDINALITY AS x(e, n)
     WHERE jsonb_typeof(x.e) = 'object' AND x.e ->> 'event' IS NOT NULL
       AND x.e ->> 'sg_event_id' IS NOT NULL AND char_length(x.e ->> 'sg_event_id') <= 200
@@ -778,7 +814,7 @@ BEGIN
                 WHEN p.failure IS NOT NULL AND e.status IN ('sending', 'sent', 'unknown') THEN 'failed'
                 ELSE e.status END,
             provider_status = CASE
-                WHEN p.last_rank >= CASE e.provider_status
+                WHEN p.last_rank > CASE e.provider_status
                                         WHEN 'processed' THEN 1 WHEN 'deferred' THEN 2
                                         WHEN 'delivered' THEN 3 WHEN 'bounce' THEN 3 WHEN 'dropped' THEN 3
                                         WHEN 'open' THEN 4 WHEN 'click' THEN 5
@@ -800,61 +836,69 @@ BEGIN
     -- per address and event, the latest; the latest bounce says whether it
     -- was temporary (blocked)
     addresses AS MATERIALIZED (
-        SELECT DISTINCT ON (f.email, f.event) f.email, f.event, f.reason, f.bounce_type
+        SELECT DISTINCT ON (f.email, f.event) f.email, f.event, f.reason, f.bounce_type, least(f.at, now()) AS at
         FROM marked f
         WHERE f.is_new AND f.email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND char_length(f.email) <= 254
-          AND f.event IN ('bounce', 'dropped', 'spamreport', 'unsubscribe', 'group_unsubscribe',
-                          'group_resubscribe')
+          AND f.event IN ('bounce', 'dropped', 'spamreport', 'unsubscribe')
         ORDER BY f.email, f.event, f.at DESC, f.n DESC
     ),
-    -- the latest of an address's (un)subscribe events decides
-    subscription AS MATERIALIZED (
-        SELECT DISTINCT ON (f.email) f.email, f.event
+    -- an unsubscribe group: the latest of an address's group events decides
+    -- (a resubscribe lifts only that group's unsubscribe, and only one
+    -- recorded before it happened)
+    groups AS MATERIALIZED (
+        SELECT DISTINCT ON (f.email, f.group_id) f.email, f.event, f.at,
+               'sendgrid group_unsubscribe' || coalesce(' ' || f.group_id, '') AS source
         FROM marked f
         WHERE f.is_new AND f.email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND char_length(f.email) <= 254
-          AND f.event IN ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
-        ORDER BY f.email, f.at DESC, f.event = 'group_resubscribe', f.n DESC
+          AND f.event IN ('group_unsubscribe', 'group_resubscribe')
+        ORDER BY f.email, f.group_id, f.at DESC, f.event = 'group_resubscribe', f.n DESC
     ),
+    -- (the opt-outs and suppressions made here date from their event, so
+    -- that a resubscribe is compared with when the unsubscribe happened)
     suppressed AS (
-        INSERT INTO crefinder.email_suppressions (user_id, email, reason, source, detail)
-        SELECT tenant, a.email, a.event, 'sendgrid', a.reason
+        INSERT INTO crefinder.email_suppressions (user_id, email, reason, source, detail, created_at)
+        SELECT tenant, a.email, a.event, 'sendgrid', a.reason, a.at
         FROM addresses a
-        WHERE a.event IN ('dropped', 'spamreport')
+        WHERE a.event IN ('dropped', 'spamreport', 'unsubscribe')
            OR (a.event = 'bounce' AND a.bounce_type IS DISTINCT FROM 'blocked')
         UNION ALL
-        SELECT tenant, s.email, s.event, 'sendgrid', NULL
-        FROM subscription s WHERE s.event <> 'group_resubscribe'
+        SELECT tenant, g.email, 'group_unsubscribe', 'sendgrid', g.source, least(g.at, now())
+        FROM groups g WHERE g.event = 'group_unsubscribe'
         ON CONFLICT DO NOTHING
     ),
     opted_out AS (
-        INSERT INTO crefinder.opt_outs (user_id, channel, contact, source)
-        SELECT tenant, 'email', s.email, 'sendgrid ' || s.event
-        FROM subscription s WHERE s.event <> 'group_resubscribe'
+        INSERT INTO crefinder.opt_outs (user_id, channel, contact, source, created_at)
+        SELECT tenant, 'email', a.email, 'sendgrid unsubscribe', a.at FROM addresses a WHERE a.event = 'unsubscribe'
+        UNION ALL
+        SELECT tenant, 'email', g.email, g.source, least(g.at, now()) FROM groups g WHERE g.event = 'group_unsubscribe'
         ON CONFLICT DO NOTHING
     ),
     opted_in AS (
         UPDATE crefinder.opt_outs o SET revoked_at = now(), revoked_source = 'sendgrid group_resubscribe'
-        FROM subscription s
-        WHERE s.event = 'group_resubscribe' AND o.user_id = tenant AND o.contact = s.email
-          AND o.channel = 'email' AND o.revoked_at IS NULL
+        FROM groups g
+        WHERE g.event = 'group_resubscribe' AND o.user_id = tenant AND o.contact = g.email
+          AND o.channel = 'email' AND o.revoked_at IS NULL AND o.source = g.source AND o.created_at <= g.at
     ),
     resubscribed AS (
         UPDATE crefinder.email_suppressions x SET removed_at = now()
-        FROM subscription s
-        WHERE s.event = 'group_resubscribe' AND x.user_id = tenant AND x.email = s.email
-          AND x.reason IN ('unsubscribe', 'group_unsubscribe') AND x.removed_at IS NULL
+        FROM groups g
+        WHERE g.event = 'group_resubscribe' AND x.user_id = tenant AND x.email = g.email
+          AND x.reason = 'group_unsubscribe' AND x.detail = g.source AND x.removed_at IS NULL
+          AND x.created_at <= g.at
     )
     SELECT count(*) FILTER (WHERE is_new) INTO fresh_count FROM marked;
 
     -- elements that are no event (not an object, no event or sg_event_id)
-    -- are kept for the operator; the others of the batch still count
+    -- are counted, in one row with the first of them, for the operator; the
+    -- others of the batch still count
     INSERT INTO crefinder.webhook_events (user_id, provider, event_type, verified, http_status, outcome,
                                           payload, error)
-    SELECT tenant, 'sendgrid', left(x.e ->> 'event', 100), true, 200, 'malformed', left(x.e::text, 65536),
-           'an event needs an object with event and sg_event_id'
-    FROM jsonb_array_elements(events) AS x(e)
-    WHERE jsonb_typeof(x.e) <> 'object' OR x.e ->> 'sg_event_id' IS NULL OR x.e ->> 'event' IS NULL
-       OR char_length(x.e ->> 'sg_event_id') > 200;
+    SELECT tenant, 'sendgrid', NULL, true, 200, 'malformed', left(jsonb_agg(x.e)::text, 4000),
+           format('%s elements of the batch are not events (an object with event and sg_event_id)', count(*))
+    FROM (SELECT y.e FROM jsonb_array_elements(events) AS y(e)
+          WHERE jsonb_typeof(y.e) <> 'object' OR y.e ->> 'sg_event_id' IS NULL OR y.e ->> 'event' IS NULL
+             OR char_length(y.e ->> 'sg_event_id') > 200) AS x
+    HAVING count(*) > 0;
     RETURN fresh_count;
 END
 $$;
@@ -901,6 +945,11 @@ BEGIN
         events := body::jsonb;
         IF jsonb_typeof(events) <> 'array' THEN
             RAISE EXCEPTION 'the Event Webhook body must be a JSON array' USING ERRCODE = 'invalid_text_representation';
+        END IF;
+        -- SendGrid posts batches of at most a few thousand events
+        IF jsonb_array_length(events) > 10000 THEN
+            RAISE EXCEPTION 'a batch has at most 10,000 events, this one %', jsonb_array_length(events)
+                USING ERRCODE = 'program_limit_exceeded';
         END IF;
         PERFORM crefinder.sendgrid_apply(tenant, events);
     EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
@@ -1229,6 +1278,7 @@ DECLARE
     tenant uuid;
     message_id bigint;
     cfg record;
+    candidates integer := 0;
     authentic boolean;
     problem text;
     code text;
@@ -1250,7 +1300,7 @@ BEGIN
     END;
     msg := CASE WHEN jsonb_typeof(doc) = 'object' AND jsonb_typeof(doc -> 'message') = 'object'
                 THEN doc -> 'message' END;
-    IF msg IS NULL OR jsonb_typeof(msg -> 'type') <> 'string' THEN
+    IF msg IS NULL OR jsonb_typeof(msg -> 'type') IS DISTINCT FROM 'string' THEN
         RETURN crefinder.webhook_reject('vapi', NULL, 400, 'malformed',
                                         'a Vapi server message is {"message": {"type": ...}}', body, headers);
     END IF;
@@ -1267,46 +1317,63 @@ BEGIN
         claimed_tenant := NULL;
         claimed_message := NULL;
     END;
-    IF claimed_tenant IS NULL AND call_id IS NOT NULL THEN
-        SELECT e.user_id INTO claimed_tenant FROM crefinder.outbound_events e
-        WHERE e.provider_message_id = call_id AND e.channel = 'voice' ORDER BY e.id LIMIT 1;
-    END IF;
-    IF claimed_tenant IS NULL AND jsonb_typeof(msg #> '{call,orgId}') = 'string' THEN
-        SELECT c.user_id INTO claimed_tenant FROM crefinder.integration_configs c
-        WHERE c.provider = 'vapi' AND c.config ->> 'orgId' = msg #>> '{call,orgId}'
-        ORDER BY c.created_at LIMIT 1;
-    END IF;
-    SELECT c.user_id, c.secrets ->> 'webhookSecret' AS sealed,
-           coalesce((c.config ->> 'webhookHmac')::boolean, false) AS hmac INTO cfg
-    FROM crefinder.integration_configs c WHERE c.user_id = claimed_tenant AND c.provider = 'vapi';
-    IF NOT FOUND THEN
+    -- The tenants it may be for, most specific first: the one crefinder's
+    -- metadata names, the ones whose call it is, whose Vapi phone number
+    -- or org it names.  The first whose secret authenticates it is the
+    -- tenant; none is chosen by any other rule, so a tenant that claims
+    -- another's org or number gains nothing and blocks nothing.
+    FOR cfg IN
+        SELECT c.user_id, c.secrets ->> 'webhookSecret' AS sealed,
+               coalesce((c.config ->> 'webhookHmac')::boolean, false) AS hmac
+        FROM crefinder.integration_configs c
+        JOIN (SELECT claimed_tenant AS user_id, 1 AS priority
+              UNION ALL
+              SELECT e.user_id, 2 FROM crefinder.outbound_events e
+              WHERE call_id IS NOT NULL AND e.provider_message_id = call_id AND e.channel = 'voice'
+              UNION ALL
+              SELECT c2.user_id, 3 FROM crefinder.integration_configs c2
+              WHERE c2.provider = 'vapi' AND jsonb_typeof(msg #> '{call,phoneNumberId}') = 'string'
+                AND c2.config ->> 'phoneNumber' = msg #>> '{call,phoneNumberId}'
+              UNION ALL
+              SELECT c3.user_id, 4 FROM crefinder.integration_configs c3
+              WHERE c3.provider = 'vapi' AND jsonb_typeof(msg #> '{call,orgId}') = 'string'
+                AND c3.config ->> 'orgId' = msg #>> '{call,orgId}') AS k ON k.user_id = c.user_id
+        WHERE c.provider = 'vapi'
+        GROUP BY c.user_id, c.secrets, c.config
+        ORDER BY min(k.priority), c.user_id
+        LIMIT 20
+    LOOP
+        candidates := candidates + 1;
+        IF cfg.sealed IS NULL THEN
+            CONTINUE;
+        ELSIF cfg.hmac THEN
+            authentic := h ->> 'x-signature' IS NOT NULL AND h ->> 'x-timestamp' IS NOT NULL
+                         AND crefinder.vapi_request_verified(cfg.user_id, cfg.sealed, h ->> 'x-timestamp', body,
+                                                             h ->> 'x-signature');
+            IF authentic AND crefinder.webhook_stale(h ->> 'x-timestamp') THEN
+                RETURN crefinder.webhook_reject('vapi', NULL, 401, 'stale',
+                                                'x-timestamp is outside crefinder.webhook_tolerance (a replay?)',
+                                                body, headers);
+            END IF;
+        ELSE
+            authentic := coalesce(crefinder.vapi_secret_verified(
+                             cfg.user_id, cfg.sealed,
+                             coalesce(h ->> 'x-vapi-secret', substring(h ->> 'authorization' FROM '^Bearer (.*)$'))),
+                             false);
+        END IF;
+        IF authentic THEN
+            tenant := cfg.user_id;
+            EXIT;
+        END IF;
+    END LOOP;
+    IF candidates = 0 THEN
         RETURN crefinder.webhook_reject('vapi', NULL, 400, 'unknown_tenant',
                                         'no tenant with Vapi settings is named by the message', body, headers);
     END IF;
-    IF cfg.sealed IS NULL THEN
-        authentic := false;
-    ELSIF cfg.hmac THEN
-        authentic := h ->> 'x-signature' IS NOT NULL AND h ->> 'x-timestamp' IS NOT NULL
-                     AND crefinder.vapi_request_verified(cfg.user_id, cfg.sealed, h ->> 'x-timestamp', body,
-                                                         h ->> 'x-signature');
-        IF authentic AND crefinder.webhook_stale(h ->> 'x-timestamp') THEN
-            RETURN crefinder.webhook_reject('vapi', NULL, 401, 'stale',
-                                            'x-timestamp is outside crefinder.webhook_tolerance (a replay?)',
-                                            body, headers);
-        END IF;
-    ELSE
-        authentic := coalesce(crefinder.vapi_secret_verified(
-                         cfg.user_id, cfg.sealed,
-                         coalesce(h ->> 'x-vapi-secret', substring(h ->> 'authorization' FROM '^Bearer (.*)$'))),
-                         false);
-    END IF;
-    IF NOT authentic THEN
+    IF tenant IS NULL THEN
         RETURN crefinder.webhook_reject('vapi', NULL, 401, 'bad_signature',
-                                        CASE WHEN cfg.sealed IS NULL THEN 'the tenant has no webhookSecret'
-                                             ELSE 'the webhook secret or signature does not match' END,
-                                        body, headers);
+                                        'the webhook secret or signature does not match', body, headers);
     END IF;
-    tenant := cfg.user_id;
 
     -- the call, among the proven tenant's own messages only
     SELECT e.id INTO message_id FROM crefinder.outbound_events e

@@ -527,7 +527,7 @@ COMMENT ON COLUMN crefinder.webhook_events.outcome IS
 COMMENT ON COLUMN crefinder.webhook_events.message_id IS
     'The tenant''s message the event is about (outbound_events.id), when one matched.';
 COMMENT ON COLUMN crefinder.webhook_events.payload IS
-    'For a refused delivery, the body as received (at most 64 kB); NULL for deliveries that were handled.';
+    'For a refused delivery, the body as received: at most 64 kB when a tenant signed it, the first kilobyte otherwise (error then gives its size and SHA-256); NULL for deliveries that were handled.';
 COMMENT ON COLUMN crefinder.webhook_events.headers IS
     'For a refused Vapi delivery, its headers (secrets masked); NULL otherwise.';
 COMMENT ON COLUMN crefinder.webhook_events.error IS 'Why the delivery was refused; NULL when it was handled.';
@@ -619,6 +619,8 @@ COMMENT ON FUNCTION crefinder.webhook_answer(integer, text, text) IS 'Internal: 
 COMMENT ON FUNCTION crefinder.twiml(text) IS 'Internal: TwiML with one <Message> (escaped), or an empty <Response/> for NULL.';
 COMMENT ON FUNCTION crefinder.webhook_reject(text, uuid, integer, text, text, text, jsonb) IS
     'Internal: record a refused webhook delivery and answer it.';
+COMMENT ON FUNCTION crefinder.purge_webhook_events(interval) IS
+    'Delete webhook deliveries received more than older_than ago (at least 1 day; default 30 days); returns how many.  The operator''s retention: run it daily (pg_cron).';
 COMMENT ON FUNCTION crefinder.webhook_duplicate(text, uuid, text) IS 'Internal: record a delivery already processed.';
 COMMENT ON FUNCTION crefinder.webhook_too_large(bigint) IS 'Internal: whether a payload is over crefinder.webhook_max_bytes.';
 COMMENT ON FUNCTION crefinder.webhook_stale(text) IS
@@ -629,7 +631,7 @@ COMMENT ON FUNCTION crefinder.text_keyword(text) IS
     'Internal: opt_out, opt_in or help when a whole text is one of Twilio''s keywords, else NULL.';
 COMMENT ON FUNCTION crefinder.record_opt_out(uuid, text, text, text) IS
     'Internal: an opt-out for a given tenant (webhooks); true when the contact had none on that channel family.';
-COMMENT ON FUNCTION crefinder.record_opt_in(uuid, text, text, text) IS 'Internal: lift a given tenant''s opt-outs of a contact (webhooks).';
+COMMENT ON FUNCTION crefinder.record_opt_in(uuid, text[], text, text) IS 'Internal: lift a given tenant''s opt-outs of a contact on some channels (opt_in(), webhooks).';
 COMMENT ON FUNCTION crefinder.store_response(uuid, bigint, text, text, text, text, bigint, timestamptz) IS
     'Internal: store a response for a given tenant, set the message''s responded_at and the lead''s status.';
 COMMENT ON FUNCTION crefinder.twilio_status_rank(text) IS 'Internal: how far along a Twilio message status is (callbacks never move a message back).';
