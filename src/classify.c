@@ -64,6 +64,9 @@ PG_FUNCTION_INFO_V1(crefinder_classify_reply);
 #define RX_WHOLE	0x10000		/* the rest of the reply is only fillers */
 #define RX_NEEDQ	0x20000		/* only when the reply has a "?" */
 #define RX_START	0x40000		/* only at the start of a clause */
+#define RX_CLAUSE	0x80000		/* the whole clause */
+#define RX_END		0x100000	/* only at the end of a clause */
+#define RX_ALL		(RX_WHOLE | RX_NEEDQ | RX_START | RX_CLAUSE | RX_END)
 
 #define GAP_MAX		3			/* words a "*" may skip */
 #define NEG_MAX		4			/* longest negation scope, in words */
@@ -81,268 +84,414 @@ typedef struct Rule
 	int			neg;			/* class when negated, or KEEP */
 	int			weight;
 	int			flags;			/* RF_* and RX_* */
+	int			neg_weight;		/* weight when negated, if not weight */
 } Rule;
 
 /*
  * The rules, in the order they are tried.  Words are canonical (see
  * Lexicon): "text" stands for text, texts, texting, msg, message; "call"
  * for calls, calling; "#prof" for profanity; "#num" and "#price" for
- * numbers and amounts.
+ * numbers and amounts.  "#unk" is any word not known, "#name" one that is
+ * capitalized inside a sentence (a name), "#ing" one ending in -ing, and
+ * "#b" a clause boundary (punctuation).  Cues after "but" count double:
+ * "not interested in lowball offers, but a fair one I'd look at".
  */
 static const Rule Rules[] = {
+	/* Automatic replies, voicemail greetings, messages sent to the wrong chat. */
+	{"do not disturb * driving", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"dont disturb * driving", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"driving * do not disturb", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"not driving", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"see your text when", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"auto/automatic/automated reply/response/responder/text", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"this is an automated", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"out of * office", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"on vacation until", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"sent from my", UNK, KEEP, 3, RF_AUTOREPLY, 0},
+	{"not monitored", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"thanks for * text/call/contact/reach", UNK, KEEP, 2, RF_AUTOREPLY, 0},
+	{"reply/text/send stop * opt * out", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"reply/text/send stop to unsubscribe/cancel/end/quit", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"reply/text/send stop/unsubscribe/cancel", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"receive/accept * text/call", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"sorry [#b] i cant talk right now", UNK, KEEP, 4, RF_AUTOREPLY | RX_WHOLE, 0},
+	{"leave * text/name/voicemail", UNK, KEEP, 4, RF_VOICEMAIL, 0},
+	{"at/after the tone/beep", UNK, KEEP, 4, RF_VOICEMAIL, 0},
+	{"mailbox", UNK, KEEP, 4, RF_VOICEMAIL, 0},
+	{"voicemail", UNK, KEEP, 1, RF_VOICEMAIL, 0},
+	{"you have reach", UNK, KEEP, 3, RF_VOICEMAIL, 0},
+	{"not available * now", UNK, KEEP, 2, RF_VOICEMAIL, 0},
+	{"cant * to the phone", UNK, KEEP, 3, RF_VOICEMAIL, 0},
+	{"record your", UNK, KEEP, 3, RF_VOICEMAIL, 0},
+	{"wrong chat/thread/conversation/group", UNK, KEEP, 4, 0, 0},
+	{"meant for my/someone/another", UNK, KEEP, 4, 0, 0},
+
 	/* Phrases that hold a cue word but mean something else. */
-	{"do not disturb * driving", UNK, KEEP, 4, RF_AUTOREPLY},
-	{"dont disturb * driving", UNK, KEEP, 4, RF_AUTOREPLY},
-	{"driving * do not disturb", UNK, KEEP, 4, RF_AUTOREPLY},
-	{"auto/automatic/automated reply/response/responder/text", UNK, KEEP, 4, RF_AUTOREPLY},
-	{"this is an automated", UNK, KEEP, 4, RF_AUTOREPLY},
-	{"out of * office", UNK, KEEP, 4, RF_AUTOREPLY},
-	{"sent from my", UNK, KEEP, 2, RF_AUTOREPLY},
-	{"leave * text/name/voicemail", UNK, KEEP, 4, RF_VOICEMAIL},
-	{"at/after the tone/beep", UNK, KEEP, 4, RF_VOICEMAIL},
-	{"voicemail/mailbox", UNK, KEEP, 4, RF_VOICEMAIL},
-	{"you have reach", UNK, KEEP, 3, RF_VOICEMAIL},
-	{"not available * now", UNK, KEEP, 2, RF_VOICEMAIL},
-	{"cant * to the phone", UNK, KEEP, 3, RF_VOICEMAIL},
-	{"record your", UNK, KEEP, 3, RF_VOICEMAIL},
-	{"no problem/worries", UNK, KEEP, 1, 0},
-	{"no idea", NONE, KEEP, 0, 0},
-	{"not sure", NONE, KEEP, 0, 0},
-	{"no one/body * by that name", WRN, KEEP, 4, 0},
-	{"stop by/in/over/at", NONE, KEEP, 0, 0},
-	{"bus/pit/truck/one stop", NONE, KEEP, 0, 0},
-	{"stop sign/light", NONE, KEEP, 0, 0},
-	{"cancel * appointment/meeting/closing/contract/listing/deal/escrow/order/showing", NONE, KEEP, 0, 0},
-	{"quit my/his/her/the job", NONE, KEEP, 0, 0},
-	{"credit report", NONE, KEEP, 0, 0},
-	{"the/a/city/that/this block", NONE, KEEP, 0, 0},
-	{"keep me posted/updated/informed", INT, KEEP, 2, 0},
-	{"keep * in mind", INT, KEEP, 2, 0},
-	{"is this * scam/legit/real/joke", QST, KEEP, 3, 0},
-	{"not/wont/never say/saying no", INT, KEEP, 3, 0},
-	{"not a no", INT, KEEP, 3, 0},
-	{"not now or ever", NOT, KEEP, 4, 0},
-	{"not now * ever/never", NOT, KEEP, 4, 0},
+	{"no problem/worries", UNK, KEEP, 1, 0, 0},
+	{"no idea", NONE, KEEP, 0, 0, 0},
+	{"not sure", NONE, KEEP, 0, 0, 0},
+	{"not saying yes", NONE, KEEP, 0, 0, 0},
+	{"no one/body * by that name", WRN, KEEP, 4, 0, 0},
+	{"no one/body named", WRN, KEEP, 4, 0, 0},
+	{"no #name here", WRN, KEEP, 4, 0, 0},
+	{"stop by/in/over", INT, KEEP, 2, RF_MEETING, 0},
+	{"stop [#b] wait/hold", NONE, KEEP, 0, 0, 0},
+	{"stop #ing", NONE, KEEP, 0, 0, 0},
+	{"what makes you think", QST, KEEP, 3, 0, 0},
+	{"depends who/on who", QST, KEEP, 3, 0, 0},
+	{"would * say no", NONE, KEEP, 0, 0, 0},
+	{"no promises", NONE, KEEP, 0, 0, 0},
+	{"forward * them/it/offer/along/to", NONE, KEEP, 0, RF_LEAD, 0},
+	{"pass * along/on", NONE, KEEP, 0, RF_LEAD, 0},
+	{"have him/her/them call", NONE, KEEP, 0, RF_LEAD, 0},
+	{"talk to him/her/them", NONE, KEEP, 0, RF_LEAD, 0},
+	{"handles * that/it/this/property", NONE, KEEP, 0, RF_LEAD, 0},
+	{"get a * job/life", NOT, KEEP, 3, RF_HOSTILE, 0},
+	{"what kind of number/price/money/offer/figure", INT, KEEP, 3, RF_STRONG, 0},
+	{"price * talking", INT, KEEP, 3, RF_STRONG, 0},
+	{"offer * in writing", INT, KEEP, 3, RF_MEETING, 0},
+	{"written offer", INT, KEEP, 3, RF_MEETING, 0},
+	{"offer por escrito", INT, KEEP, 3, RF_MEETING, 0},
+	{"send someone/somebody", INT, KEEP, 3, RF_MEETING, 0},
+	{"venir a verlo/verla/ver", INT, KEEP, 3, RF_MEETING, 0},
+	{"why * want", QST, KEEP, 3, 0, 0},
+	{"why * think * sell", NONE, KEEP, 0, 0, 0},
+	{"i was/been thinking about/of", INT, KEEP, 4, 0, 0},
+	{"no #b this is #name", WRN, KEEP, 4, 0, 0},
+	{"would * say stop", NONE, KEEP, 0, 0, 0},
+	{"bus/pit/truck/one stop", NONE, KEEP, 0, 0, 0},
+	{"stop sign/light", NONE, KEEP, 0, 0, 0},
+	{"cancel * appointment/meeting/close/contract/listing/deal/escrow/order/showing", NONE, KEEP, 0, 0, 0},
+	{"quit my/his/her/the job", NONE, KEEP, 0, 0, 0},
+	{"credit report", NONE, KEEP, 0, 0, 0},
+	{"the/a/city/that/this block", NONE, KEEP, 0, 0, 0},
+	{"dont/not/never $reach * before/after/until/till/today/tonight/mornings/evenings/during/past", NONE, KEEP, 0, 0, 0},
+	{"#num/couple/few/many $period ago", NONE, KEEP, 0, 0, 0},
+	{"said no * last/before/ago/earlier/then/once", NONE, KEEP, 0, 0, 0},
+	{"would i * consider * offer", NONE, KEEP, 0, 0, 0},
+	{"keep me posted/updated/informed", INT, KEEP, 2, 0, 0},
+	{"keep * in mind", INT, KEEP, 2, 0, 0},
+	{"is this * scam/legit/real/joke", QST, KEEP, 3, 0, 0},
+	{"is this about/regarding", QST, KEEP, 3, 0, 0},
+	{"wont/not say * not interested", INT, KEEP, 3, 0, 0},
+	{"wont/not say * interested", NOT, KEEP, 3, 0, 0},
+	{"not/wont/never say/saying no", INT, KEEP, 2, 0, 0},
+	{"not a no", INT, KEEP, 2, 0, 0},
+	{"not now or ever", NOT, KEEP, 4, 0, 0},
+	{"not now * ever/never", NOT, KEEP, 4, 0, 0},
+	{"plan * keep/own/hold", NOT, KEEP, 3, 0, 0},
+	{"if * were mine", WRN, KEEP, 4, 0, 0},
 
 	/* Opt-out: any reasonable request to stop. */
-	{"stop", OPT, NONE, 3, 0},
-	{"unsubscribe", OPT, KEEP, 3, 0},
-	{"opt * out", OPT, KEEP, 3, 0},
-	{"revoke", OPT, KEEP, 3, 0},
-	{"cancelar", OPT, KEEP, 3, 0},
-	{"basta", OPT, KEEP, 3, 0},
-	{"de baja", OPT, KEEP, 3, 0},
-	{"end", OPT, KEEP, 3, RX_WHOLE},
-	{"alto", OPT, KEEP, 3, RX_WHOLE},
-	{"baja", OPT, KEEP, 3, RX_WHOLE},
-	{"quit", OPT, NONE, 3, 0},
-	{"cancel", OPT, NONE, 3, 0},
-	{"remove", OPT, KEEP, 3, 0},
-	{"take * off", OPT, KEEP, 3, 0},
-	{"off * list", OPT, KEEP, 3, 0},
-	{"lose/forget * number", OPT, KEEP, 3, 0},
-	{"forget about me/us", OPT, KEEP, 3, 0},
-	{"leave * alone", OPT, KEEP, 3, 0},
-	{"go away", OPT, KEEP, 3, 0},
-	{"get lost", OPT, KEEP, 3, RF_HOSTILE},
-	{"back/buzz/piss/bugger off", OPT, KEEP, 3, RF_HOSTILE},
-	{"go to hell", OPT, KEEP, 3, RF_HOSTILE},
-	{"screw you/off", OPT, KEEP, 3, RF_HOSTILE},
-	{"shut up", OPT, KEEP, 3, RF_HOSTILE},
-	{"shove it", OPT, KEEP, 3, RF_HOSTILE},
-	{"drop dead", OPT, KEEP, 3, RF_HOSTILE},
-	{"#prof", OPT, KEEP, 3, RF_HOSTILE},
-	{"spam", OPT, KEEP, 3, RF_HOSTILE},
-	{"report", OPT, KEEP, 3, RF_HOSTILE},
-	{"block", OPT, KEEP, 3, RF_HOSTILE},
-	{"harass", OPT, KEEP, 3, RF_HOSTILE},
-	{"bother", OPT, KEEP, 3, 0},
-	{"sue you/u/your/them", OPT, KEEP, 3, RF_HOSTILE},
-	{"will sue", OPT, KEEP, 3, RF_HOSTILE},
-	{"lawyer/attorney/tcpa/fcc/ftc/illegal", OPT, KEEP, 3, RF_HOSTILE},
-	{"do not call", OPT, KEEP, 3, 0},
-	{"do not disturb", OPT, KEEP, 3, 0},
-	{"no more", OPT, KEEP, 3, 0},
-	{"no $reach", OPT, KEEP, 3, 0},
-	{"never * again", OPT, KEEP, 3, 0},
-	{"dont want * $reach", OPT, KEEP, 3, 0},
-	{"enough already", OPT, KEEP, 3, 0},
-	{"that is enough", OPT, KEEP, 3, 0},
-	{"enough is enough", OPT, KEEP, 3, 0},
-	{"enough", OPT, KEEP, 3, RX_WHOLE},
-	{"no * escribir/contactar/llamar/mandar/molestar", OPT, KEEP, 3, 0},
-	{"en paz", OPT, KEEP, 3, 0},
-	{"deja de", OPT, KEEP, 3, 0},
-	{"borrar", OPT, KEEP, 3, 0},
-	{"no mas mensaje/llamar", OPT, KEEP, 3, 0},
-	{"molestar", OPT, KEEP, 3, 0},
+	{"stop", OPT, NONE, 3, 0, 0},
+	{"unsubscribe", OPT, KEEP, 3, 0, 0},
+	{"opt * out", OPT, KEEP, 3, 0, 0},
+	{"revoke", OPT, KEEP, 3, 0, 0},
+	{"cease/desist", OPT, KEEP, 3, 0, 0},
+	{"cancelar", OPT, KEEP, 3, 0, 0},
+	{"basta", OPT, KEEP, 3, 0, 0},
+	{"de baja", OPT, KEEP, 3, 0, 0},
+	{"end", OPT, KEEP, 3, RX_WHOLE, 0},
+	{"alto", OPT, KEEP, 3, RX_WHOLE, 0},
+	{"baja", OPT, KEEP, 3, RX_WHOLE, 0},
+	{"quit", OPT, NONE, 3, 0, 0},
+	{"cancel", OPT, NONE, 3, 0, 0},
+	{"remove", OPT, KEEP, 3, 0, 0},
+	{"take * off", OPT, KEEP, 3, 0, 0},
+	{"off * list", OPT, KEEP, 3, 0, 0},
+	{"lose/forget * number", OPT, KEEP, 3, 0, 0},
+	{"forget about me/us", OPT, KEEP, 3, 0, 0},
+	{"leave * alone", OPT, KEEP, 3, 0, 0},
+	{"go away", OPT, KEEP, 3, 0, 0},
+	{"get lost", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"back/buzz/piss/bugger off", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"go to hell", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"screw you/off", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"shut up", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"shove it", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"drop dead", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"#prof", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"spam", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"report", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"block", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"harass", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"bother", OPT, KEEP, 3, 0, 0},
+	{"sue you/u/your/them", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"will sue", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"lawyer/attorney/tcpa/fcc/ftc/illegal", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"do not call", OPT, KEEP, 3, 0, 0},
+	{"do not disturb", OPT, KEEP, 3, 0, 0},
+	{"no more", OPT, KEEP, 3, 0, 0},
+	{"more $reach", OPT, KEEP, 3, 0, 0},
+	{"#num more times", OPT, KEEP, 3, 0, 0},
+	{"no $reach", OPT, KEEP, 3, 0, 0},
+	{"dont/never/not contact", OPT, KEEP, 3, 0, 0},
+	{"never * again", OPT, KEEP, 3, 0, 0},
+	{"dont want * $reach", OPT, KEEP, 3, 0, 0},
+	{"enough already", OPT, KEEP, 3, 0, 0},
+	{"that is enough", OPT, KEEP, 3, 0, 0},
+	{"enough is enough", OPT, KEEP, 3, 0, 0},
+	{"enough", OPT, KEEP, 3, RX_WHOLE, 0},
+	{"no * escribir/contactar/llamar/mandar/molestar", OPT, KEEP, 3, 0, 0},
+	{"en paz", OPT, KEEP, 3, 0, 0},
+	{"deja/para de", OPT, KEEP, 3, 0, 0},
+	{"borrar", OPT, KEEP, 3, 0, 0},
+	{"no mas mensaje/llamar", OPT, KEEP, 3, 0, 0},
+	{"molestar", OPT, KEEP, 3, 0, 0},
 
 	/* Wrong number: not the owner, or not the person. */
-	{"wrong number/person/guy/lady/man/owner/property/address/contact/name/one/people/persona/$prop", WRN, KEEP, 4, 0},
-	{"wrong * number/person/guy/owner/property/address/$prop", WRN, KEEP, 4, 0},
-	{"you have * wrong", WRN, KEEP, 3, 0},
-	{"equivocado", WRN, KEEP, 4, 0},
-	{"by that name", WRN, KEEP, 4, 0},
-	{"no soy * dueno", WRN, KEEP, 4, 0},
-	{"owner", NONE, WRN, 3, 0},
-	{"own", NONE, WRN, 3, 0},
-	{"dueno", NONE, WRN, 3, 0},
-	{"sold", WRN, NONE, 3, 0},
-	{"vendi", WRN, NONE, 3, 0},
-	{"not mine", WRN, KEEP, 3, 0},
-	{"my $prop", NONE, WRN, 3, 0},
-	{"dont know * named/called", WRN, KEEP, 3, 0},
-	{"dont know who that is/was", WRN, KEEP, 3, 0},
-	{"never heard of", WRN, KEEP, 2, 0},
-	{"passed away/on", WRN, KEEP, 3, 0},
-	{"deceased/died", WRN, KEEP, 3, 0},
-	{"new number", WRN, KEEP, 3, 0},
-	{"just got * number", WRN, KEEP, 3, 0},
-	{"not me", WRN, KEEP, 2, 0},
-	{"wrong", WRN, NONE, 2, 0},
+	{"wrong number/person/guy/lady/man/owner/address/contact/name/one/people/persona/$prop/#name", WRN, KEEP, 4, 0, 0},
+	{"wrong * number/person/guy/owner/address/$prop", WRN, KEEP, 4, 0, 0},
+	{"you have * wrong", WRN, KEEP, 3, 0, 0},
+	{"equivocado", WRN, KEEP, 4, 0, 0},
+	{"by that name", WRN, KEEP, 4, 0, 0},
+	{"no soy", WRN, KEEP, 4, 0, 0},
+	{"no es * number", WRN, KEEP, 4, 0, 0},
+	{"ningun #unk", WRN, KEEP, 4, 0, 0},
+	{"not #name", WRN, KEEP, 3, 0, 0},
+	{"this isnt #unk", WRN, KEEP, 3, RX_END, 0},
+	{"not her/him", WRN, KEEP, 3, 0, 0},
+	{"changed * number", WRN, KEEP, 3, 0, 0},
+	{"he/she passed", WRN, KEEP, 3, 0, 0},
+	{"husband/wife/father/mother/dad/mom/son/daughter/brother/sister/family own", WRN, KEEP, 3, 0, 0},
+	{"business line", WRN, KEEP, 3, 0, 0},
+	{"number belongs", WRN, KEEP, 4, 0, 0},
+	{"dissolved", WRN, KEEP, 3, 0, 0},
+	{"involved", NONE, WRN, 3, 0, 0},
+	{"old/outdated info/information/records/data", WRN, KEEP, 3, 0, 0},
+	{"not * person/guy/lady/man", WRN, KEEP, 3, 0, 0},
+	{"nothing to do with", WRN, KEEP, 3, 0, 0},
+	{"anything to do with", NONE, WRN, 3, 0, 0},
+	{"i [just/only] rent", WRN, KEEP, 4, 0, 0},
+	{"property manager/management", WRN, KEEP, 3, 0, 0},
+	{"i am * renter/tenant", WRN, KEEP, 4, 0, 0},
+	{"want/need/call/ask/contact the landlord/owner", WRN, KEEP, 3, 0, 0},
+	{"you mean my", WRN, KEEP, 3, 0, 0},
+	{"neighbor", WRN, KEEP, 2, 0, 0},
+	{"ex husband/wife/boyfriend/girlfriend", WRN, KEEP, 2, 0, 0},
+	{"only own * house/home", WRN, KEEP, 3, 0, 0},
+	{"i [do] own", INT, WRN, 2, 0, 0},
+	{"owner", NONE, WRN, 3, 0, 0},
+	{"own", NONE, WRN, 3, 0, 0},
+	{"dueno", NONE, WRN, 3, 0, 0},
+	{"sold", WRN, NONE, 3, 0, 0},
+	{"vendi", WRN, NONE, 3, 0, 0},
+	{"not mine", WRN, KEEP, 3, 0, 0},
+	{"not/isnt my $prop", WRN, KEEP, 3, 0, 0},
+	{"no es my $prop", WRN, KEEP, 3, 0, 0},
+	{"dont know * named/called", WRN, KEEP, 3, 0, 0},
+	{"dont know who that is/was", WRN, KEEP, 3, 0, 0},
+	{"never heard of", WRN, KEEP, 2, 0, 0},
+	{"passed away/on", WRN, KEEP, 3, 0, 0},
+	{"deceased/died", WRN, KEEP, 3, 0, 0},
+	{"new number", WRN, KEEP, 3, 0, 0},
+	{"just got * number", WRN, KEEP, 3, 0, 0},
+	{"not me", WRN, KEEP, 2, 0, 0},
+	{"wrong", WRN, NONE, 2, 0, 0},
 
 	/* Not interested. */
-	{"no thanks/gracias", NOT, KEEP, 3, 0},
-	{"thanks but no", NOT, KEEP, 3, 0},
-	{"nope", NOT, KEEP, 2, 0},
-	{"pass", NOT, KEEP, 2, 0},
-	{"no way", NOT, KEEP, 3, 0},
-	{"not a chance", NOT, KEEP, 3, 0},
-	{"hell no", NOT, KEEP, 3, 0},
-	{"absolutely/definitely/certainly/course/surely not", NOT, KEEP, 3, 0},
-	{"never", NOT, KEEP, 2, RX_WHOLE},
-	{"dont think so", NOT, KEEP, 3, 0},
-	{"no deal", NOT, KEEP, 3, 0},
-	{"not at this time", NOT, KEEP, 2, 0},
-	{"for sale", INT, NOT, 2, 0},
-	{"en venta", INT, NOT, 2, 0},
-	{"sell", INT, NOT, 1, 0},
-	{"vender", INT, NOT, 1, 0},
-	{"uninterested", NOT, INT, 3, 0},
-	{"interested", INT, NOT, 3, 0},
-	{"interest", INT, NOT, 2, 0},
-	{"interesa", INT, NOT, 3, 0},
-	{"interesting", INT, NOT, 2, 0},
-	{"opposed", NOT, INT, 2, 0},
-	{"looking", NONE, NOT, 2, 0},
-	{"keep/keeping it/the/my/this/our", NOT, KEEP, 2, 0},
-	{"i am good", NOT, KEEP, 2, 0},
-	{"we are good", NOT, KEEP, 2, 0},
-	{"all set", NOT, KEEP, 1, 0},
+	{"no thanks/gracias", NOT, KEEP, 3, 0, 0},
+	{"thanks but no", NOT, KEEP, 3, 0, 0},
+	{"nope", NOT, KEEP, 2, 0, 0},
+	{"pass", NOT, KEEP, 2, 0, 0},
+	{"no way", NOT, KEEP, 3, 0, 0},
+	{"ni loco/loca", NOT, KEEP, 3, 0, 0},
+	{"not a chance", NOT, KEEP, 3, 0, 0},
+	{"not even", NOT, KEEP, 3, 0, 0},
+	{"hell no", NOT, KEEP, 3, 0, 0},
+	{"absolutely/definitely/certainly/course/surely not", NOT, KEEP, 3, 0, 0},
+	{"rather not", NOT, KEEP, 3, 0, 0},
+	{"never", NOT, KEEP, 2, RX_CLAUSE, 0},
+	{"negative", NOT, KEEP, 2, RX_CLAUSE, 0},
+	{"decline", NOT, KEEP, 3, 0, 0},
+	{"dont think so", NOT, KEEP, 3, 0, 0},
+	{"no deal", NOT, KEEP, 3, 0, 0},
+	{"not right now", NOT, KEEP, 2, 0, 0},
+	{"not now", NOT, KEEP, 2, 0, 0},
+	{"not at the/this moment/time", NOT, KEEP, 2, 0, 0},
+	{"uninterested", NOT, INT, 3, 0, 0},
+	{"interested", INT, NOT, 3, 0, 0},
+	{"interest", INT, NOT, 2, 0, 0},
+	{"interesa", INT, NOT, 3, 0, 0},
+	{"interesting", UNK, KEEP, 2, RX_WHOLE, 0},
+	{"interesting", INT, NOT, 2, 0, 0},
+	{"opposed", NOT, INT, 2, 0, 3},
+	{"not for this one/property/building/place", NOT, KEEP, 3, 0, 0},
+	{"for sale", INT, NOT, 2, 0, 0},
+	{"en venta", INT, NOT, 2, 0, 0},
+	{"on the market", INT, NOT, 2, 0, 0},
+	{"would/might/could/may sell", INT, NOT, 3, 0, 0},
+	{"sell", INT, NOT, 1, 0, 3},
+	{"seller", INT, NOT, 1, 0, 3},
+	{"vender", INT, NOT, 1, 0, 3},
+	{"looking", NONE, NOT, 2, 0, 0},
+	{"keep/keeping it/the/my/this/our", NOT, KEEP, 2, 0, 0},
+	{"hold", NOT, KEEP, 2, 0, 0},
+	{"it stays", NOT, KEEP, 2, 0, 0},
+	{"i am good", NOT, KEEP, 2, 0, 0},
+	{"we are good", NOT, KEEP, 2, 0, 0},
+	{"were good", NOT, KEEP, 2, 0, 0},
+	{"all set", NOT, KEEP, 1, 0, 0},
 
 	/* Call back later. */
-	{"not right now", CBK, KEEP, 3, 0},
-	{"not now", CBK, KEEP, 3, 0},
-	{"ahora no", CBK, KEEP, 3, 0},
-	{"not yet", CBK, KEEP, 2, 0},
-	{"not ready", CBK, KEEP, 2, 0},
-	{"not * good time", CBK, KEEP, 3, 0},
-	{"bad time", CBK, KEEP, 3, 0},
-	{"busy", CBK, KEEP, 2, 0},
-	{"ocupado", CBK, KEEP, 2, 0},
-	{"at work", CBK, KEEP, 2, 0},
-	{"in a meeting", CBK, KEEP, 2, 0},
-	{"driving", CBK, KEEP, 1, 0},
-	{"$reach * back", CBK, OPT, 2, 0},
-	{"later", CBK, KEEP, 2, 0},
-	{"mas tarde", CBK, KEEP, 3, 0},
-	{"manana", CBK, KEEP, 2, 0},
-	{"proxima", CBK, KEEP, 2, 0},
-	{"next $period", CBK, KEEP, 2, 0},
-	{"this evening/afternoon/weekend", CBK, KEEP, 1, 0},
-	{"tomorrow/tonight", CBK, KEEP, 2, 0},
-	{"few/couple $period", CBK, KEEP, 2, 0},
-	{"in #num $period", CBK, KEEP, 2, 0},
-	{"monday/tuesday/wednesday/thursday/friday/saturday/sunday", CBK, KEEP, 1, 0},
-	{"spring/summer/fall/winter", CBK, KEEP, 1, 0},
-	{"end of * year/month/summer/week", CBK, KEEP, 2, 0},
-	{"after * holidays", CBK, KEEP, 2, 0},
-	{"try * again/later/back", CBK, KEEP, 2, 0},
-	{"another/other/different time/day", CBK, KEEP, 2, 0},
-	{"get back to you", CBK, KEEP, 2, 0},
-	{"future", CBK, KEEP, 2, 0},
-	{"down the road", CBK, KEEP, 2, 0},
-	{"someday/eventually/sometime", CBK, KEEP, 1, 0},
-	{"check back/in", CBK, KEEP, 2, 0},
-	{"circle back", CBK, KEEP, 2, 0},
-	{"follow up", CBK, KEEP, 1, 0},
-	{"touch base", CBK, KEEP, 1, 0},
-	{"remind me", CBK, KEEP, 2, 0},
-	{"give me * time", CBK, KEEP, 2, 0},
-	{"think about it", CBK, KEEP, 2, 0},
-	{"talk to my", CBK, KEEP, 1, 0},
+	{"not yet", CBK, KEEP, 2, 0, 0},
+	{"not ready", CBK, KEEP, 2, 0, 0},
+	{"not * good time", CBK, KEEP, 3, 0, 0},
+	{"bad time", CBK, KEEP, 3, 0, 0},
+	{"busy", CBK, KEEP, 2, 0, 0},
+	{"ocupado", CBK, KEEP, 2, 0, 0},
+	{"at work", CBK, KEEP, 2, 0, 0},
+	{"in a meeting", CBK, KEEP, 2, 0, 0},
+	{"traveling/probate", CBK, KEEP, 2, 0, 0},
+	{"driving", CBK, KEEP, 1, 0, 0},
+	{"$reach * back", CBK, OPT, 2, 0, 0},
+	{"ask/try/hit/check * me * again/after/later/in/next/when/once/up", CBK, KEEP, 3, 0, 0},
+	{"ask/try * again", CBK, KEEP, 3, 0, 0},
+	{"hit me up", CBK, KEEP, 1, 0, 0},
+	{"later this/next $period", CBK, KEEP, 4, 0, 0},
+	{"later", CBK, KEEP, 3, 0, 0},
+	{"mas tarde", CBK, KEEP, 3, 0, 0},
+	{"manana", CBK, KEEP, 2, 0, 0},
+	{"proxima", CBK, KEEP, 3, 0, 0},
+	{"en/unos/#num * mes/semana/ano/dia", CBK, KEEP, 3, 0, 0},
+	{"not this $period", CBK, KEEP, 3, 0, 0},
+	{"next $period", CBK, NOT, 3, 0, 0},
+	{"new year", CBK, KEEP, 3, 0, 0},
+	{"in the afternoon/morning/evening", CBK, KEEP, 2, 0, 0},
+	{"this evening/afternoon/weekend", CBK, KEEP, 2, 0, 0},
+	{"tomorrow/tonight", CBK, KEEP, 3, 0, 0},
+	{"few/couple $period", CBK, KEEP, 3, 0, 0},
+	{"in a/one/#num/an $period/hour", CBK, KEEP, 3, 0, 0},
+	{"in $period", CBK, KEEP, 3, 0, 0},
+	{"january/february/march/april/june/july/august/september/october/november/december", CBK, KEEP, 2, 0, 0},
+	{"monday/tuesday/wednesday/thursday/friday/saturday/sunday", CBK, KEEP, 2, 0, 0},
+	{"spring/summer/fall/winter", CBK, KEEP, 2, 0, 0},
+	{"end of * year/month/summer/week", CBK, KEEP, 3, 0, 0},
+	{"maybe when/once/after", CBK, KEEP, 3, 0, 0},
+	{"after/until/till/past/once/when * $when", CBK, KEEP, 2, 0, 0},
+	{"when i retire", CBK, KEEP, 3, 0, 0},
+	{"once * settled/done/over/finished", CBK, KEEP, 2, 0, 0},
+	{"after", CBK, KEEP, 1, RX_START, 0},
+	{"another/other/different time/day", CBK, KEEP, 2, 0, 0},
+	{"get back to you", CBK, KEEP, 2, 0, 0},
+	{"future", CBK, KEEP, 2, 0, 0},
+	{"down the road", CBK, KEEP, 2, 0, 0},
+	{"someday/eventually/sometime", CBK, KEEP, 1, 0, 0},
+	{"check back/in", CBK, KEEP, 2, 0, 0},
+	{"circle back", CBK, KEEP, 2, 0, 0},
+	{"follow up", CBK, KEEP, 1, 0, 0},
+	{"touch base", CBK, KEEP, 1, 0, 0},
+	{"remind me", CBK, KEEP, 2, 0, 0},
+	{"give me * time/$period", CBK, KEEP, 3, 0, 0},
+	{"think about it", CBK, KEEP, 2, 0, 0},
+	{"talk to my", CBK, KEEP, 1, 0, 0},
 
 	/* Interested. */
-	{"make * offer", INT, NOT, 3, RF_STRONG},
-	{"send * offer", INT, NOT, 3, RF_STRONG},
-	{"what * offer", INT, KEEP, 3, RF_STRONG},
-	{"how much", INT, KEEP, 3, RF_STRONG},
-	{"cuanto", INT, KEEP, 3, RF_STRONG},
-	{"what * pay", INT, KEEP, 3, RF_STRONG},
-	{"would you pay/offer", INT, KEEP, 3, RF_STRONG},
-	{"give me * number/price/offer/figure/quote", INT, KEEP, 3, RF_STRONG},
-	{"best offer", INT, KEEP, 3, RF_STRONG},
-	{"offer", INT, NOT, 2, 0},
-	{"open to", INT, NOT, 2, 0},
-	{"i am open", INT, NOT, 2, 0},
-	{"entertain", INT, NOT, 2, 0},
-	{"consider", INT, NOT, 2, 0},
-	{"willing", INT, NOT, 2, 0},
-	{"depends", INT, KEEP, 2, 0},
-	{"right price", INT, KEEP, 3, 0},
-	{"price", INT, KEEP, 1, 0},
-	{"tell me more", INT, KEEP, 3, 0},
-	{"more info/information/details", INT, KEEP, 2, 0},
-	{"send * info/information/details/something/proposal/it", INT, KEEP, 2, 0},
-	{"lets talk", INT, KEEP, 3, 0},
-	{"talk", INT, NOT, 1, 0},
-	{"meet/appointment/schedule/visit/tour/showing", INT, NOT, 2, RF_MEETING},
-	{"come see/by/look/out", INT, KEEP, 2, RF_MEETING},
-	{"maybe/possibly/perhaps/potentially/probably", INT, KEEP, 1, 0},
-	{"tal vez", INT, KEEP, 1, 0},
-	{"quizas", INT, KEEP, 1, 0},
-	{"sounds good/great/interesting", INT, KEEP, 2, 0},
-	{"why not", INT, KEEP, 2, 0},
-	{"go ahead", INT, KEEP, 1, 0},
-	{"i am listening", INT, KEEP, 2, 0},
-	{"what * in mind", INT, KEEP, 2, 0},
-	{"#price", INT, KEEP, 2, RF_PRICE},
-	{"#num thousand/million/grand/k/mil/m", INT, KEEP, 2, RF_PRICE},
+	{"who * offer", QST, KEEP, 3, 0, 0},
+	{"make * offer", INT, NOT, 3, RF_STRONG, 0},
+	{"send * offer", INT, NOT, 3, RF_STRONG, 0},
+	{"what * offer", INT, KEEP, 3, RF_STRONG, 0},
+	{"how much", INT, KEEP, 3, RF_STRONG, 0},
+	{"cuanto", INT, KEEP, 3, RF_STRONG, 0},
+	{"what * pay", INT, KEEP, 3, RF_STRONG, 0},
+	{"what kind of number", INT, KEEP, 3, RF_STRONG, 0},
+	{"number * talking", INT, KEEP, 3, RF_STRONG, 0},
+	{"would you pay/offer", INT, KEEP, 3, RF_STRONG, 0},
+	{"give me * number/price/offer/figure/quote", INT, KEEP, 3, RF_STRONG, 0},
+	{"best offer", INT, KEEP, 3, RF_STRONG, 0},
+	{"loi", INT, KEEP, 3, RF_MEETING, 0},
+	{"in writing", INT, KEEP, 1, 0, 0},
+	{"offer", INT, NOT, 2, 0, 0},
+	{"open to", INT, NOT, 2, 0, 0},
+	{"i am open", INT, NOT, 2, 0, 0},
+	{"entertain", INT, NOT, 2, 0, 0},
+	{"consider", INT, NOT, 2, 0, 0},
+	{"willing", INT, NOT, 2, 0, 0},
+	{"depends", INT, KEEP, 2, 0, 0},
+	{"right price", INT, KEEP, 3, 0, 0},
+	{"price is right", INT, KEEP, 3, 0, 0},
+	{"if the number/price * good/right", INT, KEEP, 3, 0, 0},
+	{"worth my while", INT, KEEP, 3, 0, 0},
+	{"price", INT, KEEP, 1, 0, 0},
+	{"tell me more", INT, KEEP, 3, 0, 0},
+	{"more info/information/details", INT, KEEP, 2, 0, 0},
+	{"send * info/information/details/something/proposal/it", INT, KEEP, 2, 0, 0},
+	{"hear * out", INT, NOT, 3, 0, 0},
+	{"look at/into", INT, NOT, 2, 0, 0},
+	{"still buy/interested/looking", INT, KEEP, 3, 0, 0},
+	{"things * changed", INT, KEEP, 2, 0, 0},
+	{"good timing", INT, KEEP, 3, 0, 0},
+	{"list it/the", INT, NOT, 3, 0, 0},
+	{"thinking about/of * it/sell/list/listing", INT, NOT, 2, 0, 0},
+	{"listing", INT, NOT, 2, 0, 0},
+	{"i might/may", INT, KEEP, 2, 0, 0},
+	{"you want * it/them/all/one", INT, KEEP, 2, 0, 0},
+	{"would you take/buy", INT, KEEP, 2, 0, 0},
+	{"if you are buy", INT, KEEP, 3, 0, 0},
+	{"cash/close", INT, KEEP, 2, 0, 0},
+	{"as is", INT, KEEP, 2, 0, 0},
+	{"lets talk", INT, KEEP, 3, 0, 0},
+	{"talk", INT, NOT, 1, 0, 0},
+	{"i am in", INT, KEEP, 3, RX_END, 0},
+	{"meet/appointment/schedule/visit/tour/showing", INT, NOT, 2, RF_MEETING, 0},
+	{"come see/by/look/out", INT, KEEP, 2, RF_MEETING, 0},
+	{"maybe/possibly/perhaps/potentially/probably", INT, KEEP, 1, 0, 0},
+	{"tal vez", INT, KEEP, 1, 0, 0},
+	{"quizas", INT, KEEP, 1, 0, 0},
+	{"sounds good/great/interesting", INT, KEEP, 2, 0, 0},
+	{"why not", INT, KEEP, 2, 0, 0},
+	{"go ahead", INT, KEEP, 1, 0, 0},
+	{"i am listening", INT, KEEP, 2, 0, 0},
+	{"what * in mind", INT, KEEP, 2, 0, 0},
+	{"#price", INT, KEEP, 2, RF_PRICE, 0},
+	{"#num thousand/million/grand/k/mil/m", INT, KEEP, 2, RF_PRICE, 0},
 
 	/* Questions. */
-	{"who * this", QST, KEEP, 3, 0},
-	{"who are you", QST, KEEP, 3, 0},
-	{"who you are", QST, KEEP, 3, 0},
-	{"who * $reach", QST, KEEP, 3, 0},
-	{"how * get * number/info/name/contact/information/details/phone", QST, KEEP, 3, 0},
-	{"where * get * number/info/name/contact/information/details/phone", QST, KEEP, 3, 0},
-	{"de donde", QST, KEEP, 3, 0},
-	{"quien", QST, KEEP, 3, 0},
-	{"que * empresa/compania", QST, KEEP, 3, 0},
-	{"what/which company/business/firm/agency/outfit", QST, KEEP, 3, 0},
-	{"who * work for/with", QST, KEEP, 3, 0},
-	{"what * about/regarding", QST, KEEP, 3, 0},
-	{"what/which $prop/address", QST, KEEP, 3, 0},
-	{"scam", QST, KEEP, 2, 0},
-	{"are you * realtor/agent/investor/broker/bot/robot/person/human/ai/real/company/wholesaler", QST, KEEP, 3, 0},
-	{"what do you want", QST, KEEP, 2, 0},
-	{"what is your name", QST, KEEP, 3, 0},
-	{"why * $reach", QST, KEEP, 2, 0},
-	{"how do you know", QST, KEEP, 3, 0},
-	{"what is this", QST, KEEP, 2, 0},
-	{"$reach me/us", INT, OPT, 1, 0},
-	{"$reach", NONE, OPT, 3, 0},
-	{"wtf", QST, KEEP, 1, RF_HOSTILE},
-	{"who/what/why/how/where/when/which", QST, KEEP, 1, RX_NEEDQ},
-	{"is/are/do/does/did/can/could/would/will", QST, KEEP, 1, RX_NEEDQ | RX_START},
+	{"who * this", QST, KEEP, 3, 0, 0},
+	{"who are you", QST, KEEP, 3, 0, 0},
+	{"who you are", QST, KEEP, 3, 0, 0},
+	{"who * $reach", QST, KEEP, 3, RX_START, 0},
+	{"how/where * get/find * number/info/name/contact/information/details/phone/me", QST, KEEP, 3, 0, 0},
+	{"de donde", QST, KEEP, 3, 0, 0},
+	{"quien", QST, KEEP, 3, 0, 0},
+	{"que * empresa/compania", QST, KEEP, 3, 0, 0},
+	{"que/cual $prop/compania/empresa", QST, KEEP, 3, 0, 0},
+	{"what/which company/business/firm/agency/outfit", QST, KEEP, 3, 0, 0},
+	{"your company", QST, KEEP, 3, 0, 0},
+	{"before i answer/decide/respond", QST, KEEP, 2, 0, 0},
+	{"who * work for/with", QST, KEEP, 3, 0, 0},
+	{"what * about/regarding", QST, KEEP, 3, 0, 0},
+	{"what/which $prop/address", QST, KEEP, 3, 0, 0},
+	{"scam", QST, KEEP, 2, 0, 0},
+	{"are you * realtor/agent/investor/broker/bot/robot/person/human/ai/real/company/wholesaler", QST, KEEP, 3, 0, 0},
+	{"what do you want", QST, KEEP, 2, 0, 0},
+	{"what is your name", QST, KEEP, 3, 0, 0},
+	{"why * $reach", QST, KEEP, 2, 0, 0},
+	{"how do/did you know", QST, KEEP, 3, 0, 0},
+	{"what is this", QST, KEEP, 2, 0, 0},
+	{"email/text/send me * something/info/information/details/offer/it/numbers/number", INT, OPT, 2, 0, 0},
+	{"$reach me/us", INT, OPT, 1, 0, 0},
+	{"discuss", INT, KEEP, 2, 0, 0},
+	{"wont hurt", INT, KEEP, 1, 0, 0},
+	{"might/may/could * consider/think", INT, NOT, 2, 0, 0},
+	{"unload/offload", INT, NOT, 3, 0, 0},
+	{"want out", INT, KEEP, 3, 0, 0},
+	{"get rid of", INT, NOT, 3, 0, 0},
+	{"i have thought about it", INT, KEEP, 1, 0, 0},
+	{"not sure * ready", CBK, KEEP, 2, 0, 0},
+	{"$reach", NONE, OPT, 3, 0, 0},
+	{"contact me/us/this/again/anymore/ever", INT, OPT, 1, 0, 0},
+	{"wtf", QST, KEEP, 1, RF_HOSTILE, 0},
+	{"who/what/why/how/where/when/which", QST, KEEP, 1, RX_NEEDQ, 0},
+	{"is/are/do/does/did/can/could/would/will", QST, KEEP, 2, RX_NEEDQ | RX_START, 0},
 
 	/* Acknowledgements, then bare yes and no. */
-	{"ok/thanks/lol/cool", UNK, KEEP, 1, 0},
-	{"sure", YES, KEEP, 1, 0},
-	{"of course", YES, KEEP, 1, 0},
-	{"absolutely/definitely", YES, KEEP, 1, 0},
-	{"yes", YES, KEEP, 1, 0},
-	{"no", NO, KEEP, 1, 0},
+	{"ok/thanks/lol/cool", UNK, KEEP, 1, 0, 0},
+	{"sure", YES, KEEP, 1, 0, 0},
+	{"of course", YES, KEEP, 1, 0, 0},
+	{"absolutely/definitely", YES, KEEP, 1, 0, 0},
+	{"yes", YES, KEEP, 2, 0, 0},
+	{"no", NO, KEEP, 1, 0, 0},
 };
 
 /*
@@ -350,14 +499,14 @@ static const Rule Rules[] = {
  * that follows it answers (crefinder_question_context).
  */
 static const Rule ContextRules[] = {
-	{"good/bad/better time", NONE, KEEP, 0, RF_CTX_TIME},
-	{"is now", NONE, KEEP, 0, RF_CTX_TIME},
-	{"right now", NONE, KEEP, 0, RF_CTX_TIME},
-	{"interested/interest/consider/sell/offer/open/meet/schedule/appointment/send", NONE, KEEP, 0, RF_CTX_OFFER},
-	{"is this", NONE, KEEP, 0, RF_CTX_IDENTITY},
-	{"am i speaking/talking", NONE, KEEP, 0, RF_CTX_IDENTITY},
-	{"speaking with/to", NONE, KEEP, 0, RF_CTX_IDENTITY},
-	{"owner/own/dueno", NONE, KEEP, 0, RF_CTX_IDENTITY},
+	{"good/bad/better time", NONE, KEEP, 0, RF_CTX_TIME, 0},
+	{"is now", NONE, KEEP, 0, RF_CTX_TIME, 0},
+	{"right now", NONE, KEEP, 0, RF_CTX_TIME, 0},
+	{"interested/interest/consider/sell/offer/open/meet/schedule/appointment/send", NONE, KEEP, 0, RF_CTX_OFFER, 0},
+	{"is this", NONE, KEEP, 0, RF_CTX_IDENTITY, 0},
+	{"am i speaking/talking", NONE, KEEP, 0, RF_CTX_IDENTITY, 0},
+	{"speaking with/to", NONE, KEEP, 0, RF_CTX_IDENTITY, 0},
+	{"owner/own/dueno", NONE, KEEP, 0, RF_CTX_IDENTITY, 0},
 };
 
 /* Macros usable as one element of a rule ("$reach"). */
@@ -368,9 +517,10 @@ typedef struct Macro
 } Macro;
 
 static const Macro Macros[] = {
-	{"$reach", "text/call/contact/email/reach/ping/solicit/write"},
+	{"$reach", "text/call/email/reach/ping/solicit/write"},
 	{"$prop", "property/building/house/home/place/lot/land/unit/plaza/parcel/warehouse/complex/store/apartment"},
-	{"$period", "week/weekend/month/year/quarter/season/spring/summer/fall/winter/monday/tuesday/wednesday/thursday/friday/saturday/sunday"},
+	{"$period", "day/week/weekend/month/year/quarter/season/spring/summer/fall/winter/monday/tuesday/wednesday/thursday/friday/saturday/sunday/january/february/march/april/may/june/july/august/september/october/november/december"},
+	{"$when", "season/holidays/holiday/election/new/first/#num/$period/lunch/work/noon/dinner/school/retire/kids/tax/taxes/market/probate/divorce/tenant/lease/surgery/baby/move/settled"},
 };
 
 /*
@@ -509,7 +659,20 @@ static const LexEntry Lexicon[] = {
 	{"eliminar", "borrar"}, {"elimine", "borrar"}, {"quitame", "borrar"},
 	{"quiteme", "borrar"}, {"quitenme", "borrar"}, {"sacame", "borrar"},
 	{"saqueme", "borrar"}, {"quiza", "quizas"},
-	{"lista", "list"},
+	{"lista", "list"}, {"propiedad", "property"}, {"mi", "my"}, {"estafa", "scam"},
+	{"ahorita", "ahora"}, {"despues", "after"}, {"fiestas", "holidays"}, {"meses", "mes"},
+	{"semanas", "semana"}, {"anos", "ano"}, {"dias", "dia"}, {"hablamos", "talk"},
+	{"llamame", "llamar"},
+	/* more English */
+	{"dis", "this"}, {"dat", "that"}, {"howd", "how did"}, {"days", "day"}, {"buying", "buy"},
+	{"buys", "buy"}, {"buyers", "buyer"}, {"sellers", "seller"}, {"holding", "hold"},
+	{"closing", "close"}, {"neighbour", "neighbor"}, {"neighbors", "neighbor"},
+	{"retiring", "retire"}, {"retirement", "retire"}, {"til", "until"}, {"tenants", "tenant"},
+	{"renting", "rent"}, {"renters", "renter"}, {"declined", "decline"},
+	{"incorrect", "wrong"}, {"manejando", "driving"}, {"two", "#num"}, {"three", "#num"},
+	{"four", "#num"}, {"five", "#num"}, {"six", "#num"}, {"seven", "#num"}, {"eight", "#num"},
+	{"nine", "#num"}, {"ten", "#num"}, {"twenty", "#num"}, {"fifty", "#num"},
+	{"hundred", "#num"}, {"dos", "#num"}, {"tres", "#num"}, {"cinco", "#num"}, {"sending", "send"}, {"sent", "send"},
 };
 
 /* Words that negate a phrase that follows within their scope. */
@@ -521,13 +684,18 @@ typedef struct Negator
 
 static const Negator Negators[] = {
 	{"not", 4}, {"never", 4}, {"dont", 4}, {"cant", 3}, {"wont", 3}, {"isnt", 3},
-	{"havent", 3}, {"no", 2}, {"non", 1}, {"without", 2}, {"longer", 3}, {"hardly", 2},
+	{"havent", 3}, {"no", 2}, {"zero", 2}, {"non", 1}, {"without", 2}, {"longer", 3}, {"hardly", 2},
 	{"nor", 2}, {"ni", 2}, {"neither", 2},
 };
 
 /* Words that end a negation's scope. */
 static const char *const ClauseBreaks[] = {
 	"but", "though", "however", "although", "pero", "except", "if", "whether", "unless",
+};
+
+/* Words after which cues count double. */
+static const char *const Contrasts[] = {
+	"but", "anyway", "pero", "however",
 };
 
 /* Words a whole-reply keyword ("END", "alto") may come with. */
@@ -598,6 +766,11 @@ static bool *IsBreak;			/* per vocabulary id */
 static bool *IsFiller;			/* per vocabulary id */
 static int	IdNum;				/* "#num" */
 static int	IdPrice;			/* "#price" */
+static int	IdUnk;				/* "#unk": any word not known */
+static int	IdName;				/* "#name": a capitalized word not known */
+static int	IdIng;				/* "#ing": a word not known ending in -ing */
+static int	IdBoundary;			/* "#b": matches a clause boundary */
+static bool *IsContrast;		/* per vocabulary id: "but" and the like */
 
 static int
 CompareStrings(const void *a, const void *b)
@@ -714,6 +887,8 @@ AddAlternatives(const char *s, int len, int *nalt)
 				const char *w = MacroWords(s, e - s);
 
 				AddAlternatives(w, strlen(w), nalt);
+				s = (e < end) ? e + 1 : e;
+				continue;
 			}
 			else
 			{
@@ -803,7 +978,14 @@ CountAlts(const char *s)
 		if (*s == '/' || *s == ' ')
 			n++;
 		else if (*s == '$')
-			n += 20;
+		{
+			const char *e = s;
+
+			while (*e && *e != ' ' && *e != '/' && *e != ']')
+				e++;
+			n += CountAlts(MacroWords(s, e - s));
+			s = e - 1;
+		}
 	return n;
 }
 
@@ -831,7 +1013,9 @@ CompileTables(void)
 		AddWords(&wl, ClauseBreaks[i]);
 	for (int i = 0; i < (int) lengthof(Fillers); i++)
 		AddWords(&wl, Fillers[i]);
-	AddWords(&wl, "#num #price");
+	AddWords(&wl, "#num #price #unk #name #ing #b");
+	for (int i = 0; i < (int) lengthof(Contrasts); i++)
+		AddWords(&wl, Contrasts[i]);
 
 	qsort(wl.words, wl.n, sizeof(char *), CompareStrings);
 	n = 0;
@@ -907,6 +1091,13 @@ CompileTables(void)
 		IsBreak[VocabId(ClauseBreaks[i])] = true;
 	for (int i = 0; i < (int) lengthof(Fillers); i++)
 		IsFiller[VocabId(Fillers[i])] = true;
+	IsContrast = palloc0(NVocab * sizeof(bool));
+	for (int i = 0; i < (int) lengthof(Contrasts); i++)
+		IsContrast[VocabId(Contrasts[i])] = true;
+	IdUnk = VocabId("#unk");
+	IdName = VocabId("#name");
+	IdIng = VocabId("#ing");
+	IdBoundary = VocabId("#b");
 	IdNum = VocabId("#num");
 	IdPrice = VocabId("#price");
 
@@ -990,16 +1181,20 @@ OneEditAway(const char *word, int wlen, const char *target, bool allow_indel)
 	return strcmp(word + i + 1, target + i) == 0;
 }
 
-/* PushWord canonicalizes one normalized word and adds its ids. */
+/*
+ * PushWord canonicalizes one normalized word and adds its ids.  A word
+ * not known is "#name" when capitalized inside a clause, "#ing" when it
+ * ends in -ing, else "#unk".
+ */
 static void
-PushWord(Tokens *t, const char *word, int len)
+PushWord(Tokens *t, const char *word, int len, bool capitalized)
 {
 	char		single[MAX_WORD + 1];
 	int			slen = 0;
 
 	if (len > MAX_WORD)
 	{
-		PushId(t, TOK_UNKNOWN);
+		PushId(t, IdUnk);
 		return;
 	}
 	if (word[0] == '$')
@@ -1007,23 +1202,27 @@ PushWord(Tokens *t, const char *word, int len)
 		if (len > 1 && isdigit((unsigned char) word[1]))
 			PushId(t, IdPrice);
 		else if (len > 1)
-			PushWord(t, word + 1, len - 1);
+			PushWord(t, word + 1, len - 1, false);
 		return;
 	}
 	if (isdigit((unsigned char) word[0]))
 	{
 		int			i = 0;
+		const char *suffix;
 
 		while (i < len && (isdigit((unsigned char) word[i]) || word[i] == '.'))
 			i++;
-		if (i == len)
+		suffix = word + i;
+		if (i == len || strcmp(suffix, "st") == 0 || strcmp(suffix, "nd") == 0 ||
+			strcmp(suffix, "rd") == 0 || strcmp(suffix, "th") == 0 ||
+			strcmp(suffix, "s") == 0)
 			PushId(t, IdNum);
-		else if (strcmp(word + i, "k") == 0 || strcmp(word + i, "m") == 0 ||
-				 strcmp(word + i, "mil") == 0 || strcmp(word + i, "million") == 0 ||
-				 strcmp(word + i, "mm") == 0)
+		else if (strcmp(suffix, "k") == 0 || strcmp(suffix, "m") == 0 ||
+				 strcmp(suffix, "mil") == 0 || strcmp(suffix, "million") == 0 ||
+				 strcmp(suffix, "mm") == 0)
 			PushId(t, IdPrice);
 		else if (!PushKnown(t, word))
-			PushId(t, TOK_UNKNOWN);
+			PushId(t, IdUnk);
 		return;
 	}
 	if (PushKnown(t, word))
@@ -1069,7 +1268,12 @@ PushWord(Tokens *t, const char *word, int len)
 			}
 		}
 	}
-	PushId(t, TOK_UNKNOWN);
+	if (capitalized && t->n > 0 && t->ids[t->n - 1] != TOK_BOUNDARY)
+		PushId(t, IdName);
+	else if (len >= 5 && strcmp(word + len - 3, "ing") == 0)
+		PushId(t, IdIng);
+	else
+		PushId(t, IdUnk);
 }
 
 /* Latin-1 letters U+00C0..U+00FF without their accents ('-': not a letter). */
@@ -1088,12 +1292,89 @@ EmojiWord(uint32 cp)
 			return "stop";
 		case 0x1F595:			/* middle finger */
 			return "f";
-		case 0x1F44D:			/* thumbs up */
-			return "ok";
-		case 0x1F44E:			/* thumbs down */
-			return "no";
 	}
 	return NULL;
+}
+
+/*
+ * The normalizer's state: the word being read, and single letters being
+ * collected in case they spell a word ("S-T-O-P", "s t o p").
+ */
+typedef struct Normalizer
+{
+	Tokens	   *t;
+	char		word[MAX_WORD + 1];
+	int			wlen;
+	bool		overlong;
+	bool		upper_first;
+	bool		lower_rest;
+	char		spell[MAX_WORD + 1];
+	int			nspell;
+} Normalizer;
+
+static void
+FlushSpelling(Normalizer *nz)
+{
+	char		letter[2] = {0, 0};
+
+	if (nz->nspell == 0)
+		return;
+	nz->spell[nz->nspell] = '\0';
+	if (nz->nspell < 3 || !PushKnown(nz->t, nz->spell))
+		for (int i = 0; i < nz->nspell; i++)
+		{
+			letter[0] = nz->spell[i];
+			PushWord(nz->t, letter, 1, false);
+		}
+	nz->nspell = 0;
+}
+
+/* EndWord canonicalizes the word read so far. */
+static void
+EndWord(Normalizer *nz)
+{
+	if (nz->wlen == 1 && isalpha((unsigned char) nz->word[0]) && !nz->overlong)
+	{
+		if (nz->nspell < MAX_WORD)
+			nz->spell[nz->nspell++] = nz->word[0];
+		nz->wlen = 0;
+		return;
+	}
+	if (nz->wlen > 0 || nz->overlong)
+	{
+		FlushSpelling(nz);
+		nz->word[nz->wlen] = '\0';
+		PushWord(nz->t, nz->word, nz->overlong ? MAX_WORD + 1 : nz->wlen,
+				 nz->upper_first && nz->lower_rest);
+	}
+	nz->wlen = 0;
+	nz->overlong = false;
+	nz->upper_first = nz->lower_rest = false;
+}
+
+static void
+AppendChar(Normalizer *nz, char c, bool upper)
+{
+	if (nz->wlen == 0)
+		nz->upper_first = upper;
+	else if (isalpha((unsigned char) c) && !upper)
+		nz->lower_rest = true;
+	/* runs of three or more of a letter become two */
+	if (nz->wlen >= 2 && nz->word[nz->wlen - 1] == c && nz->word[nz->wlen - 2] == c &&
+		isalpha((unsigned char) c))
+		return;
+	if (nz->wlen < MAX_WORD)
+		nz->word[nz->wlen++] = c;
+	else
+		nz->overlong = true;
+}
+
+static void
+EndClause(Normalizer *nz)
+{
+	EndWord(nz);
+	FlushSpelling(nz);
+	PushId(nz->t, TOK_BOUNDARY);
 }
 
 /*
@@ -1103,34 +1384,13 @@ EmojiWord(uint32 cp)
 static void
 Tokenize(const char *text, int len, Tokens *t)
 {
-	char		word[MAX_WORD + 2];
-	int			wlen = 0;
-	bool		overlong = false;
+	Normalizer	nz;
 	int			i = 0;
 
+	memset(&nz, 0, sizeof(nz));
+	nz.t = t;
 	if (len > REPLY_MAX_BYTES)
 		len = REPLY_MAX_BYTES;
-
-#define FLUSH() \
-	do { \
-		if (wlen > 0 || overlong) \
-		{ \
-			word[wlen] = '\0'; \
-			PushWord(t, word, overlong ? MAX_WORD + 1 : wlen); \
-		} \
-		wlen = 0; \
-		overlong = false; \
-	} while (0)
-#define APPEND(ch) \
-	do { \
-		char		c_ = (ch); \
-		if (wlen >= 2 && word[wlen - 1] == c_ && word[wlen - 2] == c_ && isalpha((unsigned char) c_)) \
-			break; \
-		if (wlen < MAX_WORD) \
-			word[wlen++] = c_; \
-		else \
-			overlong = true; \
-	} while (0)
 
 	while (i < len)
 	{
@@ -1138,40 +1398,44 @@ Tokenize(const char *text, int len, Tokens *t)
 
 		if (c < 0x80)
 		{
+			bool		next_letter = (i + 1 < len && isalpha((unsigned char) text[i + 1]));
+
 			if (isalpha(c))
-				APPEND((char) tolower(c));
+				AppendChar(&nz, (char) tolower(c), isupper(c));
 			else if (isdigit(c))
-				APPEND((char) c);
+				AppendChar(&nz, (char) c, false);
 			else if (c == '\'' || c == '`')
 				 /* joins: "don't" */ ;
 			else if (c == '$')
 			{
-				FLUSH();
-				APPEND('$');
+				EndWord(&nz);
+				AppendChar(&nz, '$', false);
 			}
-			else if ((c == '.' || c == ',') && wlen > 0 && isdigit((unsigned char) word[wlen - 1]) &&
+			else if ((c == '.' || c == ',') && nz.wlen > 0 && isdigit((unsigned char) nz.word[nz.wlen - 1]) &&
 					 i + 1 < len && isdigit((unsigned char) text[i + 1]))
 			{
 				if (c == '.')
-					APPEND('.');
+					AppendChar(&nz, '.', false);
 			}
+			else if (c == '.' && nz.wlen == 1 && next_letter &&
+					 (i + 2 >= len || !isalpha((unsigned char) text[i + 2])))
+				EndWord(&nz);	/* "S.T.O.P" */
 			else if (c == '?' || c == '.' || c == '!' || c == ',' || c == ';' ||
 					 c == ':' || c == '\n' || c == '\r')
 			{
-				FLUSH();
+				EndClause(&nz);
 				if (c == '?')
 					t->qmark = true;
-				PushId(t, TOK_BOUNDARY);
 			}
 			else
-				FLUSH();
+				EndWord(&nz);
 			i++;
 			continue;
 		}
 
 		/* A UTF-8 sequence: its length, checked. */
 		{
-			int			n = (c >= 0xF0 && c <= 0xF4) ? 4 : (c >= 0xE0) ? 3 : (c >= 0xC2 && c <= 0xDF) ? 2 : 1;
+			int			n = (c >= 0xF0 && c <= 0xF4) ? 4 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xC2 && c <= 0xDF) ? 2 : 1;
 			uint32		cp;
 			bool		valid = (n > 1 && i + n <= len);
 
@@ -1180,7 +1444,7 @@ Tokenize(const char *text, int len, Tokens *t)
 					valid = false;
 			if (!valid)
 			{
-				FLUSH();
+				EndWord(&nz);
 				i++;
 				continue;
 			}
@@ -1190,29 +1454,28 @@ Tokenize(const char *text, int len, Tokens *t)
 			i += n;
 
 			if (cp >= 0xC0 && cp <= 0xFF && Latin1Base[cp - 0xC0] != '-')
-				APPEND(Latin1Base[cp - 0xC0]);
+				AppendChar(&nz, Latin1Base[cp - 0xC0], cp < 0xE0);
 			else if (cp == 0x2019 || cp == 0x2018 || cp == 0x02BC)
 				 /* apostrophes join */ ;
 			else if (cp == 0x2026 || cp == 0xBF || cp == 0xA1)
 			{
 				/* an ellipsis ends a clause; inverted marks open one */
-				FLUSH();
+				EndClause(&nz);
 				if (cp == 0xBF)
 					t->qmark = true;
-				PushId(t, TOK_BOUNDARY);
 			}
 			else if (EmojiWord(cp))
 			{
-				FLUSH();
-				PushWord(t, EmojiWord(cp), strlen(EmojiWord(cp)));
+				EndWord(&nz);
+				FlushSpelling(&nz);
+				PushWord(t, EmojiWord(cp), strlen(EmojiWord(cp)), false);
 			}
 			else
-				FLUSH();
+				EndWord(&nz);
 		}
 	}
-	FLUSH();
-#undef FLUSH
-#undef APPEND
+	EndWord(&nz);
+	FlushSpelling(&nz);
 }
 
 /* ---------------------------------------------------------------------
@@ -1222,12 +1485,22 @@ Tokenize(const char *text, int len, Tokens *t)
 static bool
 ElemHas(const Elem *el, int id)
 {
-	if (id < 0)
-		return false;
 	for (int i = 0; i < el->nalt; i++)
-		if (AltIds[el->alt + i] == id)
+	{
+		int			alt = AltIds[el->alt + i];
+
+		if (alt == id ||
+			(alt == IdUnk && (id == IdName || id == IdIng)) ||
+			(alt == IdBoundary && id == TOK_BOUNDARY))
 			return true;
+	}
 	return false;
+}
+
+static bool
+AnchorPresent_special(const Tokens *t, int id)
+{
+	return (t->present[id / 64] & (UINT64CONST(1) << (id % 64))) != 0;
 }
 
 /* AnchorPresent: whether the reply has one of the anchor's words at all. */
@@ -1241,6 +1514,8 @@ AnchorPresent(const CompiledRule *cr, const Tokens *t)
 		int			id = AltIds[el->alt + i];
 
 		if (t->present[id / 64] & (UINT64CONST(1) << (id % 64)))
+			return true;
+		if (id == IdUnk && (AnchorPresent_special(t, IdName) || AnchorPresent_special(t, IdIng)))
 			return true;
 	}
 	return false;
@@ -1341,6 +1616,14 @@ static void
 RunRules(const CompiledRule *rules, int nrules, Tokens *t, ReplyContext ctx,
 		 int *scores, int *flags)
 {
+	int			contrast = t->n;
+
+	for (int i = 0; i < t->n; i++)
+		if (t->ids[i] >= 0 && IsContrast[t->ids[i]])
+		{
+			contrast = i;
+			break;
+		}
 	for (int r = 0; r < nrules; r++)
 	{
 		const CompiledRule *cr = &rules[r];
@@ -1355,6 +1638,7 @@ RunRules(const CompiledRule *rules, int nrules, Tokens *t, ReplyContext ctx,
 			int			end;
 			bool		neg;
 			int			cls;
+			int			weight;
 
 			if (t->ids[pos] < 0 || t->used[pos])
 				continue;
@@ -1365,14 +1649,21 @@ RunRules(const CompiledRule *rules, int nrules, Tokens *t, ReplyContext ctx,
 				continue;
 			if ((rule->flags & RX_WHOLE) && !OnlyFillersOutside(t, pos, end))
 				continue;
+			if ((rule->flags & (RX_END | RX_CLAUSE)) && end < t->n && t->ids[end] != TOK_BOUNDARY)
+				continue;
+			if ((rule->flags & RX_CLAUSE) && pos > 0 && t->ids[pos - 1] != TOK_BOUNDARY)
+				continue;
 			neg = (rule->neg != C_KEEP) && Negated(t, pos);
 			cls = ResolveClass(neg ? rule->neg : rule->cls, ctx);
+			weight = (neg && rule->neg_weight) ? rule->neg_weight : rule->weight;
+			if (pos > contrast)
+				weight *= 2;
 			for (int i = pos; i < end; i++)
 				t->used[i] = true;
 			if (cls >= 0)
-				scores[cls] += rule->weight;
+				scores[cls] += weight;
 			if (!neg)
-				*flags |= rule->flags & ~(RX_WHOLE | RX_NEEDQ | RX_START);
+				*flags |= rule->flags & ~RX_ALL;
 			pos = end - 1;
 		}
 	}
@@ -1399,6 +1690,30 @@ FreeTokens(Tokens *t)
 }
 
 /*
+ * IsTapback: whether text is a phone's reaction to our message ("Liked
+ * "...""), which says nothing of the owner's own.
+ */
+static bool
+IsTapback(const char *text, int len)
+{
+	static const char *const reactions[] = {
+		"Liked ", "Loved ", "Emphasized ", "Laughed at ", "Disliked ", "Questioned ",
+		"Reacted ",
+	};
+
+	for (int i = 0; i < (int) lengthof(reactions); i++)
+	{
+		int			n = strlen(reactions[i]);
+
+		if (len > n && strncmp(text, reactions[i], n) == 0 &&
+			(text[n] == '"' || (len > n + 2 && strncmp(text + n, "\xe2\x80\x9c", 3) == 0) ||
+			 strncmp(reactions[i], "Reacted", 7) == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
  * crefinder_analyze_reply classifies len bytes of text (at most
  * REPLY_MAX_BYTES are read), a bare yes or no read as answering ctx.
  */
@@ -1410,6 +1725,12 @@ crefinder_analyze_reply(const char *text, int len, ReplyContext ctx, ReplyAnalys
 	int			best_score = 0;
 
 	memset(result, 0, sizeof(*result));
+	if (IsTapback(text, len))
+	{
+		result->cls = RC_UNKNOWN;
+		result->flags = RF_AUTOREPLY;
+		return;
+	}
 	InitTokens(&t);
 	Tokenize(text, len, &t);
 	RunRules(CRules, lengthof(Rules), &t, ctx, result->scores, &result->flags);
@@ -1500,5 +1821,10 @@ crefinder_classify_reply(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	reply = PG_GETARG_TEXT_P_SLICE(0, 0, REPLY_MAX_BYTES);
 	crefinder_analyze_reply(VARDATA_ANY(reply), VARSIZE_ANY_EXHDR(reply), RCTX_OFFER, &result);
+#ifdef CLASSIFY_DEBUG
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s %d/%d/%d/%d/%d/%d/%d", crefinder_reply_class_name(result.cls),
+											  result.scores[0], result.scores[1], result.scores[2], result.scores[3],
+											  result.scores[4], result.scores[5], result.scores[6])));
+#endif
 	PG_RETURN_TEXT_P(cstring_to_text(crefinder_reply_class_name(result.cls)));
 }

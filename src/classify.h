@@ -34,12 +34,13 @@ typedef enum ReplyContext
 
 /* Flags a reply may carry besides its class. */
 #define RF_STRONG		0x0001	/* asks for an offer now */
-#define RF_MEETING		0x0002	/* asks for a meeting or a visit */
+#define RF_MEETING		0x0002	/* asks for a meeting, a visit, a written offer */
 #define RF_PRICE		0x0004	/* names a price */
 #define RF_HOSTILE		0x0008	/* profanity, threats, spam reports */
 #define RF_VOICEMAIL	0x0010	/* a voicemail greeting */
 #define RF_AUTOREPLY	0x0020	/* an automatic reply */
 #define RF_QMARK		0x0040	/* has a question mark */
+#define RF_LEAD			0x0080	/* passes the offer on to the owner */
 #define RF_CTX_IDENTITY 0x0100	/* (context rules) asks who this is */
 #define RF_CTX_OFFER	0x0200	/* (context rules) asks about selling */
 #define RF_CTX_TIME		0x0400	/* (context rules) asks about the time */

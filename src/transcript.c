@@ -122,12 +122,13 @@ typedef struct CallFacts
 	bool		opted_out;
 	bool		hostile;
 	bool		wrong_number;
+	bool		lead;			/* a wrong number that passes the offer on */
 	bool		voicemail;
-	bool		interest;		/* interest after the last refusal */
-	bool		any_interest;
-	bool		strong;			/* with it: an offer asked for */
-	bool		meeting;
-	bool		price;
+	bool		interest;		/* an interested utterance after the last refusal */
+	int			interest_score; /* its strength */
+	bool		any_interest;	/* any sign of interest, even tentative */
+	bool		strong;			/* with it: an offer asked for, a price named */
+	bool		meeting;		/* a meeting, a visit, a written offer */
 	bool		refused;		/* the last stand is a refusal */
 	bool		callback;		/* a call back asked for after the last refusal */
 	bool		question_open;	/* the owner's last word is an unanswered question */
@@ -157,6 +158,8 @@ ReadTranscript(const char *text, int len, CallFacts *f)
 		line = text + pos;
 		linelen = eol - pos;
 		pos = eol + 1;
+		if (linelen > 0 && line[0] == '[')
+			continue;			/* "[call ended]" */
 		speaker = ParseLine(line, linelen, &words);
 		line += words;
 		linelen -= words;
@@ -167,8 +170,6 @@ ReadTranscript(const char *text, int len, CallFacts *f)
 		{
 			ctx = crefinder_question_context(line, linelen);
 			crefinder_analyze_reply(line, linelen, RCTX_OTHER, &a);
-			if (a.flags & RF_VOICEMAIL)
-				f->voicemail = true;
 			/* An answer that defers ("someone will get back to you") leaves it open. */
 			if (after_question && a.scores[RC_CALLBACK_LATER] == 0)
 				f->question_open = false;
@@ -177,17 +178,20 @@ ReadTranscript(const char *text, int len, CallFacts *f)
 		}
 
 		crefinder_analyze_reply(line, linelen, ctx, &a);
+		ctx = RCTX_OTHER;
 		f->owner_spoke = true;
 		if (a.flags & RF_VOICEMAIL)
 			f->voicemail = true;
 		if (a.flags & RF_HOSTILE)
 			f->hostile = true;
+		if (a.flags & RF_LEAD)
+			f->lead = true;
 		switch (a.cls)
 		{
 			case RC_OPT_OUT:
 				f->opted_out = true;
 				/* "wrong number, don't call again" is both */
-				if (a.scores[RC_WRONG_NUMBER] >= 3)
+				if (a.scores[RC_WRONG_NUMBER] >= 4)
 					f->wrong_number = true;
 				break;
 			case RC_WRONG_NUMBER:
@@ -196,15 +200,20 @@ ReadTranscript(const char *text, int len, CallFacts *f)
 			case RC_NOT_INTERESTED:
 				f->refused = true;
 				f->interest = f->callback = false;
-				f->strong = f->meeting = f->price = false;
+				f->strong = f->meeting = false;
+				f->interest_score = 0;
 				break;
 			case RC_INTERESTED:
 				f->interest = f->any_interest = true;
+				f->interest_score = Max(f->interest_score, a.scores[RC_INTERESTED]);
 				f->refused = false;
 				break;
 			case RC_CALLBACK_LATER:
 				f->callback = true;
 				f->refused = false;
+				/* "we might think about selling next year"; a bare "call me" is not */
+				if (a.scores[RC_INTERESTED] >= 2)
+					f->any_interest = true;
 				break;
 			case RC_QUESTION:
 				f->question_open = after_question = true;
@@ -216,13 +225,11 @@ ReadTranscript(const char *text, int len, CallFacts *f)
 		}
 		if (a.cls != RC_QUESTION && a.cls != RC_UNKNOWN)
 			f->question_open = after_question = false;
-		if (a.cls == RC_INTERESTED || (f->interest && a.cls != RC_NOT_INTERESTED))
+		if (f->interest && a.cls != RC_NOT_INTERESTED)
 		{
-			f->strong |= (a.flags & RF_STRONG) != 0;
+			f->strong |= (a.flags & (RF_STRONG | RF_PRICE)) != 0;
 			f->meeting |= (a.flags & RF_MEETING) != 0;
-			f->price |= (a.flags & RF_PRICE) != 0;
 		}
-		ctx = RCTX_OTHER;
 	}
 }
 
@@ -268,9 +275,15 @@ crefinder_analyze_transcript(PG_FUNCTION_ARGS)
 	transcript = PG_GETARG_TEXT_P_SLICE(0, 0, TRANSCRIPT_MAX_BYTES);
 	ReadTranscript(VARDATA_ANY(transcript), VARSIZE_ANY_EXHDR(transcript), &f);
 
+	/*
+	 * 1: opted out, wrong number, hostile; 2: not interested; 3: neutral,
+	 * unsure, call back later, no answer; 4: interested; 5: interested
+	 * and asks for a meeting, a visit or a written offer.  Every call that
+	 * may go on (3 and up, or a wrong number that passes the offer on)
+	 * needs a follow-up, unless the owner opted out.
+	 */
 	initStringInfo(&summary);
 	interest = false;
-	follow = false;
 	if (f.opted_out)
 	{
 		level = 1;
@@ -281,7 +294,9 @@ crefinder_analyze_transcript(PG_FUNCTION_ARGS)
 	else if (f.wrong_number)
 	{
 		level = 1;
-		appendStringInfoString(&summary, "Wrong number: the person reached does not own the property.");
+		appendStringInfoString(&summary, f.lead ?
+							   "Wrong number: the person reached does not own the property, but will pass the offer on." :
+							   "Wrong number: the person reached does not own the property.");
 	}
 	else if (!f.owner_spoke || (f.voicemail && !f.interest && !f.refused && !f.callback))
 	{
@@ -289,39 +304,35 @@ crefinder_analyze_transcript(PG_FUNCTION_ARGS)
 		appendStringInfoString(&summary, f.voicemail ? "No answer from the owner (voicemail)." :
 							   "No answer from the owner.");
 	}
-	else if (f.interest)
+	else if (f.interest && (f.interest_score >= 2 || f.strong || f.meeting))
 	{
 		interest = true;
-		follow = true;
-		level = (f.strong || f.meeting || f.price) ? 5 : 4;
+		level = f.meeting ? 5 : 4;
 		appendStringInfoString(&summary, "Owner is interested");
-		if (f.strong)
+		if (f.meeting)
+			appendStringInfoString(&summary, " and wants a meeting or a written offer");
+		else if (f.strong)
 			appendStringInfoString(&summary, " and asked for an offer");
-		else if (f.meeting)
-			appendStringInfoString(&summary, " and asked for a meeting");
-		else if (f.price)
-			appendStringInfoString(&summary, " and named a price");
 		else if (f.callback)
 			appendStringInfoString(&summary, " and asked to be called back later");
 		appendStringInfoChar(&summary, '.');
 	}
-	else if (f.refused)
+	else if (f.refused || f.hostile)
 	{
 		level = f.hostile ? 1 : 2;
-		follow = f.question_open;
 		appendStringInfoString(&summary, f.hostile ? "Owner was hostile and is not interested." :
 							   "Owner is not interested.");
 	}
 	else if (f.callback)
 	{
 		level = 3;
-		follow = true;
-		appendStringInfoString(&summary, "Owner asked to be called back later.");
+		appendStringInfoString(&summary, f.any_interest ?
+							   "Owner may be interested later and asked to be called back." :
+							   "Owner asked to be called back later.");
 	}
 	else if (f.question_open)
 	{
 		level = 3;
-		follow = true;
 		appendStringInfoString(&summary, "Owner asked a question that needs an answer: \"");
 		AppendQuote(&summary, f.question, f.question_len);
 		appendStringInfoString(&summary, "\"");
@@ -329,8 +340,11 @@ crefinder_analyze_transcript(PG_FUNCTION_ARGS)
 	else
 	{
 		level = 3;
-		appendStringInfoString(&summary, "Owner was neutral or unsure; no clear interest.");
+		appendStringInfoString(&summary, f.any_interest ? "Owner is unsure but did not say no." :
+							   "Owner was neutral or unsure; no clear interest.");
 	}
+	interest = !f.opted_out && !f.wrong_number && (level >= 4 || (level == 3 && f.any_interest));
+	follow = !f.opted_out && (level >= 3 || (f.wrong_number && f.lead) || f.question_open);
 
 	initStringInfo(&json);
 	appendStringInfo(&json, "{\"interest_level\": %d, \"needs_follow_up\": %s, "
