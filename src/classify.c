@@ -125,6 +125,7 @@ static const Rule Rules[] = {
 	{"record your", UNK, KEEP, 3, RF_VOICEMAIL, 0},
 	{"wrong chat/thread/conversation/group", UNK, KEEP, 4, 0, 0},
 	{"meant for my/someone/another", UNK, KEEP, 4, 0, 0},
+	{"happy/merry new/holidays/thanksgiving/birthday/christmas/easter/year", UNK, KEEP, 4, 0, 0},
 
 	/* Phrases that hold a cue word but mean something else. */
 	{"no problem/worries", UNK, KEEP, 1, 0, 0},
@@ -250,6 +251,7 @@ static const Rule Rules[] = {
 	{"ningun #unk", WRN, KEEP, 4, 0, 0},
 	{"not #name", WRN, KEEP, 3, 0, 0},
 	{"this isnt #unk", WRN, KEEP, 3, RX_END, 0},
+	{"this is not #unk", WRN, KEEP, 3, RX_END, 0},
 	{"not her/him", WRN, KEEP, 3, 0, 0},
 	{"changed * number", WRN, KEEP, 3, 0, 0},
 	{"he/she passed", WRN, KEEP, 3, 0, 0},
@@ -473,6 +475,7 @@ static const Rule Rules[] = {
 	{"$reach me/us", INT, OPT, 1, 0, 0},
 	{"discuss", INT, KEEP, 2, 0, 0},
 	{"wont hurt", INT, KEEP, 1, 0, 0},
+	{"persuaded/convinced/tempted/persuade/convince/tempt", INT, NOT, 2, 0, 0},
 	{"might/may/could * consider/think", INT, NOT, 2, 0, 0},
 	{"unload/offload", INT, NOT, 3, 0, 0},
 	{"want out", INT, KEEP, 3, 0, 0},
