@@ -1650,8 +1650,9 @@ RunRules(const CompiledRule *rules, int nrules, Tokens *t, ReplyContext ctx,
 			end = MatchFrom(cr, 0, t, pos);
 			if (end < 0)
 				continue;
+			/* another word outside stays outside wherever it matches */
 			if ((rule->flags & RX_WHOLE) && !OnlyFillersOutside(t, pos, end))
-				continue;
+				break;
 			if ((rule->flags & (RX_END | RX_CLAUSE)) && end < t->n && t->ids[end] != TOK_BOUNDARY)
 				continue;
 			if ((rule->flags & RX_CLAUSE) && pos > 0 && t->ids[pos - 1] != TOK_BOUNDARY)

@@ -106,6 +106,17 @@ ParseLine(const char *line, int len, int *words)
 	return SPEAKER_OWNER;
 }
 
+/* IsNote: whether a line is only a bracketed note ("[call ended]"). */
+static bool
+IsNote(const char *s, int len)
+{
+	while (len > 0 && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+		len--;
+	return len >= 2 && s[0] == '[' && s[len - 1] == ']' && memchr(s + 1, ']', len - 2) == NULL;
+}
+
 /* HasWords: whether s has a letter or a digit (a line of "..." has none). */
 static bool
 HasWords(const char *s, int len)
@@ -158,7 +169,7 @@ ReadTranscript(const char *text, int len, CallFacts *f)
 		line = text + pos;
 		linelen = eol - pos;
 		pos = eol + 1;
-		if (linelen > 0 && line[0] == '[')
+		if (IsNote(line, linelen))
 			continue;			/* "[call ended]" */
 		speaker = ParseLine(line, linelen, &words);
 		line += words;
@@ -243,7 +254,8 @@ AppendQuote(StringInfo buf, const char *s, int len)
 		s++, len--;
 	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\r' || s[len - 1] == '\t'))
 		len--;
-	cut = (len > QUOTE_MAX_BYTES) ? pg_mbcliplen(s, len, QUOTE_MAX_BYTES) : len;
+	/* whole characters only, and never past the line (which may end cut short) */
+	cut = pg_encoding_verifymbstr(GetDatabaseEncoding(), s, Min(len, QUOTE_MAX_BYTES));
 	for (int i = 0; i < cut; i++)
 	{
 		unsigned char c = (unsigned char) s[i];
