@@ -66,7 +66,8 @@ PG_FUNCTION_INFO_V1(crefinder_classify_reply);
 #define RX_START	0x40000		/* only at the start of a clause */
 #define RX_CLAUSE	0x80000		/* the whole clause */
 #define RX_END		0x100000	/* only at the end of a clause */
-#define RX_ALL		(RX_WHOLE | RX_NEEDQ | RX_START | RX_CLAUSE | RX_END)
+#define RX_NEAR		0x200000	/* negated only by a negator at most 2 words before */
+#define RX_ALL		(RX_WHOLE | RX_NEEDQ | RX_START | RX_CLAUSE | RX_END | RX_NEAR)
 
 #define GAP_MAX		3			/* words a "*" may skip */
 #define NEG_MAX		4			/* longest negation scope, in words */
@@ -184,7 +185,7 @@ static const Rule Rules[] = {
 	{"if * were mine", WRN, KEEP, 4, 0, 0},
 
 	/* Opt-out: any reasonable request to stop. */
-	{"stop", OPT, NONE, 3, 0, 0},
+	{"stop", OPT, NONE, 3, RX_NEAR, 0},
 	{"unsubscribe", OPT, KEEP, 3, 0, 0},
 	{"opt * out", OPT, KEEP, 3, 0, 0},
 	{"revoke", OPT, KEEP, 3, 0, 0},
@@ -195,8 +196,9 @@ static const Rule Rules[] = {
 	{"end", OPT, KEEP, 3, RX_WHOLE, 0},
 	{"alto", OPT, KEEP, 3, RX_WHOLE, 0},
 	{"baja", OPT, KEEP, 3, RX_WHOLE, 0},
-	{"quit", OPT, NONE, 3, 0, 0},
-	{"cancel", OPT, NONE, 3, 0, 0},
+	{"quit", OPT, NONE, 3, RX_NEAR, 0},
+	{"cancel", OPT, NONE, 3, RX_NEAR, 0},
+	{"knock/cut it off/out", OPT, KEEP, 3, 0, 0},
 	{"remove", OPT, KEEP, 3, 0, 0},
 	{"take * off", OPT, KEEP, 3, 0, 0},
 	{"off * list", OPT, KEEP, 3, 0, 0},
@@ -237,7 +239,7 @@ static const Rule Rules[] = {
 	{"en paz", OPT, KEEP, 3, 0, 0},
 	{"deja/para de", OPT, KEEP, 3, 0, 0},
 	{"borrar", OPT, KEEP, 3, 0, 0},
-	{"no mas mensaje/llamar", OPT, KEEP, 3, 0, 0},
+	{"no * mas mensaje/llamar", OPT, KEEP, 3, 0, 0},
 	{"molestar", OPT, KEEP, 3, 0, 0},
 
 	/* Wrong number: not the owner, or not the person. */
@@ -310,7 +312,8 @@ static const Rule Rules[] = {
 	{"no deal", NOT, KEEP, 3, 0, 0},
 	{"not right now", NOT, KEEP, 2, 0, 0},
 	{"not now", NOT, KEEP, 2, 0, 0},
-	{"not at the/this moment/time", NOT, KEEP, 2, 0, 0},
+	{"not at the/this moment/time/point", NOT, KEEP, 2, 0, 0},
+	{"dont think * sell", NOT, KEEP, 3, 0, 0},
 	{"uninterested", NOT, INT, 3, 0, 0},
 	{"interested", INT, NOT, 3, 0, 0},
 	{"interest", INT, NOT, 2, 0, 0},
@@ -399,7 +402,7 @@ static const Rule Rules[] = {
 	{"what kind of number", INT, KEEP, 3, RF_STRONG, 0},
 	{"number * talking", INT, KEEP, 3, RF_STRONG, 0},
 	{"would you pay/offer", INT, KEEP, 3, RF_STRONG, 0},
-	{"give me * number/price/offer/figure/quote", INT, KEEP, 3, RF_STRONG, 0},
+	{"give/throw/shoot/send me * number/price/offer/figure/quote", INT, KEEP, 3, RF_STRONG, 0},
 	{"best offer", INT, KEEP, 3, RF_STRONG, 0},
 	{"loi", INT, KEEP, 3, RF_MEETING, 0},
 	{"in writing", INT, KEEP, 1, 0, 0},
@@ -694,6 +697,7 @@ static const Negator Negators[] = {
 /* Words that end a negation's scope. */
 static const char *const ClauseBreaks[] = {
 	"but", "though", "however", "although", "pero", "except", "if", "whether", "unless",
+	"and", "so", "because", "then", "just", "y",
 };
 
 /* Words after which cues count double. */
@@ -1573,9 +1577,9 @@ MatchFrom(const CompiledRule *cr, int k, const Tokens *t, int pos)
  * same clause, and is not part of another phrase.
  */
 static bool
-Negated(const Tokens *t, int start)
+Negated(const Tokens *t, int start, int scope)
 {
-	for (int d = 1; d <= NEG_MAX && start - d >= 0; d++)
+	for (int d = 1; d <= scope && start - d >= 0; d++)
 	{
 		int			id = t->ids[start - d];
 
@@ -1657,7 +1661,8 @@ RunRules(const CompiledRule *rules, int nrules, Tokens *t, ReplyContext ctx,
 				continue;
 			if ((rule->flags & RX_CLAUSE) && pos > 0 && t->ids[pos - 1] != TOK_BOUNDARY)
 				continue;
-			neg = (rule->neg != C_KEEP) && Negated(t, pos);
+			neg = (rule->neg != C_KEEP) &&
+				Negated(t, pos, (rule->flags & RX_NEAR) ? 2 : NEG_MAX);
 			cls = ResolveClass(neg ? rule->neg : rule->cls, ctx);
 			weight = (neg && rule->neg_weight) ? rule->neg_weight : rule->weight;
 			if (pos > contrast)

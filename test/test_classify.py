@@ -180,6 +180,14 @@ def test_classify_hostile_inputs(cluster):
                           "wrong_number", "opted_out", "summary"}, a
         assert 1 <= a["interest_level"] <= 5 and len(a["summary"]) <= 200, a
     assert analyses[-1]["opted_out"] is True
+    # The 64 kB read of a transcript ends inside a character of the
+    # owner's question, which the summary quotes.
+    tail = "User: who is this? \u00e9"
+    head = "AI: hello\n" + "AI: " + "a" * (65537 - len("AI: hello\n") - 5 - len(tail.encode())) + "\n"
+    cut = head + tail
+    assert len(cut.encode()) == 65537, len(cut.encode())
+    a = analyze_all(conn, [cut])[0]
+    assert a["summary"].startswith("Owner asked a question") and "who is this?" in a["summary"], a
     with conn.cursor() as cur:
         cur.execute("SELECT crefinder.classify_reply(NULL), crefinder.analyze_transcript(NULL)")
         assert cur.fetchone() == (None, None)
