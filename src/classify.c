@@ -456,7 +456,7 @@ static const Rule Rules[] = {
 	{"who are you", QST, KEEP, 3, 0, 0},
 	{"who you are", QST, KEEP, 3, 0, 0},
 	{"who * $reach", QST, KEEP, 3, RX_START, 0},
-	{"how/where * get/find * number/info/name/contact/information/details/phone/me", QST, KEEP, 3, 0, 0},
+	{"how/where * get/find/have/got * number/info/name/contact/information/details/phone/me", QST, KEEP, 3, 0, 0},
 	{"de donde", QST, KEEP, 3, 0, 0},
 	{"quien", QST, KEEP, 3, 0, 0},
 	{"que * empresa/compania", QST, KEEP, 3, 0, 0},
