@@ -13,21 +13,26 @@
  *	   lower-cased, accented Latin letters lose their accents, apostrophes
  *	   join ("don't" is "dont"), sentence punctuation ends a clause, and
  *	   everything else (emoji, symbols, bytes that are not UTF-8 letters)
- *	   separates words.  Runs of three or more of a letter become two.
- *	2. Canonicalize each word: SMS spellings, abbreviations and common
- *	   misspellings map to one form (Lexicon: "pls" is "please", "rn" is
- *	   "right now", "intrested" is "interested"); a word that is not known
- *	   is tried with its doubled letters made single, then against a few
- *	   cue words with one letter missing, added or swapped (FuzzyWords).
+ *	   separates words.  Runs of three or more of a letter become two;
+ *	   single letters that spell a known word are joined ("S-T-O-P").
+ *	2. Canonicalize each word: SMS spellings, abbreviations, Spanish forms
+ *	   and common misspellings map to one form (Lexicon: "pls" is "please",
+ *	   "rn" is "right now", "intrested" is "interested"); a word that is not
+ *	   known is tried as a plural, with its doubled letters made single,
+ *	   then against a few cue words with one letter missing, added or
+ *	   swapped (FuzzyWords).  A word still unknown is a name when it is
+ *	   capitalized inside a clause ("No John here").
  *	3. Match the rules, in table order: each is a phrase over canonical
  *	   words (alternatives a/b, optional [a], a gap * of up to GAP_MAX
  *	   words).  A word used by a rule is not used by a later one, so longer
  *	   and more specific phrases come first.  A negator shortly before a
  *	   phrase, in the same clause, gives the rule's negated class instead
  *	   ("not interested", "don't text me", "not opposed").  Each rule adds
- *	   its weight to its class; any opt-out cue makes the reply opt_out,
- *	   else the highest score wins, ties going to the earlier class of
- *	   ReplyClass.
+ *	   its weight to its class (double after "but"); any opt-out cue makes
+ *	   the reply opt_out, else the highest score wins, ties going to the
+ *	   earlier class of ReplyClass.
+ *
+ * A phone's reaction to our own message ('Liked "..."') is unknown.
  *
  * Opt-out comes first: when a reply carries both a request to stop and
  * something milder ("not interested, stop texting"), it is opt_out.
@@ -1830,10 +1835,5 @@ crefinder_classify_reply(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	reply = PG_GETARG_TEXT_P_SLICE(0, 0, REPLY_MAX_BYTES);
 	crefinder_analyze_reply(VARDATA_ANY(reply), VARSIZE_ANY_EXHDR(reply), RCTX_OFFER, &result);
-#ifdef CLASSIFY_DEBUG
-	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s %d/%d/%d/%d/%d/%d/%d", crefinder_reply_class_name(result.cls),
-											  result.scores[0], result.scores[1], result.scores[2], result.scores[3],
-											  result.scores[4], result.scores[5], result.scores[6])));
-#endif
 	PG_RETURN_TEXT_P(cstring_to_text(crefinder_reply_class_name(result.cls)));
 }
