@@ -1347,8 +1347,9 @@ EndWord(Normalizer *nz)
 {
 	if (nz->wlen == 1 && isalpha((unsigned char) nz->word[0]) && !nz->overlong)
 	{
-		if (nz->nspell < MAX_WORD)
-			nz->spell[nz->nspell++] = nz->word[0];
+		if (nz->nspell == MAX_WORD)
+			FlushSpelling(nz);
+		nz->spell[nz->nspell++] = nz->word[0];
 		nz->wlen = 0;
 		return;
 	}
