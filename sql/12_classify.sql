@@ -40,3 +40,7 @@ WHERE p.oid IN ('crefinder.classify_reply(text)'::regprocedure,
 ORDER BY p.proname;
 SELECT crefinder.classify_reply(NULL) IS NULL AS reply_null,
        crefinder.analyze_transcript(NULL) IS NULL AS transcript_null;
+
+-- Not granted to PUBLIC (90_security revokes every function of the schema).
+SELECT has_function_privilege('public', 'crefinder.classify_reply(text)', 'EXECUTE') AS reply_public,
+       has_function_privilege('public', 'crefinder.analyze_transcript(text)', 'EXECUTE') AS transcript_public;
