@@ -1,0 +1,227 @@
+"""Reply understanding: classify_reply() over the labelled reply corpus
+(test/replies.tsv), analyze_transcript() over the labelled call corpus
+(test/transcripts.jsonl), and inputs that must never break either.
+
+Run alone against a corpus file (starts its own cluster):
+  /usr/bin/python3 test/test_classify.py [replies.tsv [transcripts.jsonl]]
+"""
+import csv
+import json
+import os
+import random
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DB = "crefinder_classify_test"
+CLASSES = ["opt_out", "not_interested", "interested", "callback_later", "wrong_number",
+           "question", "unknown"]
+REPLIES = os.path.join(HERE, "replies.tsv")
+TRANSCRIPTS = os.path.join(HERE, "transcripts.jsonl")
+
+
+def read_replies(path):
+    """[(label, text, hard)] of a label<TAB>text<TAB>hard file with a header."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader)
+        assert header[:2] == ["label", "text"], header
+        for row in reader:
+            if not row or not row[0].strip():
+                continue
+            label, text = row[0].strip(), row[1]
+            hard = len(row) > 2 and row[2].strip().lower() in ("1", "true", "yes", "y", "hard")
+            assert label in CLASSES, "unknown label %r" % label
+            rows.append((label, text, hard))
+    return rows
+
+
+def classify_all(conn, texts):
+    """Every text's class, in one statement."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT crefinder.classify_reply(t.reply) FROM unnest(%s::text[]) "
+                    "WITH ORDINALITY AS t(reply, i) ORDER BY t.i", (texts,))
+        return [r[0] for r in cur.fetchall()]
+
+
+def reply_report(rows, got, out=sys.stdout):
+    """Prints per-class, overall and hard-case accuracy and the confusion
+    matrix; returns (overall accuracy, opt-out recall, misses)."""
+    total = len(rows)
+    right = sum(1 for (label, _, _), g in zip(rows, got) if label == g)
+    hard = [(label, g) for (label, _, h), g in zip(rows, got) if h]
+    print("replies: %d" % total, file=out)
+    for c in CLASSES:
+        n = sum(1 for label, _, _ in rows if label == c)
+        ok = sum(1 for (label, _, _), g in zip(rows, got) if label == c and g == c)
+        predicted = sum(1 for g in got if g == c)
+        print("  %-15s %4d/%-4d recall %6.1f%%  precision %6.1f%%"
+              % (c, ok, n, 100.0 * ok / n if n else 100.0,
+                 100.0 * ok / predicted if predicted else 100.0), file=out)
+    print("overall accuracy: %d/%d = %.1f%%" % (right, total, 100.0 * right / total), file=out)
+    if hard:
+        print("hard cases: %d/%d = %.1f%%" % (sum(1 for a, b in hard if a == b), len(hard),
+                                              100.0 * sum(1 for a, b in hard if a == b) / len(hard)),
+              file=out)
+    print("confusion matrix (rows: label, columns: classified as)", file=out)
+    short = [c[:8] for c in CLASSES]
+    print("  %-15s " % "" + " ".join("%8s" % s for s in short), file=out)
+    for c in CLASSES:
+        print("  %-15s " % c + " ".join(
+            "%8d" % sum(1 for (label, _, _), g in zip(rows, got) if label == c and g == d)
+            for d in CLASSES), file=out)
+    opt = [(label, g) for (label, _, _), g in zip(rows, got) if label == "opt_out"]
+    recall = sum(1 for a, b in opt if a == b) / len(opt) if opt else 1.0
+    print("opt-out recall: %.3f" % recall, file=out)
+    misses = [(label, g, text) for (label, text, _), g in zip(rows, got) if label != g]
+    return right / total, recall, misses
+
+
+def read_transcripts(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def analyze_all(conn, transcripts):
+    with conn.cursor() as cur:
+        cur.execute("SELECT crefinder.analyze_transcript(t.tr) FROM unnest(%s::text[]) "
+                    "WITH ORDINALITY AS t(tr, i) ORDER BY t.i", (transcripts,))
+        return [r[0] for r in cur.fetchall()]
+
+
+BOOLEANS = ["needs_follow_up", "contains_interest", "wrong_number", "opted_out"]
+
+
+def transcript_report(items, got, out=sys.stdout):
+    """Prints per-field accuracy; returns (level within 1, booleans exact,
+    opted_out recall, misses)."""
+    n = len(items)
+    print("transcripts: %d" % n, file=out)
+    exact = sum(1 for e, g in zip(items, got) if e["interest_level"] == g["interest_level"])
+    near = sum(1 for e, g in zip(items, got) if abs(e["interest_level"] - g["interest_level"]) <= 1)
+    print("  interest_level exact %d/%d = %.1f%%, within 1 %d/%d = %.1f%%"
+          % (exact, n, 100.0 * exact / n, near, n, 100.0 * near / n), file=out)
+    for field in BOOLEANS:
+        ok = sum(1 for e, g in zip(items, got) if bool(e[field]) == g[field])
+        print("  %-18s %d/%d = %.1f%%" % (field, ok, n, 100.0 * ok / n), file=out)
+    all_bool = sum(1 for e, g in zip(items, got) if all(bool(e[f]) == g[f] for f in BOOLEANS))
+    print("  all four booleans  %d/%d = %.1f%%" % (all_bool, n, 100.0 * all_bool / n), file=out)
+    opted = [(e, g) for e, g in zip(items, got) if e["opted_out"]]
+    recall = sum(1 for e, g in opted if g["opted_out"]) / len(opted) if opted else 1.0
+    print("  opted_out recall %.3f" % recall, file=out)
+    for g in got:
+        assert 1 <= g["interest_level"] <= 5 and len(g["summary"]) <= 200, g
+    misses = [(e, g) for e, g in zip(items, got)
+              if abs(e["interest_level"] - g["interest_level"]) > 1
+              or any(bool(e[f]) != g[f] for f in BOOLEANS)]
+    return near / n, all_bool / n, recall, misses
+
+
+def database(cluster):
+    return cluster.fresh_database(DB)
+
+
+def test_reply_corpus(cluster):
+    conn = database(cluster)
+    rows = read_replies(REPLIES)
+    got = classify_all(conn, [t for _, t, _ in rows])
+    overall, recall, misses = reply_report(rows, got)
+    for label, g, text in misses:
+        print("  miss: %s -> %s: %s" % (label, g, text))
+    assert recall == 1.0, "an opt-out was missed"
+    assert overall >= 0.95, "overall accuracy %.3f" % overall
+
+
+def test_transcript_corpus(cluster):
+    conn = database(cluster)
+    items = read_transcripts(TRANSCRIPTS)
+    got = analyze_all(conn, [i["transcript"] for i in items])
+    near, booleans, recall, misses = transcript_report(items, got)
+    for e, g in misses:
+        print("  miss: expected %s\n        got %s" % (
+            {k: e[k] for k in ["interest_level"] + BOOLEANS}, g))
+    assert recall == 1.0, "an opt-out was missed"
+    assert near >= 0.9, "interest_level within 1 for %.3f" % near
+    assert booleans >= 0.9, "exact booleans for %.3f" % booleans
+
+
+def test_classify_hostile_inputs(cluster):
+    """Huge, random, emoji-only and punctuation-only inputs give a class
+    (and a transcript analysis) quickly, and never an error."""
+    conn = database(cluster)
+    rng = random.Random(12)
+    inputs = [
+        "a" * 100000,
+        "stop " * 20000,
+        "not " * 25000 + "interested",
+        ("who * this " * 10000),
+        "".join(rng.choice("abcdefghij klmnop?!.,'") for _ in range(100000)),
+        "😀" * 25000,
+        "👍🙏🔥🛑" * 100,
+        "!?.,;:'\"()[]{}<>/\\|-_=+*&^%$#@~`" * 3000,
+        "?" * 100000,
+        "'" * 100000,
+        "", " ", "\t\n\r",
+    ]
+    for _ in range(20):
+        raw = bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 20000)))
+        inputs.append(raw.decode("utf-8", errors="replace"))
+        inputs.append(raw.decode("latin-1"))
+    with conn.cursor() as cur:
+        cur.execute("SET statement_timeout = '60s'")
+    got = classify_all(conn, inputs)
+    assert all(g in CLASSES for g in got), got
+    assert got[1] == "opt_out", got[1]
+    assert got[7] == "unknown" and got[8] == "unknown", got[7:9]
+    analyses = analyze_all(conn, inputs + ["AI: " + s for s in inputs[:5]] +
+                           ["\n".join("User: stop" if i % 2 else "AI: hi" for i in range(20000))])
+    for a in analyses:
+        assert set(a) == {"interest_level", "needs_follow_up", "contains_interest",
+                          "wrong_number", "opted_out", "summary"}, a
+        assert 1 <= a["interest_level"] <= 5 and len(a["summary"]) <= 200, a
+    assert analyses[-1]["opted_out"] is True
+    # The 64 kB read of a transcript ends inside a character of the
+    # owner's question, which the summary quotes.
+    tail = "User: who is this? \u00e9"
+    head = "AI: hello\n" + "AI: " + "a" * (65537 - len("AI: hello\n") - 5 - len(tail.encode())) + "\n"
+    cut = head + tail
+    assert len(cut.encode()) == 65537, len(cut.encode())
+    a = analyze_all(conn, [cut])[0]
+    assert a["summary"].startswith("Owner asked a question") and "who is this?" in a["summary"], a
+    with conn.cursor() as cur:
+        cur.execute("SELECT crefinder.classify_reply(NULL), crefinder.analyze_transcript(NULL)")
+        assert cur.fetchone() == (None, None)
+        # A long reply is read up to 4 kB: a STOP past that is not seen, one before is.
+        cur.execute("SELECT crefinder.classify_reply(repeat('ok ', 1000) || 'stop'), "
+                    "crefinder.classify_reply(repeat('ok ', 2000) || 'stop')")
+        assert cur.fetchone() == ("opt_out", "unknown")
+
+
+def main():
+    sys.path.insert(0, HERE)
+    import debian_python  # noqa: F401
+    from cluster import Cluster, stop_on_sigterm
+    stop_on_sigterm()
+    replies = sys.argv[1] if len(sys.argv) > 1 else REPLIES
+    transcripts = sys.argv[2] if len(sys.argv) > 2 else None
+    cluster = Cluster().start()
+    try:
+        conn = database(cluster)
+        rows = read_replies(replies)
+        got = classify_all(conn, [t for _, t, _ in rows])
+        _, _, misses = reply_report(rows, got)
+        for label, g, text in misses:
+            print("  miss: %-15s -> %-15s %s" % (label, g, text))
+        if transcripts:
+            items = read_transcripts(transcripts)
+            got = analyze_all(conn, [i["transcript"] for i in items])
+            _, _, _, misses = transcript_report(items, got)
+            for e, g in misses:
+                print("  miss: expected %s\n        got %s\n%s\n" % (
+                    {k: e[k] for k in ["interest_level"] + BOOLEANS}, g, e["transcript"]))
+    finally:
+        cluster.cleanup()
+
+
+if __name__ == "__main__":
+    main()
