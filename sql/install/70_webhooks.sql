@@ -765,14 +765,18 @@ DECLARE
     fresh_count integer;
 BEGIN
     WITH located AS MATERIALIZED (
-        SELECT DISTINCT ON (ev.event_id) ev.*, coalesce(by_id.id, by_prefix.id) AS message_id
+        SELECT DISTINCT ON (ev.event_id) ev.*,
+               coalesce(by_id.id,
+                        -- without crefinder's ids: the X-Message-Id and the address
+                        CASE WHEN ev.claimed_id IS NULL AND ev.sg_prefix <> '' THEN
+                            (SELECT by_prefix.id FROM crefinder.outbound_events by_prefix
+                             WHERE by_prefix.provider_message_id = ev.sg_prefix AND by_prefix.user_id = tenant
+                               AND by_prefix.channel = 'email' AND by_prefix.to_contact = ev.email
+                             ORDER BY by_prefix.id LIMIT 1) END) AS message_id
         FROM crefinder.sendgrid_events(events) AS ev
         LEFT JOIN crefinder.outbound_events by_id
                ON by_id.id = ev.claimed_id AND by_id.user_id = tenant AND by_id.channel = 'email'
               AND (ev.claimed_tenant IS NULL OR ev.claimed_tenant = tenant::text)
-        LEFT JOIN crefinder.outbound_events by_prefix
-               ON ev.claimed_id IS NULL AND ev.sg_prefix <> '' AND by_prefix.provider_message_id = ev.sg_prefix
-              AND by_prefix.user_id = tenant AND by_prefix.channel = 'email' AND by_prefix.to_contact = ev.email
         ORDER BY ev.event_id, ev.n
     ),
     recorded AS (
@@ -781,7 +785,9 @@ BEGIN
         SELECT tenant, 'sendgrid', l.event_id, left(l.event, 100), true, 200,
                CASE WHEN l.message_id IS NULL THEN 'unknown_message' ELSE 'applied' END, l.message_id
         FROM located l
-        ON CONFLICT DO NOTHING
+        ON CONFLICT (provider, user_id, event_id)
+            WHERE event_id IS NOT NULL AND verified AND outcome NOT IN ('duplicate', 'unknown_message')
+            DO NOTHING
         RETURNING event_id
     ),
     marked AS MATERIALIZED (
@@ -878,6 +884,7 @@ BEGIN
         FROM groups g
         WHERE g.event = 'group_resubscribe' AND o.user_id = tenant AND o.contact = g.email
           AND o.channel = 'email' AND o.revoked_at IS NULL AND o.source = g.source AND o.created_at <= g.at
+          AND EXISTS (SELECT 1 FROM groups r WHERE r.event = 'group_resubscribe')
     ),
     resubscribed AS (
         UPDATE crefinder.email_suppressions x SET removed_at = now()
@@ -885,6 +892,7 @@ BEGIN
         WHERE g.event = 'group_resubscribe' AND x.user_id = tenant AND x.email = g.email
           AND x.reason = 'group_unsubscribe' AND x.detail = g.source AND x.removed_at IS NULL
           AND x.created_at <= g.at
+          AND EXISTS (SELECT 1 FROM groups r WHERE r.event = 'group_resubscribe')
     )
     SELECT count(*) FILTER (WHERE is_new) INTO fresh_count FROM marked;
 
@@ -1064,6 +1072,7 @@ DECLARE
     cost numeric;
     structured jsonb := CASE WHEN jsonb_typeof(vapi_analysis -> 'structuredData') = 'object'
                              THEN vapi_analysis -> 'structuredData' END;
+    reading jsonb;
     analysis jsonb;
     spoke boolean;
     m record;
@@ -1075,7 +1084,8 @@ BEGIN
     spoke := transcript ~* '(^|\n)\s*(user|customer)\s*:\s*\S';
     -- crefinder's reading, and Vapi's structured analysis over it where it
     -- speaks of the same things
-    analysis := crefinder.analyze_transcript(transcript);
+    reading := crefinder.analyze_transcript(transcript);
+    analysis := reading;
     IF structured IS NOT NULL THEN
         analysis := analysis || jsonb_strip_nulls(jsonb_build_object(
             'interest_level', CASE WHEN jsonb_typeof(structured -> 'interest_level') = 'number'
@@ -1090,7 +1100,7 @@ BEGIN
             'contains_interest', CASE WHEN jsonb_typeof(structured -> 'contains_interest') = 'boolean'
                                       THEN structured -> 'contains_interest' END));
         -- an opt-out heard by either reading counts
-        IF (crefinder.analyze_transcript(transcript) ->> 'opted_out')::boolean THEN
+        IF (reading ->> 'opted_out')::boolean THEN
             analysis := analysis || '{"opted_out": true}';
         END IF;
     END IF;
