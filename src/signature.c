@@ -525,6 +525,8 @@ jsonb_string(JsonbValue *v, const char *s, size_t len, const char *what, int fie
 				 errmsg("form body field %d has a %s that is not valid %s",
 						field, what, GetDatabaseEncodingName()),
 				 errdetail("Its %% escapes decode to bytes that are not text in the database's encoding.")));
+	/* all of it: pushJsonbValue copies the whole value, union included */
+	memset(v, 0, sizeof(*v));
 	v->type = jbvString;
 	v->val.string.val = (char *) s;
 	v->val.string.len = (int) len;
