@@ -12,6 +12,7 @@
  *	1. Normalize: at most REPLY_MAX_BYTES bytes are read; ASCII letters are
  *	   lower-cased, accented Latin letters lose their accents, apostrophes
  *	   join ("don't" is "dont"), sentence punctuation ends a clause, and
+ *	   a "#" standing alone is the word "number" ("wrong #"), and
  *	   everything else (emoji, symbols, bytes that are not UTF-8 letters)
  *	   separates words.  Runs of three or more of a letter become two;
  *	   single letters that spell a known word are joined ("S-T-O-P").
@@ -112,7 +113,7 @@ static const Rule Rules[] = {
 	{"auto/automatic/automated reply/response/responder/text", UNK, KEEP, 4, RF_AUTOREPLY, 0},
 	{"this is an automated", UNK, KEEP, 4, RF_AUTOREPLY, 0},
 	{"out of * office", UNK, KEEP, 4, RF_AUTOREPLY, 0},
-	{"on vacation until", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"for urgent matters/inquiries/requests/issues", UNK, KEEP, 4, RF_AUTOREPLY, 0},
 	{"sent from my", UNK, KEEP, 3, RF_AUTOREPLY, 0},
 	{"not monitored", UNK, KEEP, 4, RF_AUTOREPLY, 0},
 	{"thanks for * text/call/contact/reach", UNK, KEEP, 2, RF_AUTOREPLY, 0},
@@ -143,11 +144,17 @@ static const Rule Rules[] = {
 	{"no #name here", WRN, KEEP, 4, 0, 0},
 	{"stop by/in/over", INT, KEEP, 2, RF_MEETING, 0},
 	{"stop [#b] wait/hold", NONE, KEEP, 0, 0, 0},
+	{"stop #ing me/us/my", OPT, KEEP, 3, 0, 0},
 	{"stop #ing", NONE, KEEP, 0, 0, 0},
+	{"not not", NONE, KEEP, 0, 0, 0},
+	{"what * want with", QST, KEEP, 3, 0, 0},
+	{"he/she dont text", NONE, KEEP, 0, 0, 0},
+	{"belongs to me/us", NONE, KEEP, 0, 0, 0},
 	{"what makes you think", QST, KEEP, 3, 0, 0},
 	{"depends who/on who", QST, KEEP, 3, 0, 0},
 	{"would * say no", NONE, KEEP, 0, 0, 0},
 	{"no promises", NONE, KEEP, 0, 0, 0},
+	{"look/looking forward", INT, NOT, 2, 0, 0},
 	{"forward * them/it/offer/along/to", NONE, KEEP, 0, RF_LEAD, 0},
 	{"pass * along/on", NONE, KEEP, 0, RF_LEAD, 0},
 	{"have him/her/them call", NONE, KEEP, 0, RF_LEAD, 0},
@@ -156,7 +163,8 @@ static const Rule Rules[] = {
 	{"get a * job/life", NOT, KEEP, 3, RF_HOSTILE, 0},
 	{"what kind of number/price/money/offer/figure", INT, KEEP, 3, RF_STRONG, 0},
 	{"price * talking", INT, KEEP, 3, RF_STRONG, 0},
-	{"offer * in writing", INT, KEEP, 3, RF_MEETING, 0},
+	{"offer * in writing/write", INT, KEEP, 3, RF_MEETING, 0},
+	{"put * in writing/write", INT, KEEP, 3, RF_MEETING, 0},
 	{"written offer", INT, KEEP, 3, RF_MEETING, 0},
 	{"offer por escrito", INT, KEEP, 3, RF_MEETING, 0},
 	{"send someone/somebody", INT, KEEP, 3, RF_MEETING, 0},
@@ -188,6 +196,7 @@ static const Rule Rules[] = {
 	{"not now * ever/never", NOT, KEEP, 4, 0, 0},
 	{"plan * keep/own/hold", NOT, KEEP, 3, 0, 0},
 	{"if * were mine", WRN, KEEP, 4, 0, 0},
+	{"if i [did/actually/really] own", WRN, KEEP, 4, 0, 0},
 
 	/* Opt-out: any reasonable request to stop. */
 	{"stop", OPT, NONE, 3, RX_NEAR, 0},
@@ -241,6 +250,7 @@ static const Rule Rules[] = {
 	{"enough is enough", OPT, KEEP, 3, 0, 0},
 	{"enough", OPT, KEEP, 3, RX_WHOLE, 0},
 	{"no * escribir/contactar/llamar/mandar/molestar", OPT, KEEP, 3, 0, 0},
+	{"hear from you/anyone/anybody/people/them/this", NONE, OPT, 3, 0, 0},
 	{"en paz", OPT, KEEP, 3, 0, 0},
 	{"deja/para de", OPT, KEEP, 3, 0, 0},
 	{"borrar", OPT, KEEP, 3, 0, 0},
@@ -262,9 +272,21 @@ static const Rule Rules[] = {
 	{"not her/him", WRN, KEEP, 3, 0, 0},
 	{"changed * number", WRN, KEEP, 3, 0, 0},
 	{"he/she passed", WRN, KEEP, 3, 0, 0},
-	{"husband/wife/father/mother/dad/mom/son/daughter/brother/sister/family own", WRN, KEEP, 3, 0, 0},
+	{"$kin/family own", WRN, KEEP, 3, 0, 0},
+	{"looking/asking for my $kin", WRN, KEEP, 4, 0, 0},
+	{"you [are] want/need/mean my $kin", WRN, KEEP, 4, 0, 0},
+	{"my $kin $prop", WRN, KEEP, 3, 0, 0},
+	{"dont know any/a/an/anyone/anybody [named/called] #name", WRN, KEEP, 4, 0, 0},
 	{"business line", WRN, KEEP, 3, 0, 0},
-	{"number belongs", WRN, KEEP, 4, 0, 0},
+	{"number * belongs", WRN, KEEP, 4, 0, 0},
+	{"used to belong/belongs/own", WRN, KEEP, 4, 0, 0},
+	{"used to be mine/his/her/hers/their/theirs/ours/our", WRN, KEEP, 4, 0, 0},
+	{"belongs to", WRN, KEEP, 3, 0, 0},
+	{"closed * sale/escrow", WRN, KEEP, 4, 0, 0},
+	{"sale * closed/went through", WRN, KEEP, 4, 0, 0},
+	{"lost * to/in/at * foreclosure/bank/divorce/auction/tax/taxes", WRN, KEEP, 4, 0, 0},
+	{"foreclosed on", WRN, KEEP, 3, 0, 0},
+	{"bank took/owns/has", WRN, KEEP, 3, 0, 0},
 	{"dissolved", WRN, KEEP, 3, 0, 0},
 	{"involved", NONE, WRN, 3, 0, 0},
 	{"old/outdated info/information/records/data", WRN, KEEP, 3, 0, 0},
@@ -275,7 +297,7 @@ static const Rule Rules[] = {
 	{"property manager/management", WRN, KEEP, 3, 0, 0},
 	{"i am * renter/tenant", WRN, KEEP, 4, 0, 0},
 	{"want/need/call/ask/contact the landlord/owner", WRN, KEEP, 3, 0, 0},
-	{"you mean my", WRN, KEEP, 3, 0, 0},
+	{"you [are] mean my", WRN, KEEP, 3, 0, 0},
 	{"neighbor", WRN, KEEP, 2, 0, 0},
 	{"ex husband/wife/boyfriend/girlfriend", WRN, KEEP, 2, 0, 0},
 	{"only own * house/home", WRN, KEEP, 3, 0, 0},
@@ -300,6 +322,10 @@ static const Rule Rules[] = {
 
 	/* Not interested. */
 	{"no thanks/gracias", NOT, KEEP, 3, 0, 0},
+	{"yes [#b] no/nope", NOT, KEEP, 3, RX_END, 0},
+	{"happen", NONE, NOT, 3, 0, 0},
+	{"going/moving anywhere", NONE, NOT, 3, 0, 0},
+	{"staying put", NOT, KEEP, 3, 0, 0},
 	{"thanks but no", NOT, KEEP, 3, 0, 0},
 	{"nope", NOT, KEEP, 2, 0, 0},
 	{"pass", NOT, KEEP, 2, 0, 0},
@@ -327,7 +353,7 @@ static const Rule Rules[] = {
 	{"interesting", INT, NOT, 2, 0, 0},
 	{"opposed", NOT, INT, 2, 0, 3},
 	{"not for this one/property/building/place", NOT, KEEP, 3, 0, 0},
-	{"for sale", INT, NOT, 2, 0, 0},
+	{"for/#num sale", INT, NOT, 2, 0, 0},
 	{"en venta", INT, NOT, 2, 0, 0},
 	{"on the market", INT, NOT, 2, 0, 0},
 	{"would/might/could/may sell", INT, NOT, 3, 0, 0},
@@ -353,6 +379,7 @@ static const Rule Rules[] = {
 	{"at work", CBK, KEEP, 2, 0, 0},
 	{"in a meeting", CBK, KEEP, 2, 0, 0},
 	{"traveling/probate", CBK, KEEP, 2, 0, 0},
+	{"on vacation/holiday", CBK, KEEP, 1, 0, 0},
 	{"driving", CBK, KEEP, 1, 0, 0},
 	{"$reach * back", CBK, OPT, 2, 0, 0},
 	{"ask/try/hit/check * me * again/after/later/in/next/when/once/up", CBK, KEEP, 3, 0, 0},
@@ -410,7 +437,8 @@ static const Rule Rules[] = {
 	{"give/throw/shoot/send me * number/price/offer/figure/quote", INT, KEEP, 3, RF_STRONG, 0},
 	{"best offer", INT, KEEP, 3, RF_STRONG, 0},
 	{"loi", INT, KEEP, 3, RF_MEETING, 0},
-	{"in writing", INT, KEEP, 1, 0, 0},
+	{"in writing/write", INT, KEEP, 1, 0, 0},
+	{"if you are serious", INT, KEEP, 2, 0, 0},
 	{"offer", INT, NOT, 2, 0, 0},
 	{"open to", INT, NOT, 2, 0, 0},
 	{"i am open", INT, NOT, 2, 0, 0},
@@ -452,6 +480,8 @@ static const Rule Rules[] = {
 	{"why not", INT, KEEP, 2, 0, 0},
 	{"go ahead", INT, KEEP, 1, 0, 0},
 	{"i am listening", INT, KEEP, 2, 0, 0},
+	{"i will/would/can listen", INT, NOT, 2, 0, 0},
+	{"all ears", INT, KEEP, 2, 0, 0},
 	{"what * in mind", INT, KEEP, 2, 0, 0},
 	{"#price", INT, KEEP, 2, RF_PRICE, 0},
 	{"#num thousand/million/grand/k/mil/m", INT, KEEP, 2, RF_PRICE, 0},
@@ -471,13 +501,16 @@ static const Rule Rules[] = {
 	{"before i answer/decide/respond", QST, KEEP, 2, 0, 0},
 	{"who * work for/with", QST, KEEP, 3, 0, 0},
 	{"what * about/regarding", QST, KEEP, 3, 0, 0},
-	{"what/which $prop/address", QST, KEEP, 3, 0, 0},
+	{"what/which [kind/type/sort] [of] $prop/address", QST, KEEP, 3, 0, 0},
+	{"which one/ones", QST, KEEP, 3, RX_NEEDQ, 0},
+	{"is this #name", QST, KEEP, 3, RX_NEEDQ, 0},
 	{"scam", QST, KEEP, 2, 0, 0},
 	{"are you * realtor/agent/investor/broker/bot/robot/person/human/ai/real/company/wholesaler", QST, KEEP, 3, 0, 0},
 	{"what do you want", QST, KEEP, 2, 0, 0},
 	{"what is your name", QST, KEEP, 3, 0, 0},
 	{"why * $reach", QST, KEEP, 2, 0, 0},
 	{"how do/did you know", QST, KEEP, 3, 0, 0},
+	{"how/where * find out", QST, KEEP, 3, 0, 0},
 	{"what is this", QST, KEEP, 2, 0, 0},
 	{"email/text/send me * something/info/information/details/offer/it/numbers/number", INT, OPT, 2, 0, 0},
 	{"$reach me/us", INT, OPT, 1, 0, 0},
@@ -531,6 +564,7 @@ static const Macro Macros[] = {
 	{"$reach", "text/call/email/reach/ping/solicit/write"},
 	{"$prop", "property/building/house/home/place/lot/land/unit/plaza/parcel/warehouse/complex/store/apartment"},
 	{"$period", "day/week/weekend/month/year/quarter/season/spring/summer/fall/winter/monday/tuesday/wednesday/thursday/friday/saturday/sunday/january/february/march/april/may/june/july/august/september/october/november/december"},
+	{"$kin", "husband/wife/father/mother/dad/mom/mum/son/daughter/brother/sister/parents/grandma/grandpa/grandmother/grandfather/uncle/aunt/cousin/nephew/niece/stepdad/stepmom/landlord/boss/roommate"},
 	{"$when", "season/holidays/holiday/election/new/first/#num/$period/lunch/work/noon/dinner/school/retire/kids/tax/taxes/market/probate/divorce/tenant/lease/surgery/baby/move/settled"},
 };
 
@@ -591,6 +625,11 @@ static const LexEntry Lexicon[] = {
 	{"messaging", "text"}, {"messaged", "text"}, {"txt", "text"}, {"txts", "text"},
 	{"texts", "text"}, {"texting", "text"}, {"txting", "text"}, {"texted", "text"},
 	{"sms", "text"}, {"textin", "text"}, {"txtn", "text"}, {"txtin", "text"},
+	{"msging", "text"}, {"msgin", "text"}, {"msgng", "text"}, {"msgn", "text"},
+	{"msgd", "text"}, {"msged", "text"}, {"mssg", "text"}, {"mssgs", "text"},
+	{"mssging", "text"}, {"mesg", "text"}, {"mesgs", "text"}, {"mesage", "text"},
+	{"mesages", "text"}, {"txtng", "text"}, {"txtd", "text"}, {"txted", "text"},
+	{"texing", "text"}, {"textng", "text"}, {"textd", "text"},
 	{"calls", "call"}, {"calling", "call"}, {"called", "call"}, {"callin", "call"},
 	{"contacting", "contact"}, {"contacted", "contact"}, {"emails", "email"},
 	{"emailing", "email"}, {"emailed", "email"}, {"reached", "reach"}, {"reaching", "reach"},
@@ -598,7 +637,9 @@ static const LexEntry Lexicon[] = {
 	{"solicitors", "solicit"}, {"writing", "write"},
 	/* opt-out words */
 	{"bothering", "bother"}, {"bothered", "bother"}, {"bothers", "bother"},
-	{"botherin", "bother"}, {"harassing", "harass"}, {"harassment", "harass"},
+	{"botherin", "bother"}, {"bugging", "bother"}, {"buggin", "bother"}, {"pester", "bother"},
+	{"pestering", "bother"}, {"hounding", "bother"}, {"badgering", "bother"},
+	{"nagging", "bother"}, {"harassing", "harass"}, {"harassment", "harass"},
 	{"harrass", "harass"}, {"harrassing", "harass"}, {"harrassment", "harass"},
 	{"harassed", "harass"}, {"harras", "harass"}, {"harasment", "harass"},
 	{"spamming", "spam"}, {"spammer", "spam"}, {"spammers", "spam"}, {"spammy", "spam"},
@@ -684,6 +725,12 @@ static const LexEntry Lexicon[] = {
 	{"four", "#num"}, {"five", "#num"}, {"six", "#num"}, {"seven", "#num"}, {"eight", "#num"},
 	{"nine", "#num"}, {"ten", "#num"}, {"twenty", "#num"}, {"fifty", "#num"},
 	{"hundred", "#num"}, {"dos", "#num"}, {"tres", "#num"}, {"cinco", "#num"}, {"sending", "send"}, {"sent", "send"},
+	{"hearing", "hear"}, {"happening", "happen"}, {"happens", "happen"},
+	{"belong", "belongs"}, {"belonged", "belongs"}, {"belonging", "belongs"},
+	{"foreclose", "foreclosed"}, {"foreclosures", "foreclosure"},
+	{"cell", "phone"}, {"cel", "phone"}, {"cellphone", "phone"}, {"mobile", "phone"},
+	{"phones", "phone"}, {"4sale", "for sale"}, {"listenin", "listening"},
+	{"depende", "depends"}, {"precio", "price"}, {"precios", "price"},
 };
 
 /* Words that negate a phrase that follows within their scope. */
@@ -1419,6 +1466,13 @@ Tokenize(const char *text, int len, Tokens *t)
 				AppendChar(&nz, (char) c, false);
 			else if (c == '\'' || c == '`')
 				 /* joins: "don't" */ ;
+			else if (c == '#' && !(i + 1 < len && isalnum((unsigned char) text[i + 1])))
+			{
+				/* a "#" on its own is a number: "wrong #" */
+				EndWord(&nz);
+				FlushSpelling(&nz);
+				PushWord(t, "number", 6, false);
+			}
 			else if (c == '$')
 			{
 				EndWord(&nz);

@@ -16,6 +16,17 @@ DB = "crefinder_classify_test"
 CLASSES = ["opt_out", "not_interested", "interested", "callback_later", "wrong_number",
            "question", "unknown"]
 REPLIES = os.path.join(HERE, "replies.tsv")
+# replies_holdout.tsv: 326 replies written blind by an independent writer,
+# who never saw the classifier or replies.tsv.  Measured once before any
+# change ("first contact"): 91.7% overall, opt-out recall 97.3% (71/73).
+# The classifier was then improved with general rules (word families, SMS
+# spellings, ownership-transfer and how-did-you-get-my-number phrases,
+# colloquial refusals) guided by those misses, so the set is no longer
+# blind: its figure now measures regressions, not generalization.  One
+# label was changed: "Stop texting me at 6am lol, try after lunch" from
+# callback_later to opt_out (it asks to stop texting; see replies.tsv's
+# "maybe, but stop texting me at 6am").
+HOLDOUT = os.path.join(HERE, "replies_holdout.tsv")
 TRANSCRIPTS = os.path.join(HERE, "transcripts.jsonl")
 
 
@@ -124,6 +135,17 @@ def database(cluster):
 def test_reply_corpus(cluster):
     conn = database(cluster)
     rows = read_replies(REPLIES)
+    got = classify_all(conn, [t for _, t, _ in rows])
+    overall, recall, misses = reply_report(rows, got)
+    for label, g, text in misses:
+        print("  miss: %s -> %s: %s" % (label, g, text))
+    assert recall == 1.0, "an opt-out was missed"
+    assert overall >= 0.95, "overall accuracy %.3f" % overall
+
+
+def test_holdout_corpus(cluster):
+    conn = database(cluster)
+    rows = read_replies(HOLDOUT)
     got = classify_all(conn, [t for _, t, _ in rows])
     overall, recall, misses = reply_report(rows, got)
     for label, g, text in misses:
