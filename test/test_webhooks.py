@@ -318,6 +318,10 @@ def test_twilio_rejections(cluster):
         assert r["http_status"] == 200 and w.row(m3)["status"] == "delivered", r
         r = w.one("SELECT crefinder.handle_twilio_webhook(%s, %s, %s) AS r", (json_url, doc + " ", sig))["r"]
         assert r["http_status"] == 401
+        # JSON nested past the server's stack, unsigned: 400, not an error
+        r = w.one("SELECT crefinder.handle_twilio_webhook(%s, repeat('[', 200000), 'x') AS r",
+                  (URL + "?bodySHA256=00",))["r"]
+        assert r["http_status"] == 400 and w.last_event("twilio")["outcome"] == "malformed"
     finally:
         w.close()
 
@@ -718,6 +722,9 @@ def test_vapi_authentication(cluster):
         # malformed: not JSON, no message, no type, headers not an object
         for bad in ("{", "[]", '{"message": 1}', '{"message": {"call": {}}}'):
             assert w.vapi(None, body=bad, headers={})["http_status"] == 400, bad
+        # a message of a known call but without a type: 400, whoever signed it
+        untyped = json.dumps({"message": {"call": vapi_call(call_id, m1)}})
+        assert w.vapi(None, body=untyped, headers=signed(now, text=untyped))["http_status"] == 400
         assert w.one("SELECT crefinder.handle_vapi_message(%s, '[1]') AS r", (body,))["r"]["http_status"] == 401
     finally:
         w.close()
