@@ -249,6 +249,7 @@ static const Rule Rules[] = {
 	{"that is enough", OPT, KEEP, 3, 0, 0},
 	{"enough is enough", OPT, KEEP, 3, 0, 0},
 	{"enough", OPT, KEEP, 3, RX_WHOLE, 0},
+	{"enough with/of * text/texts/textin/message/messages/call/calls/calling/contact", OPT, KEEP, 3, 0, 0},
 	{"no * escribir/contactar/llamar/mandar/molestar", OPT, KEEP, 3, 0, 0},
 	{"hear from you/anyone/anybody/people/them/this", NONE, OPT, 3, 0, 0},
 	{"en paz", OPT, KEEP, 3, 0, 0},
