@@ -116,6 +116,9 @@ static const Rule Rules[] = {
 	{"for urgent matters/inquiries/requests/issues", UNK, KEEP, 4, RF_AUTOREPLY, 0},
 	{"sent from my", UNK, KEEP, 3, RF_AUTOREPLY, 0},
 	{"not monitored", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"[no] [longer] monitored/unmonitored", UNK, KEEP, 4, RF_AUTOREPLY, 0},
+	{"main office/line/number/desk", UNK, KEEP, 3, RF_AUTOREPLY, 0},
+	{"front desk", UNK, KEEP, 3, RF_AUTOREPLY, 0},
 	{"thanks for * text/call/contact/reach", UNK, KEEP, 2, RF_AUTOREPLY, 0},
 	{"reply/text/send stop * opt * out", UNK, KEEP, 4, RF_AUTOREPLY, 0},
 	{"reply/text/send stop to unsubscribe/cancel/end/quit", UNK, KEEP, 4, RF_AUTOREPLY, 0},
@@ -197,6 +200,29 @@ static const Rule Rules[] = {
 	{"plan * keep/own/hold", NOT, KEEP, 3, 0, 0},
 	{"if * were mine", WRN, KEEP, 4, 0, 0},
 	{"if i [did/actually/really] own", WRN, KEEP, 4, 0, 0},
+	/* wishing to own one: not an owner ("I'd love to own a building") */
+	{"interested in own", WRN, KEEP, 4, 0, 0},
+	{"love/like to own", WRN, KEEP, 4, 0, 0},
+	{"wish * own", WRN, KEEP, 4, 0, 0},
+	{"own * car/truck/bike/motorcycle/scooter/bicycle/vehicle/honda/toyota/ford/civic/camry/corolla", WRN, KEEP, 3, 0, 0},
+	/* where we got their contact, who wants to know */
+	{"who * gave/give/sold/provided/shared/passed * number/info/name/contact/information/details/phone", QST, KEEP, 3, 0, 0},
+	{"who is asking/inquiring/wondering", QST, KEEP, 3, 0, 0},
+	{"who wants to know", QST, KEEP, 3, 0, 0},
+	/* refusals: of past offers, idioms and sarcasm ("yeah right") */
+	{"turned/turn/turning down * offer/buyer/investor/everyone/everybody/them/all", NOT, INT, 3, 0, 0},
+	{"rejected/reject/refused/refuse * offer", NOT, INT, 3, 0, 0},
+	{"yes [#b] right", NOT, KEEP, 3, RX_END, 0},
+	{"fat chance", NOT, KEEP, 3, 0, 0},
+	{"dream on", NOT, KEEP, 3, RX_END, 0},
+	{"keep dreaming", NOT, KEEP, 3, 0, 0},
+	{"in your dreams", NOT, KEEP, 3, 0, 0},
+	{"dead body/hands/hand", NOT, KEEP, 3, 0, 0},
+	{"pry * from/out", NOT, KEEP, 3, 0, 0},
+	{"and you dont/wont/cant/isnt/havent", NOT, KEEP, 4, RX_END, 0},
+	/* a hedged yes with a condition ("possibly, but I'd need ...") */
+	{"maybe/possibly/perhaps/potentially [#b] but", INT, KEEP, 3, 0, 0},
+	{"planning/planned/plan to list/sell", INT, NOT, 2, 0, 3},
 
 	/* Opt-out: any reasonable request to stop. */
 	{"stop", OPT, NONE, 3, RX_NEAR, 0},
@@ -265,6 +291,7 @@ static const Rule Rules[] = {
 	{"equivocado", WRN, KEEP, 4, 0, 0},
 	{"by that name", WRN, KEEP, 4, 0, 0},
 	{"no soy", WRN, KEEP, 4, 0, 0},
+	{"no es/son mine/ours", WRN, KEEP, 4, 0, 0},
 	{"no es * number", WRN, KEEP, 4, 0, 0},
 	{"ningun #unk", WRN, KEEP, 4, 0, 0},
 	{"not #name", WRN, KEEP, 3, 0, 0},
@@ -302,8 +329,18 @@ static const Rule Rules[] = {
 	{"neighbor", WRN, KEEP, 2, 0, 0},
 	{"ex husband/wife/boyfriend/girlfriend", WRN, KEEP, 2, 0, 0},
 	{"only own * house/home", WRN, KEEP, 3, 0, 0},
+	{"my landlord/landlady", WRN, KEEP, 3, 0, 0},
+	{"owner is me/myself", NONE, KEEP, 0, 0, 0},
+	{"owner is/was", WRN, KEEP, 3, 0, 0},
+	{"this is a * phone/number/line for", WRN, KEEP, 3, 0, 0},
+	{"got/get * number * new/recently/last/ago", WRN, KEEP, 3, 0, 0},
+	{"new to * number", WRN, KEEP, 3, 0, 0},
+	{"dont know who * looking/asking/talking/trying/want/mean/after", WRN, KEEP, 3, 0, 0},
+	{"think you [are] mean/thinking", WRN, KEEP, 3, 0, 0},
+	{"different/another town/city/state/county/street/family", WRN, KEEP, 3, 0, 0},
+	{"i live in #unk", WRN, KEEP, 2, 0, 0},
 	{"i [do] own", INT, WRN, 2, 0, 0},
-	{"owner", NONE, WRN, 3, 0, 0},
+	{"owner/landlord/landlady", NONE, WRN, 3, 0, 0},
 	{"own", NONE, WRN, 3, 0, 0},
 	{"dueno", NONE, WRN, 3, 0, 0},
 	{"sold", WRN, NONE, 3, 0, 0},
@@ -327,6 +364,7 @@ static const Rule Rules[] = {
 	{"happen", NONE, NOT, 3, 0, 0},
 	{"going/moving anywhere", NONE, NOT, 3, 0, 0},
 	{"staying put", NOT, KEEP, 3, 0, 0},
+	{"budge/budging", NONE, NOT, 3, 0, 0},
 	{"thanks but no", NOT, KEEP, 3, 0, 0},
 	{"nope", NOT, KEEP, 2, 0, 0},
 	{"pass", NOT, KEEP, 2, 0, 0},
@@ -383,8 +421,13 @@ static const Rule Rules[] = {
 	{"on vacation/holiday", CBK, KEEP, 1, 0, 0},
 	{"driving", CBK, KEEP, 1, 0, 0},
 	{"$reach * back", CBK, OPT, 2, 0, 0},
+	{"$reach * out * then/when/once/after/later/around/closer/next", CBK, OPT, 3, 0, 0},
+	{"$reach [me/us] then", CBK, OPT, 3, 0, 0},
+	{"lease/contract/mortgage * up/ends/expires/over/done", CBK, KEEP, 2, 0, 0},
+	{"ahora no puedo/podemos", CBK, KEEP, 3, 0, 0},
+	{"no puedo/podemos [hablar] ahora", CBK, KEEP, 3, 0, 0},
 	{"ask/try/hit/check * me * again/after/later/in/next/when/once/up", CBK, KEEP, 3, 0, 0},
-	{"ask/try * again", CBK, KEEP, 3, 0, 0},
+	{"ask/try * again/after/later/then/tomorrow/tonight/next", CBK, KEEP, 3, 0, 0},
 	{"hit me up", CBK, KEEP, 1, 0, 0},
 	{"later this/next $period", CBK, KEEP, 4, 0, 0},
 	{"later", CBK, KEEP, 3, 0, 0},
@@ -434,6 +477,7 @@ static const Rule Rules[] = {
 	{"what * pay", INT, KEEP, 3, RF_STRONG, 0},
 	{"what kind of number", INT, KEEP, 3, RF_STRONG, 0},
 	{"number * talking", INT, KEEP, 3, RF_STRONG, 0},
+	{"are we talking", INT, KEEP, 2, RX_END, 0},
 	{"would you pay/offer", INT, KEEP, 3, RF_STRONG, 0},
 	{"give/throw/shoot/send me * number/price/offer/figure/quote", INT, KEEP, 3, RF_STRONG, 0},
 	{"best offer", INT, KEEP, 3, RF_STRONG, 0},
@@ -716,6 +760,8 @@ static const LexEntry Lexicon[] = {
 	{"ahorita", "ahora"}, {"despues", "after"}, {"fiestas", "holidays"}, {"meses", "mes"},
 	{"semanas", "semana"}, {"anos", "ano"}, {"dias", "dia"}, {"hablamos", "talk"},
 	{"llamame", "llamar"},
+	{"luego", "later"}, {"mia", "mine"}, {"mio", "mine"}, {"mias", "mine"}, {"mios", "mine"},
+	{"nuestra", "ours"}, {"nuestro", "ours"},
 	/* more English */
 	{"dis", "this"}, {"dat", "that"}, {"howd", "how did"}, {"days", "day"}, {"buying", "buy"},
 	{"buys", "buy"}, {"buyers", "buyer"}, {"sellers", "seller"}, {"holding", "hold"},
@@ -1275,8 +1321,9 @@ PushWord(Tokens *t, const char *word, int len, bool capitalized)
 		suffix = word + i;
 		if (i == len || strcmp(suffix, "st") == 0 || strcmp(suffix, "nd") == 0 ||
 			strcmp(suffix, "rd") == 0 || strcmp(suffix, "th") == 0 ||
-			strcmp(suffix, "s") == 0)
-			PushId(t, IdNum);
+			strcmp(suffix, "s") == 0 || strcmp(suffix, "am") == 0 ||
+			strcmp(suffix, "pm") == 0)
+			PushId(t, IdNum);	/* "6pm" is a number too */
 		else if (strcmp(suffix, "k") == 0 || strcmp(suffix, "m") == 0 ||
 				 strcmp(suffix, "mil") == 0 || strcmp(suffix, "million") == 0 ||
 				 strcmp(suffix, "mm") == 0)
