@@ -44,6 +44,21 @@ CheckSid(const char *what, const char *sid, const char *prefix)
 				 errdetail("It must be \"%s\" followed by 32 hexadecimal characters.", prefix)));
 }
 
+/*
+ * StatusCallbackFor is the tenant's smsWebhookUrl with crefinder's message
+ * id in its query (crefinder_message_id): Twilio signs the URL with it, so
+ * a callback that comes before the dispatcher has recorded Twilio's sid
+ * still finds its message (see twilio_status_callback()).  A URL with a
+ * fragment is left as it is.
+ */
+static char *
+StatusCallbackFor(const char *url, int64 id)
+{
+	if (url == NULL || strchr(url, '#') != NULL)
+		return (char *) url;
+	return psprintf("%s%ccrefinder_message_id=" INT64_FORMAT, url, strchr(url, '?') ? '&' : '?', id);
+}
+
 /* SendAt is ISO 8601 in UTC, to the second. */
 static char *
 SendAtText(TimestampTz at)
@@ -125,7 +140,7 @@ twilio_build(OutboundMessage *m)
 			if (tok == WJB_ELEM && v.type == jbvString)
 				AddParam(&form, "MediaUrl", pnstrdup(v.val.string.val, v.val.string.len));
 	}
-	AddParam(&form, "StatusCallback", outbound_text(m->config, "smsWebhookUrl"));
+	AddParam(&form, "StatusCallback", StatusCallbackFor(outbound_text(m->config, "smsWebhookUrl"), m->id));
 	if (m->schedule_at != 0)
 	{
 		AddParam(&form, "SendAt", SendAtText(m->schedule_at));

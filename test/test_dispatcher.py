@@ -185,7 +185,7 @@ def test_each_channel_end_to_end(cluster):
         f = form["+12125550101"]
         assert f["From"] == ["+13055550100"] and f["Body"] == ["Hi Ada & co = 100%"]
         assert f["MediaUrl"] == ["https://cdn.example.com/a.jpg", "https://cdn.example.com/b.jpg"]
-        assert f["StatusCallback"] == ["https://app.example.com/hooks/twilio"]
+        assert f["StatusCallback"] == ["https://app.example.com/hooks/twilio?crefinder_message_id=%d" % sms]
         w = form["whatsapp:+12125550102"]
         assert w["From"] == ["whatsapp:+13055550199"] and w["Body"] == ["Hola"]
         status, sid, pstatus, attempts, error = s.row(sms)

@@ -14,7 +14,7 @@ import hmac
 import json
 import time
 import uuid
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import psycopg2
 import psycopg2.extras
@@ -841,14 +841,18 @@ def test_dispatcher_to_webhooks_end_to_end(cluster):
 
         # Twilio: the status callback to the URL the dispatcher gave as StatusCallback
         sid_ = s.row(sms)[1]
-        url = "https://app.example.com/hooks/twilio"
+        (sent,) = [r for r in s.requests_to("/Messages.json")
+                   if parse_qs(r["body"]).get("To") == ["+12125550101"]][-1:]
+        url = parse_qs(sent["body"])["StatusCallback"][0]
+        assert url == "https://app.example.com/hooks/twilio?crefinder_message_id=%d" % sms
         params = [("MessageSid", sid_), ("MessageStatus", "delivered"), ("AccountSid", td.ACCOUNT),
                   ("To", "+12125550101"), ("From", "+13055550100")]
         cur.execute("SELECT crefinder.handle_twilio_webhook(%s, %s, %s) ->> 'http_status'",
                     (url, urlencode(params), twilio_signature(td.TOKEN, url, params)))
         assert cur.fetchone()[0] == "200"
         assert s.row(sms)[0] == "delivered"
-        # the owner answers
+        # the owner answers (to the messaging webhook of the number)
+        url = "https://app.example.com/hooks/twilio"
         params = [("MessageSid", "SM" + uuid.uuid4().hex), ("AccountSid", td.ACCOUNT), ("From", "+12125550101"),
                   ("To", "+13055550100"), ("Body", "how much would you offer?")]
         cur.execute("SELECT crefinder.handle_twilio_webhook(%s, %s, %s) ->> 'http_status'",
@@ -915,6 +919,42 @@ def test_a_webhook_faster_than_the_dispatcher_loses_nothing(cluster):
             time.sleep(0.05)
         status, pmid, pstatus, attempts, error = s.row(call)
         assert (status, pstatus, error) == ("sent", "ringing", None) and pmid, s.row(call)
+    finally:
+        s.close()
+
+
+def test_a_twilio_callback_faster_than_the_dispatcher_finds_its_message(cluster):
+    """Twilio's callback comes before the dispatcher has recorded the sid
+    (its answer to POST Messages.json is slow): the callback finds the
+    message by the crefinder_message_id of the signed StatusCallback URL,
+    records the sid and the status, and the dispatcher's late record moves
+    nothing back."""
+    import test_dispatcher as td
+    s = td.Setup(cluster)
+    try:
+        cur = s.cur
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01/Accounts/%s/Messages.json" % td.ACCOUNT,
+                                                    "fault": "slow", "seconds": 2, "count": 1})
+        cur.execute("SELECT crefinder.send_sms('+12125550106', 'Hi')")
+        sms = cur.fetchone()[0]
+        assert s.wait_status(sms, ("sending",)) == "sending"
+        cur.execute("RESET crefinder.user_id")
+        sid_ = "SM" + uuid.uuid4().hex
+        url = "https://app.example.com/hooks/twilio?crefinder_message_id=%d" % sms
+        params = [("MessageSid", sid_), ("MessageStatus", "delivered"), ("AccountSid", td.ACCOUNT),
+                  ("To", "+12125550106")]
+        cur.execute("SELECT crefinder.handle_twilio_webhook(%s, %s, %s) ->> 'http_status'",
+                    (url, urlencode(params), twilio_signature(td.TOKEN, url, params)))
+        assert cur.fetchone()[0] == "200"
+        assert s.row(sms)[:3] == ("delivered", sid_, "delivered"), s.row(sms)
+        time.sleep(3)   # the sandbox answers, the dispatcher records
+        assert s.row(sms)[:3] == ("delivered", sid_, "delivered"), s.row(sms)
+        # another tenant's id in the URL finds nothing of this tenant's
+        params[0] = ("MessageSid", "SM" + uuid.uuid4().hex)
+        other = "https://app.example.com/hooks/twilio?crefinder_message_id=999999999"
+        cur.execute("SELECT crefinder.handle_twilio_webhook(%s, %s, %s) ->> 'http_status'",
+                    (other, urlencode(params), twilio_signature(td.TOKEN, other, params)))
+        assert cur.fetchone()[0] == "200"
     finally:
         s.close()
 

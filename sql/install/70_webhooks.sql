@@ -454,8 +454,10 @@ END
 $$;
 
 -- twilio_status_callback: a status callback for the tenants that signed
--- it.  The message is one of theirs, found by MessageSid.
-CREATE FUNCTION crefinder.twilio_status_callback(tenants uuid[], params jsonb, token text)
+-- it.  The message is one of theirs, found by MessageSid, or, when the
+-- dispatcher has not recorded Twilio's sid yet, by the crefinder_message_id
+-- the dispatcher put in the StatusCallback URL (Twilio signed that URL).
+CREATE FUNCTION crefinder.twilio_status_callback(tenants uuid[], params jsonb, token text, url text)
     RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -480,6 +482,13 @@ BEGIN
     WHERE e.provider_message_id = sid AND e.user_id = ANY (tenants) AND e.channel IN ('sms', 'whatsapp')
     ORDER BY e.id LIMIT 1
     FOR UPDATE;
+    IF m.id IS NULL AND substring(url FROM '[?&]crefinder_message_id=([0-9]{1,18})(&|$)') IS NOT NULL THEN
+        SELECT e.id, e.user_id, e.channel, e.to_contact INTO m
+        FROM crefinder.outbound_events e
+        WHERE e.id = substring(url FROM '[?&]crefinder_message_id=([0-9]{1,18})(&|$)')::bigint
+          AND e.user_id = ANY (tenants) AND e.channel IN ('sms', 'whatsapp') AND e.provider_message_id IS NULL
+        FOR UPDATE;
+    END IF;
     tenant := coalesce(m.user_id, tenants[1]);
 
     INSERT INTO crefinder.webhook_events (user_id, provider, event_id, idempotency_token, event_type,
@@ -510,6 +519,7 @@ BEGIN
                 ELSE e.status END,
             hold_reason = NULL,
             provider_status = new_status,
+            provider_message_id = coalesce(e.provider_message_id, sid),
             sent_at = CASE WHEN new_status IN ('sent', 'partially_delivered', 'delivered', 'read', 'undelivered')
                            THEN coalesce(e.sent_at, now()) ELSE e.sent_at END,
             delivered_at = CASE WHEN new_status IN ('delivered', 'read')
@@ -706,7 +716,7 @@ BEGIN
         IF kind = 'inbound' THEN
             RETURN crefinder.twilio_inbound(tenant, params, idempotency_token);
         END IF;
-        RETURN crefinder.twilio_status_callback(tenants, params, idempotency_token);
+        RETURN crefinder.twilio_status_callback(tenants, params, idempotency_token, url);
     EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
         GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
         RETURN crefinder.webhook_reject('twilio', tenant, 400, 'malformed', code || ': ' || problem, body);

@@ -637,7 +637,7 @@ COMMENT ON FUNCTION crefinder.store_response(uuid, bigint, text, text, text, tex
 COMMENT ON FUNCTION crefinder.twilio_status_rank(text) IS 'Internal: how far along a Twilio message status is (callbacks never move a message back).';
 COMMENT ON FUNCTION crefinder.twilio_error_text(text, text) IS 'Internal: the last_error of an undelivered Twilio message.';
 COMMENT ON FUNCTION crefinder.twilio_params(text, text) IS 'Internal: a Twilio request''s parameters (form body, or JSON with bodySHA256).';
-COMMENT ON FUNCTION crefinder.twilio_status_callback(uuid[], jsonb, text) IS 'Internal: apply a verified Twilio status callback.';
+COMMENT ON FUNCTION crefinder.twilio_status_callback(uuid[], jsonb, text, text) IS 'Internal: apply a verified Twilio status callback (the message by MessageSid, or by the crefinder_message_id of the signed URL).';
 COMMENT ON FUNCTION crefinder.twilio_inbound(uuid, jsonb, text) IS 'Internal: store and act on a verified inbound text.';
 COMMENT ON FUNCTION crefinder.twilio_request_verified(uuid, text, text, text, text) IS
     'Internal: whether X-Twilio-Signature was made with the tenant''s (sealed) auth token over the URL and body.';
