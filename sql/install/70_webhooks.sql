@@ -466,6 +466,7 @@ DECLARE
     sid text := coalesce(params ->> 'MessageSid', params ->> 'SmsSid');
     new_status text := lower(coalesce(params ->> 'MessageStatus', params ->> 'SmsStatus'));
     code text := nullif(btrim(params ->> 'ErrorCode'), '');
+    url_message text := substring(url FROM '[?&]crefinder_message_id=([0-9]{1,18})(&|$)');
     m record;
     tenant uuid;
     event_row bigint;
@@ -482,10 +483,10 @@ BEGIN
     WHERE e.provider_message_id = sid AND e.user_id = ANY (tenants) AND e.channel IN ('sms', 'whatsapp')
     ORDER BY e.id LIMIT 1
     FOR UPDATE;
-    IF m.id IS NULL AND substring(url FROM '[?&]crefinder_message_id=([0-9]{1,18})(&|$)') IS NOT NULL THEN
+    IF m.id IS NULL AND url_message IS NOT NULL THEN
         SELECT e.id, e.user_id, e.channel, e.to_contact INTO m
         FROM crefinder.outbound_events e
-        WHERE e.id = substring(url FROM '[?&]crefinder_message_id=([0-9]{1,18})(&|$)')::bigint
+        WHERE e.id = url_message::bigint
           AND e.user_id = ANY (tenants) AND e.channel IN ('sms', 'whatsapp') AND e.provider_message_id IS NULL
         FOR UPDATE;
     END IF;
@@ -732,7 +733,8 @@ $$;
 -- reads them.  A function of its own so that the planner knows a batch
 -- has many rows (ROWS): a join of a few hundred events to the messages
 -- must be a probe of the primary key per event, not a rescan per message.
--- Only objects with an event and an sg_event_id are events.
+-- Only objects with an event and an sg_event_id are events; email is NULL
+-- when it is no address.
 CREATE FUNCTION crefinder.sendgrid_events(events jsonb)
     RETURNS TABLE (n bigint, event text, event_id text, email text, at timestamptz, rank integer,
                    bounce_type text, reason text, url text, claimed_id bigint, claimed_tenant text,
@@ -740,7 +742,10 @@ CREATE FUNCTION crefinder.sendgrid_events(events jsonb)
     LANGUAGE sql STABLE ROWS 500
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT x.n, x.e ->> 'event', x.e ->> 'sg_event_id', lower(btrim(x.e ->> 'email')),
+    SELECT x.n, x.e ->> 'event', x.e ->> 'sg_event_id',
+           CASE WHEN lower(btrim(x.e ->> 'email')) ~ '^[^@[:space:]]+@[^@[:space:]]+$'
+                     AND char_length(btrim(x.e ->> 'email')) <= 254
+                THEN lower(btrim(x.e ->> 'email')) END,
            CASE WHEN jsonb_typeof(x.e -> 'timestamp') = 'number'
                      AND (x.e -> 'timestamp')::numeric BETWEEN 0 AND 32503680000000
                 THEN to_timestamp(CASE WHEN (x.e -> 'timestamp')::numeric > 100000000000
@@ -854,7 +859,7 @@ BEGIN
     addresses AS MATERIALIZED (
         SELECT DISTINCT ON (f.email, f.event) f.email, f.event, f.reason, f.bounce_type, least(f.at, now()) AS at
         FROM marked f
-        WHERE f.is_new AND f.email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND char_length(f.email) <= 254
+        WHERE f.is_new AND f.email IS NOT NULL
           AND f.event IN ('bounce', 'dropped', 'spamreport', 'unsubscribe')
         ORDER BY f.email, f.event, f.at DESC, f.n DESC
     ),
@@ -865,7 +870,7 @@ BEGIN
         SELECT DISTINCT ON (f.email, f.group_id) f.email, f.event, f.at,
                'sendgrid group_unsubscribe' || coalesce(' ' || f.group_id, '') AS source
         FROM marked f
-        WHERE f.is_new AND f.email ~ '^[^@[:space:]]+@[^@[:space:]]+$' AND char_length(f.email) <= 254
+        WHERE f.is_new AND f.email IS NOT NULL
           AND f.event IN ('group_unsubscribe', 'group_resubscribe')
         ORDER BY f.email, f.group_id, f.at DESC, f.event = 'group_resubscribe', f.n DESC
     ),
