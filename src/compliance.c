@@ -61,6 +61,7 @@
 
 PG_FUNCTION_INFO_V1(crefinder_can_contact);
 PG_FUNCTION_INFO_V1(crefinder_scrub);
+PG_FUNCTION_INFO_V1(crefinder_scrub_for);
 PG_FUNCTION_INFO_V1(crefinder_normalize_contact);
 PG_FUNCTION_INFO_V1(crefinder_rules_changed);
 
@@ -1586,6 +1587,140 @@ crefinder_scrub(PG_FUNCTION_ARGS)
 
 		for (int i = 0; i < n; i++)
 			PutResult(rsinfo, &contacts[i], true);
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+	UnpinSearchPath(pinned);
+	return (Datum) 0;
+}
+
+/* A property's context, by id, for the bulk decision below. */
+typedef struct PropertyById
+{
+	int64		id;
+	PropertyContext context;
+} PropertyById;
+
+static int
+ComparePropertyById(const void *a, const void *b)
+{
+	int64		x = ((const PropertyById *) a)->id;
+	int64		y = ((const PropertyById *) b)->id;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * LoadProperties reads, in one query, the context of tenant's properties
+ * named in ids (an int8[]); returns them sorted by id.
+ */
+static PropertyById *
+LoadProperties(Datum tenant, Datum ids, int *count)
+{
+	Oid			argtypes[2] = {UUIDOID, INT8ARRAYOID};
+	Datum		args[2] = {tenant, ids};
+	PropertyById *found;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT id, mailing_state, mailing_zip, timezone "
+							   "FROM crefinder.property_records WHERE user_id = $1 AND id = ANY ($2)",
+							   2, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read crefinder.property_records: %s", SPI_result_code_string(rc));
+	found = palloc0(sizeof(PropertyById) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		found[i].id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		found[i].context.mailing_state = SPI_getvalue(tuple, desc, 2);
+		found[i].context.mailing_zip = SPI_getvalue(tuple, desc, 3);
+		found[i].context.timezone = SPI_getvalue(tuple, desc, 4);
+	}
+	*count = (int) SPI_processed;
+	qsort(found, *count, sizeof(PropertyById), ComparePropertyById);
+	return found;
+}
+
+/*
+ * crefinder.scrub_for(tenant uuid, channel text, contacts text[],
+ * property_ids bigint[], at timestamptz) returns table(allowed boolean,
+ * reason text, next_allowed_at timestamptz): scrub() for a named tenant,
+ * each contact with its property's context (property_ids[i], or NULL),
+ * one row per contact, in order.  Campaign ticks call it, for each tenant
+ * and channel of the steps that are due; it is not granted to tenants.
+ */
+Datum
+crefinder_scrub_for(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		tenant;
+	int			channel;
+	ArrayType  *array;
+	ArrayType  *property_array;
+	Datum	   *elems;
+	bool	   *nulls;
+	Datum	   *property_elems;
+	bool	   *property_nulls;
+	int			n;
+	int			nproperties;
+	int			nfound;
+	Contact    *contacts;
+	PropertyById *found;
+	TimestampTz at;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	int			pinned;
+
+	crefinder_require_argument(fcinfo, 0, "tenant");
+	crefinder_require_argument(fcinfo, 1, "channel");
+	crefinder_require_argument(fcinfo, 2, "contacts");
+	crefinder_require_argument(fcinfo, 3, "property_ids");
+	crefinder_require_argument(fcinfo, 4, "at");
+	tenant = PG_GETARG_DATUM(0);
+	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	array = PG_GETARG_ARRAYTYPE_P(2);
+	property_array = PG_GETARG_ARRAYTYPE_P(3);
+	at = PG_GETARG_TIMESTAMPTZ(4);
+	if (ARR_NDIM(array) > 1 || ARR_NDIM(property_array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("contacts and property_ids must be one-dimensional arrays")));
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	deconstruct_array(property_array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &property_elems, &property_nulls, &nproperties);
+	if (nproperties != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("contacts and property_ids must have the same length"),
+				 errdetail("contacts has %d elements, property_ids %d.", n, nproperties)));
+	contacts = palloc0(sizeof(Contact) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		contacts[i].input = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+
+	InitMaterializedSRF(fcinfo, 0);
+	pinned = PinSearchPath();
+	SPI_connect();
+	found = LoadProperties(tenant, PointerGetDatum(property_array), &nfound);
+	for (int i = 0; i < n; i++)
+	{
+		PropertyById key;
+		PropertyById *hit;
+
+		if (property_nulls[i])
+			continue;
+		key.id = DatumGetInt64(property_elems[i]);
+		hit = bsearch(&key, found, nfound, sizeof(PropertyById), ComparePropertyById);
+		if (hit != NULL)
+			contacts[i].property = &hit->context;
+	}
+	Evaluate(tenant, channel, contacts, n, at, NoExclusions());
+	{
+		MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
+
+		for (int i = 0; i < n; i++)
+			PutResult(rsinfo, &contacts[i], false);
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	SPI_finish();

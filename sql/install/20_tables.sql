@@ -76,6 +76,7 @@ CREATE TABLE crefinder.sequences (
     user_id     uuid NOT NULL DEFAULT crefinder.current_user_id(),
     name        text NOT NULL CHECK (name <> ''),
     steps       jsonb NOT NULL CHECK (jsonb_typeof(steps) = 'array'),
+    variables   jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(variables) = 'object'),
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, id),
@@ -106,13 +107,20 @@ CREATE TABLE crefinder.enrollments (
     user_id          uuid NOT NULL DEFAULT crefinder.current_user_id(),
     campaign_id      bigint NOT NULL,
     property_id      bigint NOT NULL,
+    -- active: walking the campaign's sequence; nurture: walking the
+    -- nurture sequence (sequence_id) after a positive answer; paused (the
+    -- campaign is; resume_status says what it goes back to); completed:
+    -- no step left; stopped: a reaction, a cap or a cancel (stop_reason).
     status           text NOT NULL DEFAULT 'active'
-        CHECK (status IN ('active', 'waiting', 'nurture', 'completed', 'stopped')),
+        CHECK (status IN ('active', 'nurture', 'paused', 'completed', 'stopped')),
+    resume_status    text CHECK (resume_status IN ('active', 'nurture')),
+    sequence_id      bigint,     -- the nurture sequence; NULL: the campaign's
     current_step     integer NOT NULL DEFAULT 0 CHECK (current_step >= 0),
     next_step_at     timestamptz,
-    variant_key      integer NOT NULL DEFAULT 0,
+    attempts         integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     stop_reason      text,
     last_message_id  bigint,
+    stopped_at       timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, id),
@@ -120,10 +128,14 @@ CREATE TABLE crefinder.enrollments (
     FOREIGN KEY (user_id, campaign_id) REFERENCES crefinder.campaigns (user_id, id)
         ON DELETE CASCADE,
     FOREIGN KEY (user_id, property_id) REFERENCES crefinder.property_records (user_id, id)
-        ON DELETE CASCADE
+        ON DELETE CASCADE,
+    FOREIGN KEY (user_id, sequence_id) REFERENCES crefinder.sequences (user_id, id)
+        ON DELETE RESTRICT
 );
+-- tick(): the enrollments whose next step is due.
 CREATE INDEX enrollments_due_idx ON crefinder.enrollments (next_step_at)
-    WHERE status = 'active';
+    WHERE status IN ('active', 'nurture');
+CREATE INDEX ON crefinder.enrollments (campaign_id, status);
 CREATE INDEX ON crefinder.enrollments (user_id, property_id);
 
 -- The outbox and its history: one row per message.
@@ -138,7 +150,7 @@ CREATE TABLE crefinder.outbound_events (
     to_contact           text NOT NULL,
     status               text NOT NULL DEFAULT 'queued'
         CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'blocked', 'failed',
-                          'cancelled', 'unknown')),
+                          'cancelled', 'unknown', 'skipped')),
     block_reason         text,
     hold_reason          text,       -- why a queued message waits (until next_attempt_at)
     provider_status      text,
@@ -164,7 +176,9 @@ CREATE TABLE crefinder.outbound_events (
     click_url            text,
     responded_at         timestamptz,
     UNIQUE (user_id, id),
-    CHECK ((status = 'blocked') = (block_reason IS NOT NULL)),
+    -- blocked: compliance said no; skipped: a campaign step that was not
+    -- sent (no usable contact point, the A/B holdout): the reason either way
+    CHECK ((status IN ('blocked', 'skipped')) = (block_reason IS NOT NULL)),
     CHECK (hold_reason IS NULL OR status = 'queued'),
     FOREIGN KEY (user_id, campaign_id) REFERENCES crefinder.campaigns (user_id, id)
         ON DELETE SET NULL (campaign_id),
@@ -191,7 +205,9 @@ CREATE INDEX outbound_events_contact_idx
     ON crefinder.outbound_events (user_id, to_contact, created_at);
 CREATE INDEX ON crefinder.outbound_events (campaign_id, channel) WHERE campaign_id IS NOT NULL;
 CREATE INDEX ON crefinder.outbound_events (property_id) WHERE property_id IS NOT NULL;
-CREATE INDEX ON crefinder.outbound_events (enrollment_id) WHERE enrollment_id IS NOT NULL;
+-- A campaign step of an enrollment is one message, whatever the ticks do.
+CREATE UNIQUE INDEX outbound_events_step_idx ON crefinder.outbound_events (enrollment_id, step)
+    WHERE enrollment_id IS NOT NULL;
 
 ALTER TABLE crefinder.enrollments
     ADD FOREIGN KEY (user_id, last_message_id) REFERENCES crefinder.outbound_events (user_id, id)

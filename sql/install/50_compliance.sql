@@ -116,12 +116,16 @@ CREATE TABLE crefinder.tenant_settings (
     business_name           text CHECK (char_length(business_name) BETWEEN 1 AND 100),
     help_text               text CHECK (char_length(help_text) BETWEEN 1 AND 320),
     opt_out_text            text CHECK (char_length(opt_out_text) BETWEEN 1 AND 320),
+    postal_address          text CHECK (char_length(postal_address) BETWEEN 10 AND 300),
+    release_window_minutes  integer NOT NULL DEFAULT 60 CHECK (release_window_minutes BETWEEN 0 AND 720),
+    max_attempts_per_property integer NOT NULL DEFAULT 10 CHECK (max_attempts_per_property BETWEEN 1 AND 100),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT voice_window_order CHECK (voice_window_start < voice_window_end),
     CONSTRAINT sms_window_order CHECK (sms_window_start < sms_window_end),
     CONSTRAINT whatsapp_window_order CHECK (whatsapp_window_start < whatsapp_window_end),
-    CONSTRAINT texts_printable CHECK (concat(business_name, help_text, opt_out_text) !~ '[\x01-\x1f\x7f]')
+    CONSTRAINT texts_printable CHECK (concat(business_name, help_text, opt_out_text, postal_address)
+                                      !~ '[\x01-\x1f\x7f]')
 );
 
 -- default_tenant_settings: what a tenant without a row of its own gets.

@@ -159,6 +159,8 @@ COMMENT ON COLUMN crefinder.sequences.name IS
     'The sequence''s name, not empty, unique per tenant.';
 COMMENT ON COLUMN crefinder.sequences.steps IS
     'The steps in order, a JSON array of objects {channel, delay, template or variants[], subject?, on_positive, on_negative, on_no_response}.';
+COMMENT ON COLUMN crefinder.sequences.variables IS
+    'The sequence''s own template variables and their defaults, a JSON object (a null default: each campaign must give a value).';
 COMMENT ON COLUMN crefinder.sequences.created_at IS
     'When the row was inserted.';
 COMMENT ON COLUMN crefinder.sequences.updated_at IS
@@ -198,13 +200,19 @@ COMMENT ON COLUMN crefinder.enrollments.campaign_id IS
 COMMENT ON COLUMN crefinder.enrollments.property_id IS
     'The property enrolled.';
 COMMENT ON COLUMN crefinder.enrollments.status IS
-    'active (default), waiting, nurture, completed or stopped.';
+    'active (default: following the campaign''s sequence), nurture (following the nurture sequence after a positive answer), paused (its campaign is), completed (no step left) or stopped (stop_reason says why).';
+COMMENT ON COLUMN crefinder.enrollments.resume_status IS
+    'While paused: the status resume_campaign() gives back (active or nurture); NULL otherwise.';
+COMMENT ON COLUMN crefinder.enrollments.sequence_id IS
+    'The nurture sequence the enrollment follows after a positive answer (a step''s on_positive = nurture:<id>); NULL: the campaign''s sequence.';
+COMMENT ON COLUMN crefinder.enrollments.attempts IS
+    'Messages queued for the enrollment so far (skipped steps not counted); capped by max_attempts_per_property.';
+COMMENT ON COLUMN crefinder.enrollments.stopped_at IS
+    'When the enrollment stopped or completed; NULL while it goes on.';
 COMMENT ON COLUMN crefinder.enrollments.current_step IS
     'The position in the sequence''s steps, counted from 0 (default).';
 COMMENT ON COLUMN crefinder.enrollments.next_step_at IS
     'When the next step is due; NULL when none is.';
-COMMENT ON COLUMN crefinder.enrollments.variant_key IS
-    'The number that picks the enrollment''s A/B variants, so that the choice is the same every time; default 0.';
 COMMENT ON COLUMN crefinder.enrollments.stop_reason IS
     'Why the enrollment stopped (a negative reply, an opt-out); NULL while it goes on.';
 COMMENT ON COLUMN crefinder.enrollments.last_message_id IS
@@ -225,9 +233,9 @@ COMMENT ON COLUMN crefinder.outbound_events.channel IS
 COMMENT ON COLUMN crefinder.outbound_events.to_contact IS
     'The recipient as crefinder stores contacts: an E.164 number, or a lower-case email address.';
 COMMENT ON COLUMN crefinder.outbound_events.status IS
-    'queued (default: waits until next_attempt_at), sending (handed to the provider), sent (accepted by it), delivered, blocked (compliance refused it, see block_reason), failed (a permanent error or too many attempts, see last_error), cancelled, or unknown (the dispatcher stopped while the request was in flight; never sent again unless retry() or retry_unknown() says so).';
+    'queued (default: waits until next_attempt_at), sending (handed to the provider), sent (accepted by it), delivered, blocked (compliance refused it, see block_reason), failed (a permanent error or too many attempts, see last_error), cancelled, unknown (the dispatcher stopped while the request was in flight; never sent again unless retry() or retry_unknown() says so), or skipped (a campaign step not sent: see block_reason).';
 COMMENT ON COLUMN crefinder.outbound_events.block_reason IS
-    'Why compliance refused the message, a reason of can_contact (opted_out, dnc, no_consent, ...); set exactly when status is blocked.';
+    'Why compliance refused the message, a reason of can_contact (opted_out, dnc, no_consent, ...), or why a campaign step was skipped (no_contact, holdout, provider_not_configured); set exactly when status is blocked or skipped.';
 COMMENT ON COLUMN crefinder.outbound_events.provider_status IS
     'The provider''s own status word from its latest answer (Twilio queued or scheduled, SendGrid processed, Vapi queued or ended), set by the dispatcher.';
 COMMENT ON COLUMN crefinder.outbound_events.provider_message_id IS

@@ -1,0 +1,1047 @@
+-- Campaigns: templates, contact points, sequences, enrollments, and tick(),
+-- which advances every due enrollment set-based.
+--
+-- A campaign runs a sequence (steps: a channel, a delay, a template or A/B
+-- variants, reactions) for each property enrolled in it.  pg_cron calls
+-- tick() every minute: it takes the enrollments whose next step is due,
+-- picks each one's contact point, variant and text, decides compliance for
+-- all of them at once (scrub_for, the set form of can_contact), inserts the
+-- messages into the outbox in one statement (a unique key makes each step
+-- of each enrollment one message), and schedules the following steps.
+-- Replies and call outcomes (the responses table, filled by the webhooks)
+-- and opt-outs stop or redirect enrollments at once (the reactions below).
+
+-- ----------------------------------------------------------------------
+-- Templates
+-- ----------------------------------------------------------------------
+
+CREATE FUNCTION crefinder.render(template text, vars jsonb, html boolean DEFAULT false) RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_render';
+
+CREATE FUNCTION crefinder.template_variables(template text) RETURNS text[]
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_template_variables';
+
+CREATE FUNCTION crefinder.sms_segments(body text) RETURNS integer
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_sms_segments';
+
+CREATE FUNCTION crefinder.split_owner_name(owner_name text, OUT first_name text, OUT last_name text)
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_split_owner_name';
+
+-- template_builtin_variables: what every template may name, from the
+-- property record and the tenant's settings.
+CREATE FUNCTION crefinder.template_builtin_variables() RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT '{owner_name,first_name,last_name,property_address,city,state,zip,mailing_address,business_name}'::text[]
+$$;
+
+-- property_variables: the built-in variables of a property (business_name
+-- comes from the tenant's settings, added by the caller).
+CREATE FUNCTION crefinder.property_variables(p crefinder.property_records) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'owner_name', p.owner_name, 'first_name', n.first_name, 'last_name', n.last_name,
+        'property_address', p.property_address, 'city', p.property_city, 'state', p.property_state,
+        'zip', p.property_zip, 'mailing_address', p.mailing_address))
+    FROM crefinder.split_owner_name(p.owner_name) AS n
+$$;
+
+-- save_template: create or replace the current tenant's template of that
+-- name and channel; its placeholders must be well-formed.
+CREATE FUNCTION crefinder.save_template(name text, channel text, body text, subject text DEFAULT NULL,
+                                        html text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+    saved bigint;
+BEGIN
+    PERFORM crefinder.require_argument(name IS NULL, 'name');
+    PERFORM crefinder.require_argument(body IS NULL, 'body');
+    PERFORM crefinder.check_choice(channel, 'channel', '{sms,whatsapp,email,voice}');
+    IF btrim(name) = '' OR char_length(name) > 200 THEN
+        RAISE EXCEPTION 'a template name has 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF subject IS NOT NULL AND channel <> 'email' THEN
+        RAISE EXCEPTION 'only an email template has a subject' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF char_length(body) > 20000 OR char_length(html) > 200000 OR char_length(subject) > 998 THEN
+        RAISE EXCEPTION 'template is too long' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A body has at most 20000 characters, html 200000, a subject 998.';
+    END IF;
+    PERFORM crefinder.template_variables(concat(subject, ' ', body, ' ', html));
+    INSERT INTO crefinder.templates AS t (user_id, name, channel, subject, body, html)
+    VALUES (tenant, name, channel, subject, body, html)
+    ON CONFLICT ON CONSTRAINT templates_user_id_name_channel_key DO UPDATE
+        SET subject = excluded.subject, body = excluded.body, html = excluded.html, updated_at = now()
+    RETURNING t.id INTO saved;
+    RETURN saved;
+END
+$$;
+
+-- ----------------------------------------------------------------------
+-- Contact points
+-- ----------------------------------------------------------------------
+
+-- Owners have several phones and emails (skip tracing returns 3 to 5
+-- phones).  A step uses the best active one of its kind (lowest rank) that
+-- is not opted out (nor suppressed); a wrong-number reply marks a phone
+-- wrong, a permanent delivery failure marks it undeliverable, and the next
+-- step uses the next one.
+CREATE TABLE crefinder.property_contacts (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id        uuid NOT NULL DEFAULT crefinder.current_user_id(),
+    property_id    bigint NOT NULL,
+    kind           text NOT NULL CHECK (kind IN ('phone', 'email')),
+    value          text NOT NULL CHECK (char_length(value) BETWEEN 3 AND 254),
+    rank           integer NOT NULL DEFAULT 100 CHECK (rank >= 0),
+    status         text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'wrong', 'undeliverable')),
+    status_reason  text CHECK (char_length(status_reason) <= 1000),
+    marked_at      timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, id),
+    UNIQUE (user_id, property_id, kind, value),
+    FOREIGN KEY (user_id, property_id) REFERENCES crefinder.property_records (user_id, id)
+        ON DELETE CASCADE
+);
+CREATE INDEX ON crefinder.property_contacts (user_id, value);
+
+-- Contact points are stored normalized (E.164, lower-case email): a
+-- tenant's insert of an invalid one is refused (22023).
+CREATE FUNCTION crefinder.normalize_property_contact() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    NEW.value := crefinder.normalize_contact(CASE NEW.kind WHEN 'email' THEN 'email' ELSE 'sms' END, NEW.value);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER normalize_property_contact BEFORE INSERT OR UPDATE OF kind, value ON crefinder.property_contacts
+    FOR EACH ROW EXECUTE FUNCTION crefinder.normalize_property_contact();
+
+-- sync_property_contacts: the owner_phone and owner_email of tenant's
+-- properties become contact points of rank 0 (when valid and not already
+-- there), so that every contact of an enrolled owner can be marked.
+CREATE FUNCTION crefinder.sync_property_contacts(tenant uuid, property_ids bigint[]) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    INSERT INTO crefinder.property_contacts (user_id, property_id, kind, value, rank)
+    SELECT p.user_id, p.id, c.kind, c.value, 0
+    FROM crefinder.property_records p
+    CROSS JOIN LATERAL (VALUES
+        ('phone', CASE WHEN crefinder.phone_region(p.owner_phone) IS NOT NULL
+                       THEN crefinder.normalize_phone(p.owner_phone) END),
+        ('email', CASE WHEN p.owner_email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' THEN lower(p.owner_email) END)) AS c(kind, value)
+    WHERE p.user_id = tenant AND p.id = ANY (property_ids) AND c.value IS NOT NULL
+    ON CONFLICT (user_id, property_id, kind, value) DO NOTHING
+$$;
+
+-- ----------------------------------------------------------------------
+-- Sequences
+-- ----------------------------------------------------------------------
+
+-- sequence_steps: steps checked as a whole for tenant, every problem named
+-- in one 22023 error; returns them normalized: each step has channel,
+-- delay (an interval, after the previous step or, for the first, after
+-- enrollment), holdout (percent), variants [{name, weight, body, subject,
+-- html}] (a template's text is copied in), on_positive (stop |
+-- nurture:<sequence id>), on_negative (stop), on_no_response (next | stop)
+-- and, for voice, assistant_id.
+CREATE FUNCTION crefinder.sequence_steps(tenant uuid, steps jsonb, variables jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    problems text[] := '{}';
+    normalized jsonb := '[]';
+    allowed text[];
+    step jsonb;
+    variant jsonb;
+    variants jsonb;
+    out_variants jsonb;
+    n integer := 0;
+    v integer;
+    where_ text;
+    channel text;
+    delay interval;
+    holdout numeric;
+    weight numeric;
+    vname text;
+    names text[];
+    body text;
+    subject text;
+    html text;
+    tpl record;
+    used text;
+    reaction text;
+    settings jsonb := crefinder.settings_of(tenant);
+    email_config jsonb;
+    voice_config jsonb;
+    assistant text;
+    weights float8[];
+BEGIN
+    IF steps IS NULL OR jsonb_typeof(steps) <> 'array' OR jsonb_array_length(steps) = 0 THEN
+        RAISE EXCEPTION 'steps must be a non-empty JSON array' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_array_length(steps) > 20 THEN
+        RAISE EXCEPTION 'a sequence has at most 20 steps' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    allowed := crefinder.template_builtin_variables()
+               || ARRAY(SELECT jsonb_object_keys(coalesce(variables, '{}')));
+    SELECT c.config INTO email_config FROM crefinder.integration_configs c
+    WHERE c.user_id = tenant AND c.provider = 'sendgrid';
+    SELECT c.config INTO voice_config FROM crefinder.integration_configs c
+    WHERE c.user_id = tenant AND c.provider = 'vapi';
+
+    FOR step IN SELECT s FROM jsonb_array_elements(steps) AS s LOOP
+        n := n + 1;
+        where_ := format('step %s', n);
+        IF jsonb_typeof(step) <> 'object' THEN
+            problems := problems || format('%s: must be a JSON object', where_);
+            CONTINUE;
+        END IF;
+        FOR used IN SELECT k FROM jsonb_object_keys(step) k
+                    WHERE k NOT IN ('channel', 'delay', 'template', 'body', 'subject', 'html', 'variants',
+                                    'holdout', 'on_positive', 'on_negative', 'on_no_response', 'assistant_id')
+        LOOP
+            problems := problems || format('%s: unknown field "%s"', where_, left(used, 40));
+        END LOOP;
+        channel := step ->> 'channel';
+        IF channel IS NULL OR channel NOT IN ('sms', 'whatsapp', 'email', 'voice') THEN
+            problems := problems || format('%s: channel must be sms, whatsapp, email or voice', where_);
+            channel := NULL;
+        END IF;
+        delay := interval '0';
+        IF step ? 'delay' THEN
+            BEGIN
+                delay := (step ->> 'delay')::interval;
+                IF delay < interval '0' OR delay > interval '365 days' THEN
+                    problems := problems || format('%s: delay must be between 0 and 365 days', where_);
+                END IF;
+            EXCEPTION WHEN data_exception OR invalid_text_representation THEN
+                problems := problems || format('%s: delay "%s" is not an interval (e.g. "2 days")', where_,
+                                               left(step ->> 'delay', 40));
+                delay := interval '0';
+            END;
+        END IF;
+        holdout := 0;
+        IF step ? 'holdout' THEN
+            IF jsonb_typeof(step -> 'holdout') <> 'number'
+               OR (step -> 'holdout')::numeric < 0 OR (step -> 'holdout')::numeric > 50 THEN
+                problems := problems || format('%s: holdout must be a percentage from 0 to 50', where_);
+            ELSE
+                holdout := (step -> 'holdout')::numeric;
+            END IF;
+        END IF;
+        -- reactions
+        reaction := coalesce(step ->> 'on_positive', 'stop');
+        IF reaction <> 'stop' THEN
+            IF reaction !~ '^nurture:[0-9]{1,18}$' THEN
+                problems := problems || format('%s: on_positive must be "stop" or "nurture:<sequence id>"', where_);
+            ELSIF NOT EXISTS (SELECT 1 FROM crefinder.sequences q
+                              WHERE q.user_id = tenant AND q.id = substr(reaction, 9)::bigint) THEN
+                problems := problems || format('%s: on_positive names sequence %s, which does not exist',
+                                               where_, substr(reaction, 9));
+            END IF;
+        END IF;
+        IF coalesce(step ->> 'on_negative', 'stop') <> 'stop' THEN
+            problems := problems || format('%s: on_negative must be "stop"', where_);
+        END IF;
+        IF coalesce(step ->> 'on_no_response', 'next') NOT IN ('next', 'stop') THEN
+            problems := problems || format('%s: on_no_response must be "next" or "stop"', where_);
+        END IF;
+        -- the variants (a step without "variants" is its own one variant)
+        IF step ? 'variants' THEN
+            variants := step -> 'variants';
+            IF jsonb_typeof(variants) <> 'array' OR jsonb_array_length(variants) NOT BETWEEN 1 AND 10 THEN
+                problems := problems || format('%s: variants must be an array of 1 to 10 objects', where_);
+                variants := '[]';
+            END IF;
+        ELSE
+            variants := jsonb_build_array(step - '{channel,delay,holdout,on_positive,on_negative,on_no_response,assistant_id}'::text[]);
+        END IF;
+        out_variants := '[]';
+        weights := '{}';
+        names := '{}';
+        v := 0;
+        FOR variant IN SELECT x FROM jsonb_array_elements(variants) AS x LOOP
+            v := v + 1;
+            IF step ? 'variants' THEN
+                where_ := format('step %s variant %s', n, v);
+            END IF;
+            IF jsonb_typeof(variant) <> 'object' THEN
+                problems := problems || format('%s: must be a JSON object', where_);
+                CONTINUE;
+            END IF;
+            IF step ? 'variants' THEN
+                FOR used IN SELECT k FROM jsonb_object_keys(variant) k
+                            WHERE k NOT IN ('name', 'weight', 'template', 'body', 'subject', 'html')
+                LOOP
+                    problems := problems || format('%s: unknown field "%s"', where_, left(used, 40));
+                END LOOP;
+            END IF;
+            vname := coalesce(variant ->> 'name', chr(64 + v));
+            IF vname = 'holdout' OR char_length(vname) > 40 OR vname = ANY (names) THEN
+                problems := problems || format('%s: the name "%s" is taken, reserved or too long', where_, left(vname, 40));
+            END IF;
+            names := names || vname;
+            weight := 1;
+            IF variant ? 'weight' THEN
+                IF jsonb_typeof(variant -> 'weight') <> 'number' OR (variant -> 'weight')::numeric <= 0
+                   OR (variant -> 'weight')::numeric > 1000000 THEN
+                    problems := problems || format('%s: weight must be a positive number', where_);
+                ELSE
+                    weight := (variant -> 'weight')::numeric;
+                END IF;
+            END IF;
+            body := variant ->> 'body';
+            subject := variant ->> 'subject';
+            html := variant ->> 'html';
+            IF variant ? 'template' THEN
+                SELECT t.body, t.subject, t.html INTO tpl FROM crefinder.templates t
+                WHERE t.user_id = tenant AND t.channel = channel
+                  AND (t.name = variant ->> 'template'
+                       OR (jsonb_typeof(variant -> 'template') = 'number' AND t.id::text = variant ->> 'template'));
+                IF NOT FOUND THEN
+                    problems := problems || format('%s: no %s template "%s"', where_, coalesce(channel, ''),
+                                                   left(variant ->> 'template', 80));
+                ELSE
+                    body := coalesce(body, tpl.body);
+                    subject := coalesce(subject, tpl.subject);
+                    html := coalesce(html, tpl.html);
+                END IF;
+            END IF;
+            IF channel IN ('sms', 'whatsapp') AND (body IS NULL OR btrim(body) = '') THEN
+                problems := problems || format('%s: a %s step needs a body or a template', where_, channel);
+            ELSIF channel IN ('sms', 'whatsapp') AND char_length(body) > 1600 THEN
+                problems := problems || format('%s: the body has %s characters, at most 1600', where_, char_length(body));
+            END IF;
+            IF channel = 'email' THEN
+                IF subject IS NULL OR btrim(subject) = '' OR subject ~ '[\r\n]' THEN
+                    problems := problems || format('%s: an email step needs a one-line subject', where_);
+                END IF;
+                IF coalesce(body, html) IS NULL THEN
+                    problems := problems || format('%s: an email step needs a body or html', where_);
+                END IF;
+            END IF;
+            -- every placeholder must be well-formed and known
+            BEGIN
+                FOR used IN SELECT u FROM unnest(crefinder.template_variables(concat(subject, ' ', body, ' ', html))) u
+                            WHERE u <> ALL (allowed) LOOP
+                    problems := problems || format('%s: unknown variable {{%s}} (known: %s)', where_, used,
+                                                   array_to_string(allowed, ', '));
+                END LOOP;
+            EXCEPTION WHEN invalid_parameter_value THEN
+                GET STACKED DIAGNOSTICS used = MESSAGE_TEXT;
+                problems := problems || format('%s: %s', where_, used);
+            END;
+            weights := weights || weight::float8;
+            out_variants := out_variants || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+                'name', vname, 'weight', weight, 'body', body, 'subject', subject, 'html', html)));
+        END LOOP;
+        where_ := format('step %s', n);
+        IF channel = 'email' THEN
+            IF email_config IS NULL THEN
+                problems := problems || format('%s: sendgrid is not configured for this tenant', where_);
+            ELSIF NOT (email_config ? 'unsubscribeGroupId')
+                  AND coalesce((email_config ->> 'subscriptionTracking')::boolean, true) = false THEN
+                problems := problems || format('%s: email needs an unsubscribe link: configure sendgrid unsubscribeGroupId or subscriptionTracking', where_);
+            END IF;
+            IF settings ->> 'postal_address' IS NULL THEN
+                problems := problems || format('%s: an email step needs the tenant''s postal_address (CAN-SPAM): set it with crefinder.set_tenant_settings(''{"postal_address": "..."}'')', where_);
+            END IF;
+        END IF;
+        assistant := NULL;
+        IF channel = 'voice' THEN
+            assistant := coalesce(step ->> 'assistant_id', voice_config ->> 'assistantId');
+            IF voice_config IS NULL THEN
+                problems := problems || format('%s: vapi is not configured for this tenant', where_);
+            ELSIF assistant IS NULL THEN
+                problems := problems || format('%s: a voice step needs assistant_id (or vapi assistantId)', where_);
+            END IF;
+        END IF;
+        IF channel IN ('sms', 'whatsapp') AND NOT EXISTS (
+               SELECT 1 FROM crefinder.integration_configs c WHERE c.user_id = tenant AND c.provider = 'twilio') THEN
+            problems := problems || format('%s: twilio is not configured for this tenant', where_);
+        END IF;
+        normalized := normalized || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+            'channel', channel, 'delay', delay::text, 'holdout', holdout, 'variants', out_variants,
+            'weights', to_jsonb(weights),
+            'on_positive', coalesce(step ->> 'on_positive', 'stop'), 'on_negative', 'stop',
+            'on_no_response', coalesce(step ->> 'on_no_response', 'next'), 'assistant_id', assistant)));
+    END LOOP;
+    IF cardinality(problems) > 0 THEN
+        RAISE EXCEPTION 'invalid sequence'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = array_to_string(problems, E'\n');
+    END IF;
+    RETURN normalized;
+END
+$$;
+
+-- settings_of: a tenant's settings, defaults filled in.
+CREATE FUNCTION crefinder.settings_of(tenant uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce((SELECT to_jsonb(t) - '{user_id,created_at,updated_at}'::text[]
+                     FROM crefinder.tenant_settings t WHERE t.user_id = tenant),
+                    crefinder.default_tenant_settings())
+$$;
+
+CREATE FUNCTION crefinder.create_sequence(name text, steps jsonb, variables jsonb DEFAULT '{}')
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+    created bigint;
+BEGIN
+    PERFORM crefinder.require_argument(name IS NULL, 'name');
+    PERFORM crefinder.require_argument(steps IS NULL, 'steps');
+    IF btrim(name) = '' OR char_length(name) > 200 THEN
+        RAISE EXCEPTION 'a sequence name has 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF variables IS NULL OR jsonb_typeof(variables) <> 'object' THEN
+        RAISE EXCEPTION 'variables must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_each(variables) v
+               WHERE v.key !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' OR v.key = ANY (crefinder.template_builtin_variables())
+                  OR jsonb_typeof(v.value) NOT IN ('string', 'number', 'null')) THEN
+        RAISE EXCEPTION 'invalid sequence variables'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Each variable is a name (letters, digits, underscores; not a built-in one) with a string, number or null default.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM crefinder.sequences q WHERE q.user_id = tenant AND q.name = name) THEN
+        RAISE EXCEPTION 'sequence "%" already exists', name USING ERRCODE = 'duplicate_object';
+    END IF;
+    INSERT INTO crefinder.sequences (user_id, name, steps, variables)
+    VALUES (tenant, name, crefinder.sequence_steps(tenant, steps, variables), variables)
+    RETURNING id INTO created;
+    RETURN created;
+END
+$$;
+
+-- ----------------------------------------------------------------------
+-- Campaigns and enrollments
+-- ----------------------------------------------------------------------
+
+-- enroll: enrolls tenant's properties (each once) in campaign, their first
+-- step due at starts_at plus its delay; returns how many were new.
+CREATE FUNCTION crefinder.enroll(tenant uuid, campaign bigint, property_ids bigint[], starts_at timestamptz)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    missing bigint[];
+    first_delay interval;
+    added integer;
+BEGIN
+    SELECT array_agg(x.id ORDER BY x.id) INTO missing
+    FROM (SELECT DISTINCT u.id FROM unnest(property_ids) AS u(id)
+          WHERE u.id IS NULL OR NOT EXISTS (SELECT 1 FROM crefinder.property_records p
+                                            WHERE p.user_id = tenant AND p.id = u.id)) AS x;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION '% of the properties do not exist', cardinality(missing)
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Not among the tenant''s property_records: %s%s.',
+                                  array_to_string(missing[1:10], ', ', 'NULL'),
+                                  CASE WHEN cardinality(missing) > 10 THEN ', ...' ELSE '' END);
+    END IF;
+    SELECT (q.steps -> 0 ->> 'delay')::interval INTO first_delay
+    FROM crefinder.campaigns c JOIN crefinder.sequences q ON q.user_id = c.user_id AND q.id = c.sequence_id
+    WHERE c.user_id = tenant AND c.id = campaign;
+    INSERT INTO crefinder.enrollments (user_id, campaign_id, property_id, next_step_at)
+    SELECT DISTINCT tenant, campaign, u.id, starts_at + first_delay FROM unnest(property_ids) AS u(id)
+    ON CONFLICT (campaign_id, property_id) DO NOTHING;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    PERFORM crefinder.sync_property_contacts(tenant, property_ids);
+    RETURN added;
+END
+$$;
+
+CREATE FUNCTION crefinder.create_campaign(name text, sequence_id bigint, property_ids bigint[],
+                                          variables jsonb DEFAULT '{}', starts_at timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+    declared jsonb;
+    problems text[];
+    created bigint;
+BEGIN
+    PERFORM crefinder.require_argument(name IS NULL, 'name');
+    PERFORM crefinder.require_argument(sequence_id IS NULL, 'sequence_id');
+    PERFORM crefinder.require_argument(property_ids IS NULL, 'property_ids');
+    IF btrim(name) = '' OR char_length(name) > 200 THEN
+        RAISE EXCEPTION 'a campaign name has 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(property_ids) > 10000000 THEN
+        RAISE EXCEPTION 'at most 10,000,000 properties per call' USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    SELECT q.variables INTO declared FROM crefinder.sequences q WHERE q.user_id = tenant AND q.id = sequence_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sequence % does not exist', sequence_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF variables IS NULL OR jsonb_typeof(variables) <> 'object' THEN
+        RAISE EXCEPTION 'variables must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(p ORDER BY p) INTO problems FROM (
+        SELECT format('unknown variable "%s" (the sequence declares: %s)', left(k, 40),
+                      coalesce((SELECT string_agg(d, ', ') FROM jsonb_object_keys(declared) d), 'none')) AS p
+        FROM jsonb_object_keys(variables) k WHERE NOT declared ? k
+        UNION ALL
+        SELECT format('variable "%s" needs a value', d.key) FROM jsonb_each(declared) d
+        WHERE jsonb_typeof(d.value) = 'null' AND jsonb_typeof(coalesce(variables -> d.key, 'null')) = 'null'
+        UNION ALL
+        SELECT format('variable "%s" must be a string or a number', v.key) FROM jsonb_each(variables) v
+        WHERE jsonb_typeof(v.value) NOT IN ('string', 'number')) AS x;
+    IF problems IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid campaign variables' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = array_to_string(problems, E'\n');
+    END IF;
+    INSERT INTO crefinder.campaigns (user_id, name, sequence_id, status, settings, started_at)
+    VALUES (tenant, name, sequence_id, 'active',
+            jsonb_build_object('variables', jsonb_strip_nulls(declared || variables)),
+            coalesce(starts_at, now()))
+    RETURNING id INTO created;
+    PERFORM crefinder.enroll(tenant, created, property_ids, coalesce(starts_at, now()));
+    RETURN created;
+END
+$$;
+
+-- add_to_campaign: enrolls more properties; those already enrolled are
+-- left as they are.  Returns how many were new.
+CREATE FUNCTION crefinder.add_to_campaign(campaign_id bigint, property_ids bigint[]) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+BEGIN
+    PERFORM crefinder.require_argument(campaign_id IS NULL, 'campaign_id');
+    PERFORM crefinder.require_argument(property_ids IS NULL, 'property_ids');
+    PERFORM 1 FROM crefinder.campaigns c
+    WHERE c.user_id = tenant AND c.id = campaign_id AND c.status IN ('active', 'paused') FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'campaign % does not exist or has ended', campaign_id USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN crefinder.enroll(tenant, campaign_id, property_ids, now());
+END
+$$;
+
+CREATE FUNCTION crefinder.variant_index(enrollment_id bigint, step integer, weights float8[], holdout float8)
+    RETURNS integer
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_variant_index';
+
+CREATE FUNCTION crefinder.scrub_for(tenant uuid, channel text, contacts text[], property_ids bigint[],
+                                    at timestamptz)
+    RETURNS TABLE (allowed boolean, reason text, next_allowed_at timestamptz)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'crefinder_scrub_for';
+
+-- ----------------------------------------------------------------------
+-- tick
+-- ----------------------------------------------------------------------
+
+-- tick: advances every enrollment whose next step is due at at (at most
+-- max_steps of them, oldest first), in one statement: the due enrollments
+-- are locked (SKIP LOCKED: one that a reaction holds waits for the next
+-- tick), each gets its contact point, variant and rendered text, every
+-- tenant's and channel's steps are decided at once by scrub_for, the
+-- messages go into the outbox (allowed: queued for at; held by quiet hours
+-- or a cap: queued until the window opens, spread over the tenant's
+-- release_window_minutes; refused: blocked; no contact point or the
+-- holdout: skipped), and each enrollment moves to its next step, due its
+-- delay after the message goes.  A tick that finds another running returns
+-- 0 at once.  Returns how many enrollments advanced.
+CREATE FUNCTION crefinder.tick(at timestamptz DEFAULT now(), max_steps integer DEFAULT 200000)
+    RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    advanced integer;
+    queued integer;
+BEGIN
+    PERFORM crefinder.require_argument(at IS NULL, 'at');
+    IF max_steps IS NULL OR max_steps < 1 THEN
+        RAISE EXCEPTION 'max_steps must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF current_database() <> current_setting('crefinder.database') THEN
+        RAISE EXCEPTION 'the crefinder dispatcher does not serve database "%"', current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run crefinder.tick() in the database named by crefinder.database.';
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(1667592814, 1) THEN
+        RETURN 0;
+    END IF;
+
+    WITH due AS MATERIALIZED (
+        SELECT e.id, e.user_id, e.campaign_id, e.property_id, e.current_step, e.attempts,
+               coalesce(e.sequence_id, c.sequence_id) AS sequence_id,
+               coalesce(c.settings -> 'variables', '{}') AS campaign_vars
+        FROM crefinder.enrollments e
+        JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
+        WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at AND c.status = 'active'
+        ORDER BY e.next_step_at
+        LIMIT max_steps
+        FOR UPDATE OF e SKIP LOCKED
+    ),
+    steps AS MATERIALIZED (
+        SELECT q.user_id, q.id AS sequence_id, (s.n - 1)::integer AS step_no, s.value AS step,
+               ARRAY(SELECT w::float8 FROM jsonb_array_elements_text(s.value -> 'weights') AS w) AS weights,
+               coalesce((s.value ->> 'holdout')::float8, 0) AS holdout,
+               jsonb_array_length(q.steps) AS nsteps,
+               (q.steps -> s.n::integer ->> 'delay')::interval AS next_delay
+        FROM crefinder.sequences q
+        CROSS JOIN LATERAL jsonb_array_elements(q.steps) WITH ORDINALITY AS s(value, n)
+        WHERE q.id IN (SELECT DISTINCT d.sequence_id FROM due d)
+    ),
+    planned AS MATERIALIZED (
+        SELECT d.id, d.user_id, d.campaign_id, d.property_id, d.current_step, d.attempts,
+               st.step, st.nsteps, st.next_delay, st.step ->> 'channel' AS channel,
+               CASE WHEN st.step IS NULL THEN NULL
+                    ELSE crefinder.variant_index(d.id, d.current_step, st.weights, st.holdout) END AS vi,
+               pc.value AS contact,
+               jsonb_strip_nulls(jsonb_build_object(
+                   'owner_name', p.owner_name, 'first_name', nm.first_name, 'last_name', nm.last_name,
+                   'property_address', p.property_address, 'city', p.property_city,
+                   'state', p.property_state, 'zip', p.property_zip,
+                   'mailing_address', p.mailing_address, 'business_name', ts.business_name))
+                   || d.campaign_vars AS vars,
+               ts.business_name, ts.postal_address,
+               coalesce(ts.release_window_minutes, 60) AS release_window,
+               coalesce(ts.max_attempts_per_property, 10) AS max_attempts
+        FROM due d
+        LEFT JOIN steps st ON st.sequence_id = d.sequence_id AND st.step_no = d.current_step
+        JOIN crefinder.property_records p ON p.user_id = d.user_id AND p.id = d.property_id
+        LEFT JOIN crefinder.tenant_settings ts ON ts.user_id = d.user_id
+        CROSS JOIN LATERAL crefinder.split_owner_name(p.owner_name) AS nm
+        LEFT JOIN LATERAL (
+            SELECT c.value FROM crefinder.property_contacts c
+            WHERE c.user_id = d.user_id AND c.property_id = d.property_id AND c.status = 'active'
+              AND c.kind = CASE WHEN st.step ->> 'channel' = 'email' THEN 'email' ELSE 'phone' END
+              AND NOT EXISTS (SELECT 1 FROM crefinder.opt_outs o
+                              WHERE o.user_id = d.user_id AND o.contact = c.value AND o.revoked_at IS NULL
+                                AND (o.channel = 'email') = (c.kind = 'email'))
+              AND NOT EXISTS (SELECT 1 FROM crefinder.email_suppressions x
+                              WHERE c.kind = 'email' AND x.user_id = d.user_id AND x.email = c.value
+                                AND x.removed_at IS NULL)
+            ORDER BY c.rank, c.id LIMIT 1) AS pc ON st.step IS NOT NULL
+    ),
+    groups AS (
+        SELECT pl.user_id, pl.channel, array_agg(pl.contact ORDER BY pl.id) AS contacts,
+               array_agg(pl.property_id ORDER BY pl.id) AS property_ids, array_agg(pl.id ORDER BY pl.id) AS ids
+        FROM planned pl
+        WHERE pl.vi > 0 AND pl.contact IS NOT NULL
+        GROUP BY pl.user_id, pl.channel
+    ),
+    decided AS MATERIALIZED (
+        SELECT g.ids[r.n] AS enrollment_id, r.allowed, r.reason, r.next_allowed_at
+        FROM groups g
+        CROSS JOIN LATERAL crefinder.scrub_for(g.user_id, g.channel, g.contacts, g.property_ids, at)
+            WITH ORDINALITY AS r(allowed, reason, next_allowed_at, n)
+    ),
+    messages AS MATERIALIZED (
+        SELECT pl.*, dc.allowed, dc.reason, dc.next_allowed_at, ic.paused_at, ic.user_id IS NOT NULL AS configured,
+               CASE WHEN pl.vi > 0 THEN pl.step -> 'variants' -> (pl.vi - 1) END AS variant,
+               CASE WHEN pl.vi = 0 THEN 'skipped'
+                    WHEN pl.contact IS NULL OR ic.user_id IS NULL THEN 'skipped'
+                    WHEN dc.allowed OR dc.next_allowed_at IS NOT NULL THEN 'queued'
+                    ELSE 'blocked' END AS status
+        FROM planned pl
+        LEFT JOIN decided dc ON dc.enrollment_id = pl.id
+        LEFT JOIN crefinder.integration_configs ic
+               ON ic.user_id = pl.user_id
+              AND ic.provider = CASE pl.channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END
+        WHERE pl.step IS NOT NULL
+    ),
+    inserted AS (
+        INSERT INTO crefinder.outbound_events
+            (user_id, channel, to_contact, status, block_reason, hold_reason, campaign_id, property_id,
+             enrollment_id, step, variant, payload, next_attempt_at)
+        SELECT m.user_id, m.channel, coalesce(m.contact, ''), m.status,
+               CASE m.status WHEN 'skipped' THEN CASE WHEN m.vi = 0 THEN 'holdout'
+                                                      WHEN m.contact IS NULL THEN 'no_contact'
+                                                      ELSE 'provider_not_configured' END
+                             WHEN 'blocked' THEN m.reason END,
+               CASE WHEN m.status = 'queued' THEN
+                   CASE WHEN m.paused_at IS NOT NULL THEN 'provider_paused'
+                        WHEN NOT m.allowed THEN m.reason END END,
+               m.campaign_id, m.property_id, m.id, m.current_step,
+               CASE WHEN m.vi = 0 THEN 'holdout' ELSE m.variant ->> 'name' END,
+               CASE WHEN m.status <> 'queued' THEN '{}'::jsonb
+                    WHEN m.channel IN ('sms', 'whatsapp') THEN
+                        jsonb_build_object('body', crefinder.render(m.variant ->> 'body', m.vars))
+                    WHEN m.channel = 'email' THEN jsonb_strip_nulls(jsonb_build_object(
+                        'subject', crefinder.render(m.variant ->> 'subject', m.vars),
+                        'html', crefinder.render(m.variant ->> 'html', m.vars, true)
+                                || crefinder.render(E'\n<p style="font-size:12px;color:#666">{{b}}{{a}}</p>',
+                                                    jsonb_build_object('b', m.business_name || ', ', 'a', m.postal_address), true),
+                        'text', crefinder.render(m.variant ->> 'body', m.vars)
+                                || E'\n\n' || concat_ws(', ', m.business_name, m.postal_address),
+                        'categories', jsonb_build_array('crefinder-campaign-' || m.campaign_id)))
+                    ELSE jsonb_build_object(
+                        'assistant_id', m.step ->> 'assistant_id',
+                        'metadata', jsonb_strip_nulls(jsonb_build_object(
+                            'crefinder_campaign_id', m.campaign_id, 'crefinder_property_id', m.property_id,
+                            'owner_name', m.vars ->> 'owner_name', 'first_name', m.vars ->> 'first_name',
+                            'property_address', m.vars ->> 'property_address',
+                            'first_message', crefinder.render(m.variant ->> 'body', m.vars))))
+               END,
+               CASE WHEN m.status = 'queued' AND NOT m.allowed THEN
+                        -- a release spread over the window, not one burst when it opens
+                        m.next_allowed_at + make_interval(secs => (hashint8(m.id) & 2147483647)
+                                                                  % greatest(m.release_window * 60, 1))
+                    ELSE at END
+        FROM messages m
+        ON CONFLICT (enrollment_id, step) WHERE enrollment_id IS NOT NULL DO NOTHING
+        RETURNING id, enrollment_id, status, next_attempt_at
+    ),
+    advanced AS (
+        UPDATE crefinder.enrollments e SET
+            current_step = e.current_step + 1,
+            attempts = e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END,
+            last_message_id = CASE WHEN i.status IN ('queued', 'blocked') THEN i.id ELSE e.last_message_id END,
+            status = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
+                               OR pl.step ->> 'on_no_response' = 'stop' THEN 'completed'
+                          WHEN e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
+                              THEN 'stopped'
+                          ELSE e.status END,
+            stop_reason = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
+                                    OR pl.step ->> 'on_no_response' = 'stop' THEN NULL
+                               WHEN e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
+                                   THEN 'attempt_cap' END,
+            stopped_at = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
+                                   OR pl.step ->> 'on_no_response' = 'stop'
+                                   OR e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
+                              THEN at END,
+            next_step_at = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
+                                     OR pl.step ->> 'on_no_response' = 'stop'
+                                     OR e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
+                                THEN NULL
+                                ELSE greatest(at, coalesce(i.next_attempt_at, at)) + pl.next_delay END,
+            updated_at = now()
+        FROM planned pl
+        LEFT JOIN inserted i ON i.enrollment_id = pl.id
+        WHERE e.id = pl.id
+        RETURNING i.status
+    )
+    SELECT count(*), count(*) FILTER (WHERE a.status = 'queued') INTO advanced, queued FROM advanced a;
+
+    IF queued > 0 THEN
+        PERFORM crefinder.wake_dispatcher_on_commit();
+    END IF;
+    RETURN advanced;
+END
+$$;
+
+-- ----------------------------------------------------------------------
+-- Reactions
+-- ----------------------------------------------------------------------
+
+-- stop_enrollments: stops tenant's enrollments (those still going) with a
+-- reason, and cancels their messages still waiting in the outbox.
+CREATE FUNCTION crefinder.stop_enrollments(tenant uuid, ids bigint[], reason text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    stopped bigint[];
+BEGIN
+    WITH s AS (
+        UPDATE crefinder.enrollments e
+        SET status = 'stopped', stop_reason = reason, next_step_at = NULL, resume_status = NULL,
+            stopped_at = now(), updated_at = now()
+        WHERE e.user_id = tenant AND e.id = ANY (ids) AND e.status IN ('active', 'nurture', 'paused')
+        RETURNING e.id)
+    SELECT array_agg(s.id) INTO stopped FROM s;
+    IF stopped IS NULL THEN
+        RETURN 0;
+    END IF;
+    UPDATE crefinder.outbound_events m
+    SET status = 'cancelled', hold_reason = NULL, last_error = 'enrollment stopped: ' || reason, updated_at = now()
+    WHERE m.user_id = tenant AND m.enrollment_id = ANY (stopped) AND m.status = 'queued';
+    RETURN cardinality(stopped);
+END
+$$;
+
+-- react_to_response: what a reply or call outcome does to the campaigns of
+-- its property.  An opt-out or a negative answer stops every enrollment of
+-- the property; a positive one (interested, call back later) follows the
+-- answered step's on_positive (stop, or nurture:<sequence>) and stops the
+-- property's other campaigns; a wrong number marks the contact point and
+-- stops the property's enrollments only when no usable contact point is
+-- left.  Questions and unclear replies change nothing (a person answers).
+CREATE FUNCTION crefinder.react_to_response() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    m record;
+    reaction text;
+    nurture bigint;
+    nurture_delay interval;
+    others bigint[];
+BEGIN
+    IF NEW.property_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT e.id, e.to_contact, e.channel, e.step, e.enrollment_id INTO m
+    FROM crefinder.outbound_events e WHERE e.user_id = NEW.user_id AND e.id = NEW.message_id;
+    IF NEW.kind IN ('opt_out', 'not_interested') THEN
+        PERFORM crefinder.stop_enrollments(NEW.user_id,
+            ARRAY(SELECT e.id FROM crefinder.enrollments e
+                  WHERE e.user_id = NEW.user_id AND e.property_id = NEW.property_id),
+            CASE NEW.kind WHEN 'opt_out' THEN 'opted_out' ELSE 'not_interested' END);
+    ELSIF NEW.kind = 'wrong_number' THEN
+        IF m.to_contact IS NOT NULL THEN
+            UPDATE crefinder.property_contacts c
+            SET status = 'wrong', status_reason = 'wrong-number reply', marked_at = now(), updated_at = now()
+            WHERE c.user_id = NEW.user_id AND c.property_id = NEW.property_id AND c.value = m.to_contact
+              AND c.status = 'active';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM crefinder.property_contacts c
+                       WHERE c.user_id = NEW.user_id AND c.property_id = NEW.property_id AND c.status = 'active') THEN
+            PERFORM crefinder.stop_enrollments(NEW.user_id,
+                ARRAY(SELECT e.id FROM crefinder.enrollments e
+                      WHERE e.user_id = NEW.user_id AND e.property_id = NEW.property_id),
+                'wrong_number');
+        END IF;
+    ELSIF NEW.kind IN ('interested', 'callback_later') THEN
+        IF NEW.enrollment_id IS NOT NULL THEN
+            SELECT q.steps -> m.step ->> 'on_positive' INTO reaction
+            FROM crefinder.enrollments e
+            JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
+            JOIN crefinder.sequences q ON q.user_id = e.user_id AND q.id = coalesce(e.sequence_id, c.sequence_id)
+            WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id AND e.status IN ('active', 'completed', 'paused');
+            IF reaction LIKE 'nurture:%' THEN
+                nurture := substr(reaction, 9)::bigint;
+                SELECT (q.steps -> 0 ->> 'delay')::interval INTO nurture_delay
+                FROM crefinder.sequences q WHERE q.user_id = NEW.user_id AND q.id = nurture;
+                UPDATE crefinder.outbound_events x
+                SET status = 'cancelled', hold_reason = NULL, last_error = 'owner answered: nurture', updated_at = now()
+                WHERE x.user_id = NEW.user_id AND x.enrollment_id = NEW.enrollment_id AND x.status = 'queued';
+                -- the nurture steps are numbered after the campaign's, so
+                -- that each is still one message (the unique key)
+                UPDATE crefinder.enrollments e
+                SET status = 'nurture', sequence_id = nurture, resume_status = NULL,
+                    current_step = 0, next_step_at = now() + coalesce(nurture_delay, interval '0'),
+                    stop_reason = NULL, stopped_at = NULL, updated_at = now()
+                WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id;
+            ELSIF reaction IS NOT NULL THEN
+                PERFORM crefinder.stop_enrollments(NEW.user_id, ARRAY[NEW.enrollment_id], 'positive_reply');
+            END IF;
+        END IF;
+        others := ARRAY(SELECT e.id FROM crefinder.enrollments e
+                        WHERE e.user_id = NEW.user_id AND e.property_id = NEW.property_id
+                          AND e.id IS DISTINCT FROM NEW.enrollment_id);
+        PERFORM crefinder.stop_enrollments(NEW.user_id, others, 'positive_reply_elsewhere');
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER react_to_response AFTER INSERT ON crefinder.responses
+    FOR EACH ROW EXECUTE FUNCTION crefinder.react_to_response();
+
+-- An opt-out, however it arrives (a STOP, an unsubscribe, by hand), stops
+-- every enrollment of the properties with that contact point at once.
+CREATE FUNCTION crefinder.stop_enrollments_on_opt_out() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM crefinder.stop_enrollments(NEW.user_id,
+        ARRAY(SELECT e.id FROM crefinder.property_contacts c
+              JOIN crefinder.enrollments e ON e.user_id = c.user_id AND e.property_id = c.property_id
+              WHERE c.user_id = NEW.user_id AND c.value = NEW.contact
+                AND (c.kind = 'email') = (NEW.channel = 'email')
+                AND e.status IN ('active', 'nurture', 'paused')),
+        'opted_out');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER stop_enrollments_on_opt_out AFTER INSERT ON crefinder.opt_outs
+    FOR EACH ROW EXECUTE FUNCTION crefinder.stop_enrollments_on_opt_out();
+
+-- A property whose lead is closed (not interested, do not contact,
+-- converted) leaves its campaigns.
+CREATE FUNCTION crefinder.stop_enrollments_on_lead_close() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM crefinder.stop_enrollments(NEW.user_id,
+        ARRAY(SELECT e.id FROM crefinder.enrollments e
+              WHERE e.user_id = NEW.user_id AND e.property_id = NEW.id
+                AND e.status IN ('active', 'nurture', 'paused')),
+        'lead_' || NEW.lead_status);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER stop_enrollments_on_lead_close AFTER UPDATE OF lead_status ON crefinder.property_records
+    FOR EACH ROW
+    WHEN (NEW.lead_status IN ('not_interested', 'do_not_contact', 'converted')
+          AND OLD.lead_status IS DISTINCT FROM NEW.lead_status)
+    EXECUTE FUNCTION crefinder.stop_enrollments_on_lead_close();
+
+-- ----------------------------------------------------------------------
+-- Pause, resume, cancel; the pg_cron job
+-- ----------------------------------------------------------------------
+
+-- campaign_for_change: locks the current tenant's campaign, or raises 22023.
+CREATE FUNCTION crefinder.campaign_for_change(campaign bigint) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    current text;
+BEGIN
+    PERFORM crefinder.require_argument(campaign IS NULL, 'campaign_id');
+    SELECT c.status INTO current FROM crefinder.campaigns c
+    WHERE c.user_id = crefinder.current_user_id() AND c.id = campaign FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'campaign % does not exist', campaign USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN current;
+END
+$$;
+
+-- pause_campaign: no step of the campaign is taken and none of its queued
+-- messages goes out until resume_campaign.  True when it was running.
+CREATE FUNCTION crefinder.pause_campaign(campaign_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+BEGIN
+    IF crefinder.campaign_for_change(campaign_id) <> 'active' THEN
+        RETURN false;
+    END IF;
+    UPDATE crefinder.campaigns c SET status = 'paused', updated_at = now()
+    WHERE c.user_id = tenant AND c.id = campaign_id;
+    UPDATE crefinder.enrollments e SET resume_status = e.status, status = 'paused', updated_at = now()
+    WHERE e.user_id = tenant AND e.campaign_id = campaign_id AND e.status IN ('active', 'nurture');
+    UPDATE crefinder.outbound_events m
+    SET hold_reason = 'campaign_paused', next_attempt_at = 'infinity', updated_at = now()
+    WHERE m.user_id = tenant AND m.campaign_id = campaign_id AND m.status = 'queued'
+      AND m.enrollment_id IS NOT NULL;
+    RETURN true;
+END
+$$;
+
+-- resume_campaign: a paused campaign goes on; steps that fell due while it
+-- was paused are taken by the next tick.  True when it was paused.
+CREATE FUNCTION crefinder.resume_campaign(campaign_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+BEGIN
+    IF crefinder.campaign_for_change(campaign_id) <> 'paused' THEN
+        RETURN false;
+    END IF;
+    UPDATE crefinder.campaigns c SET status = 'active', updated_at = now()
+    WHERE c.user_id = tenant AND c.id = campaign_id;
+    UPDATE crefinder.enrollments e SET status = e.resume_status, resume_status = NULL, updated_at = now()
+    WHERE e.user_id = tenant AND e.campaign_id = campaign_id AND e.status = 'paused';
+    -- the queued messages are decided again when the dispatcher takes them
+    UPDATE crefinder.outbound_events m
+    SET hold_reason = NULL, next_attempt_at = now(), updated_at = now()
+    WHERE m.user_id = tenant AND m.campaign_id = campaign_id AND m.status = 'queued'
+      AND m.hold_reason = 'campaign_paused';
+    PERFORM crefinder.wake_dispatcher_on_commit();
+    RETURN true;
+END
+$$;
+
+-- cancel_campaign: the campaign ends: every enrollment stops and every
+-- message still waiting is cancelled.  True when it had not ended.
+CREATE FUNCTION crefinder.cancel_campaign(campaign_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+BEGIN
+    IF crefinder.campaign_for_change(campaign_id) IN ('cancelled', 'completed') THEN
+        RETURN false;
+    END IF;
+    UPDATE crefinder.campaigns c SET status = 'cancelled', completed_at = now(), updated_at = now()
+    WHERE c.user_id = tenant AND c.id = campaign_id;
+    PERFORM crefinder.stop_enrollments(tenant,
+        ARRAY(SELECT e.id FROM crefinder.enrollments e WHERE e.user_id = tenant AND e.campaign_id = campaign_id),
+        'campaign_cancelled');
+    RETURN true;
+END
+$$;
+
+-- schedule: registers tick() as a pg_cron job that runs every minute, in
+-- this database; returns the job id.  Where pg_cron lives in another
+-- database (cron.database_name), it says what to run there.
+CREATE FUNCTION crefinder.schedule() RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    job bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database "%"', current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Where pg_cron lives in another database (cron.database_name = %s), run there: SELECT cron.schedule_in_database(''crefinder-tick'', ''* * * * *'', ''SELECT crefinder.tick()'', %L);',
+                                  coalesce(current_setting('cron.database_name', true), 'unset'), current_database()),
+                  HINT = 'Or CREATE EXTENSION pg_cron here (it must be in shared_preload_libraries, and cron.database_name must name this database).';
+    END IF;
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+        USING 'crefinder-tick', '* * * * *', 'SELECT crefinder.tick()';
+    RETURN job;
+END
+$$;
+
+-- unschedule: removes the job schedule() made; true when there was one.
+CREATE FUNCTION crefinder.unschedule() RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO found USING 'crefinder-tick';
+    IF found THEN
+        EXECUTE 'SELECT cron.unschedule($1)' USING 'crefinder-tick';
+    END IF;
+    RETURN found;
+END
+$$;

