@@ -215,3 +215,144 @@ def test_tick_walks_a_sequence(cluster):
     e = w.one("SELECT * FROM crefinder.enrollments WHERE property_id = %s", (props[0],))
     assert e["status"] == "completed" and e["next_step_at"] is None, e
     assert w.tick("2026-12-30 15:00:00+00") == 0
+
+
+def test_holds_spread_and_contact_fallback(cluster):
+    w = World(cluster, "holds")
+    seq = w.value("SELECT crefinder.create_sequence('two texts', %s)", (json.dumps([
+        {"channel": "sms", "body": "Hi {{first_name}}"},
+        {"channel": "sms", "delay": "1 day", "body": "Following up"}]),))
+    props = [w.property() for _ in range(40)]
+    second = w.property()
+    w.cur.execute("INSERT INTO crefinder.property_contacts (property_id, kind, value, rank) "
+                  "VALUES (%s, 'phone', '(305) 555-9876', 5), (%s, 'phone', '305 555 4321', 9)", (second, second))
+    nothing = w.property(owner_phone=None)
+    w.value("SELECT crefinder.create_campaign('holds', %s, %s, '{}', '2026-12-02 12:00+00')",
+            (seq, props + [second, nothing]))
+    # 12:00 UTC is 07:00 in Miami: every text waits for 09:00 (14:00 UTC),
+    # queued, released over the next hour rather than at once
+    assert w.tick("2026-12-02 12:00+00") == 42
+    rows = w.all("SELECT * FROM crefinder.outbound_events WHERE status = 'queued' ORDER BY id")
+    assert len(rows) == 41 and all(r["hold_reason"] == "quiet_hours" for r in rows), rows[0]
+    times = sorted(r["next_attempt_at"] for r in rows)
+    assert str(times[0]) >= "2026-12-02 14:00" and str(times[-1]) < "2026-12-02 15:00", (times[0], times[-1])
+    assert len(set(times)) > 30, "the release is spread"
+    skipped = w.one("SELECT * FROM crefinder.outbound_events WHERE property_id = %s", (nothing,))
+    assert (skipped["status"], skipped["block_reason"], skipped["to_contact"]) == ("skipped", "no_contact", ""), skipped
+    # the next step counts from when the held text goes
+    e = w.one("SELECT e.next_step_at, m.next_attempt_at FROM crefinder.enrollments e "
+              "JOIN crefinder.outbound_events m ON m.id = e.last_message_id WHERE e.property_id = %s", (props[0],))
+    assert (e["next_step_at"] - e["next_attempt_at"]).total_seconds() == 86400, e
+    # a wrong number: the next step goes to the owner's next phone
+    first = w.one("SELECT * FROM crefinder.outbound_events WHERE property_id = %s", (second,))
+    assert first["to_contact"] == MIAMI
+    w.cur.execute("SELECT crefinder.record_response(%s, 'wrong_number')", (first["id"],))
+    assert w.value("SELECT status FROM crefinder.property_contacts WHERE property_id = %s AND value = %s",
+                   (second, MIAMI)) == "wrong"
+    assert w.value("SELECT status FROM crefinder.enrollments WHERE property_id = %s", (second,)) == "active"
+    w.tick("2026-12-04 16:00+00")
+    follow = w.one("SELECT * FROM crefinder.outbound_events WHERE property_id = %s AND step = 1", (second,))
+    assert follow["to_contact"] == "+13055559876" and follow["status"] == "queued", follow
+    # the last step taken, the enrollment is completed; an opt-out still
+    # cancels its text that waits
+    assert w.value("SELECT status FROM crefinder.enrollments WHERE property_id = %s", (second,)) == "completed"
+    w.cur.execute("SELECT crefinder.opt_out('sms', '+13055559876')")
+    assert w.value("SELECT status FROM crefinder.outbound_events WHERE id = %s", (follow["id"],)) == "cancelled"
+
+
+def test_ab_variants_and_holdout(cluster):
+    w = World(cluster, "ab")
+    seq = w.value("SELECT crefinder.create_sequence('ab', %s)", (json.dumps([
+        {"channel": "sms", "holdout": 10,
+         "variants": [{"name": "short", "weight": 3, "body": "Sell {{property_address}}?"},
+                      {"name": "long", "weight": 1, "body": "Hi {{first_name}}, would you consider an offer?"}]}]),))
+    props = [w.property() for _ in range(2000)]
+    camp = w.value("SELECT crefinder.create_campaign('ab', %s, %s, '{}', %s)", (seq, props, NOON_EAST))
+    w.tick(NOON_EAST)
+    counts = dict((r["variant"], r["n"]) for r in w.all(
+        "SELECT variant, count(*) AS n FROM crefinder.outbound_events GROUP BY 1"))
+    assert 130 <= counts["holdout"] <= 270 and 1200 <= counts["short"] <= 1500 and 370 <= counts["long"] <= 530, counts
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE variant = 'holdout' "
+                   "AND status = 'skipped' AND block_reason = 'holdout'") == counts["holdout"]
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE variant = 'short' "
+                   "AND payload ->> 'body' = 'Sell 12 Palm Ave?'") == counts["short"]
+    # stable: the same assignment computed again
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events m "
+                   "JOIN crefinder.sequences q ON q.id = %s "
+                   "WHERE m.campaign_id = %s AND m.variant IS DISTINCT FROM CASE crefinder.variant_index("
+                   "m.enrollment_id, m.step, '{3,1}', 10) WHEN 0 THEN 'holdout' WHEN 1 THEN 'short' "
+                   "ELSE 'long' END", (seq, camp)) == 0
+
+
+def test_reactions(cluster):
+    w = World(cluster, "reactions")
+    nurture = w.value("SELECT crefinder.create_sequence('nurture', %s)", (json.dumps([
+        {"channel": "sms", "delay": "30 days", "body": "Still thinking about {{property_address}}?"}]),))
+    seq = three_steps(w, on_positive="nurture:%d" % nurture)
+    p_yes, p_no, p_stop, p_lead = [w.property(owner_email="o%d@example.com" % i, owner_phone="+1305555%04d" % i)
+                                   for i in range(4)]
+    camp = w.value("SELECT crefinder.create_campaign('react', %s, %s, '{}', %s)",
+                   (seq, [p_yes, p_no, p_stop, p_lead], NOON_EAST))
+    other = w.value("SELECT crefinder.create_campaign('other', %s, %s, '{}', %s)", (seq, [p_yes], NOON_EAST))
+    assert w.tick(NOON_EAST) == 5
+    msg = dict((r["property_id"], r["id"]) for r in w.all(
+        "SELECT property_id, id FROM crefinder.outbound_events WHERE campaign_id = %s", (camp,)))
+    w.cur.execute("SELECT crefinder.record_response(%s, 'interested', 'yes, make me an offer')", (msg[p_yes],))
+    w.cur.execute("SELECT crefinder.record_response(%s, 'not_interested')", (msg[p_no],))
+    w.cur.execute("SELECT crefinder.record_response(%s, 'opt_out', 'stop')", (msg[p_stop],))
+    w.cur.execute("UPDATE crefinder.property_records SET lead_status = 'converted' WHERE id = %s", (p_lead,))
+    state = dict(((r["campaign_id"], r["property_id"]), (r["status"], r["stop_reason"])) for r in w.all(
+        "SELECT campaign_id, property_id, status, stop_reason FROM crefinder.enrollments"))
+    assert state[(camp, p_yes)] == ("nurture", None), state
+    assert state[(other, p_yes)] == ("stopped", "positive_reply_elsewhere"), state
+    assert state[(camp, p_no)] == ("stopped", "not_interested"), state
+    assert state[(camp, p_stop)] == ("stopped", "opted_out"), state
+    assert state[(camp, p_lead)] == ("stopped", "lead_converted"), state
+    # two days on: only the nurtured owner is still walking, in the nurture sequence, 30 days later
+    assert w.tick("2026-12-04 15:00+00") == 0
+    assert w.tick("2027-01-05 15:00+00") == 1
+    last = w.one("SELECT * FROM crefinder.outbound_events ORDER BY id DESC LIMIT 1")
+    assert (last["property_id"], last["step"], last["payload"]["body"]) == (
+        p_yes, 1000, "Still thinking about 12 Palm Ave?"), last
+    assert w.value("SELECT status FROM crefinder.enrollments WHERE campaign_id = %s AND property_id = %s",
+                   (camp, p_yes)) == "completed"
+
+
+def test_pause_resume_cancel_and_overlapping_ticks(cluster):
+    w = World(cluster, "pause")
+    seq = three_steps(w)
+    props = [w.property(owner_email="p%d@example.com" % i) for i in range(300)]
+    camp = w.value("SELECT crefinder.create_campaign('pause', %s, %s, '{}', %s)", (seq, props, NOON_EAST))
+    # two ticks at once: each step of each enrollment is one message
+    results = []
+
+    def run():
+        conn = w.cluster.connect(dbname=TEST_DATABASE)
+        with conn.cursor() as cur:
+            cur.execute("SELECT crefinder.tick(%s)", (NOON_EAST,))
+            results.append(cur.fetchone()[0])
+        conn.close()
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    w.tick(NOON_EAST)
+    assert sum(results) == 300, results
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events") == 300
+    assert w.value("SELECT crefinder.pause_campaign(%s)", (camp,)) is True
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE hold_reason = 'campaign_paused' "
+                   "AND next_attempt_at = 'infinity'") == 300
+    assert w.tick("2026-12-04 15:00+00") == 0
+    assert w.value("SELECT crefinder.resume_campaign(%s)", (camp,)) is True
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE hold_reason IS NULL AND status = 'queued'") == 300
+    assert w.tick("2026-12-04 15:00+00") == 300
+    assert w.value("SELECT crefinder.cancel_campaign(%s)", (camp,)) is True
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE status = 'cancelled'") == 600
+    assert w.value("SELECT count(*) FROM crefinder.enrollments WHERE status = 'stopped' "
+                   "AND stop_reason = 'campaign_cancelled'") == 300
+    assert w.tick("2026-12-30 15:00+00") == 0
+    # tenant B cannot touch it
+    w.as_tenant(B)
+    code, _, _ = w.error("SELECT crefinder.pause_campaign(%s)", (camp,))
+    assert code == "22023"

@@ -602,6 +602,9 @@ BEGIN
     WITH due AS MATERIALIZED (
         SELECT e.id, e.user_id, e.campaign_id, e.property_id, e.current_step, e.attempts,
                coalesce(e.sequence_id, c.sequence_id) AS sequence_id,
+               -- a nurture sequence's steps are numbered from 1000 in the
+               -- outbox, after the campaign's own
+               CASE WHEN e.sequence_id IS NULL THEN 0 ELSE 1000 END AS step_base,
                coalesce(c.settings -> 'variables', '{}') AS campaign_vars
         FROM crefinder.enrollments e
         JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
@@ -622,9 +625,10 @@ BEGIN
     ),
     planned AS MATERIALIZED (
         SELECT d.id, d.user_id, d.campaign_id, d.property_id, d.current_step, d.attempts,
+               d.step_base + d.current_step AS message_step,
                st.step, st.nsteps, st.next_delay, st.step ->> 'channel' AS channel,
                CASE WHEN st.step IS NULL THEN NULL
-                    ELSE crefinder.variant_index(d.id, d.current_step, st.weights, st.holdout) END AS vi,
+                    ELSE crefinder.variant_index(d.id, d.step_base + d.current_step, st.weights, st.holdout) END AS vi,
                pc.value AS contact,
                jsonb_strip_nulls(jsonb_build_object(
                    'owner_name', p.owner_name, 'first_name', nm.first_name, 'last_name', nm.last_name,
@@ -691,7 +695,7 @@ BEGIN
                CASE WHEN m.status = 'queued' THEN
                    CASE WHEN m.paused_at IS NOT NULL THEN 'provider_paused'
                         WHEN NOT m.allowed THEN m.reason END END,
-               m.campaign_id, m.property_id, m.id, m.current_step,
+               m.campaign_id, m.property_id, m.id, m.message_step,
                CASE WHEN m.vi = 0 THEN 'holdout' ELSE m.variant ->> 'name' END,
                CASE WHEN m.status <> 'queued' THEN '{}'::jsonb
                     WHEN m.channel IN ('sms', 'whatsapp') THEN
@@ -764,7 +768,8 @@ $$;
 -- ----------------------------------------------------------------------
 
 -- stop_enrollments: stops tenant's enrollments (those still going) with a
--- reason, and cancels their messages still waiting in the outbox.
+-- reason, and cancels their messages still waiting in the outbox (those of
+-- completed enrollments too).  Returns how many stopped.
 CREATE FUNCTION crefinder.stop_enrollments(tenant uuid, ids bigint[], reason text) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -779,13 +784,11 @@ BEGIN
         WHERE e.user_id = tenant AND e.id = ANY (ids) AND e.status IN ('active', 'nurture', 'paused')
         RETURNING e.id)
     SELECT array_agg(s.id) INTO stopped FROM s;
-    IF stopped IS NULL THEN
-        RETURN 0;
-    END IF;
+    -- a completed enrollment's last message may still wait: it goes too
     UPDATE crefinder.outbound_events m
     SET status = 'cancelled', hold_reason = NULL, last_error = 'enrollment stopped: ' || reason, updated_at = now()
-    WHERE m.user_id = tenant AND m.enrollment_id = ANY (stopped) AND m.status = 'queued';
-    RETURN cardinality(stopped);
+    WHERE m.user_id = tenant AND m.enrollment_id = ANY (ids) AND m.status = 'queued';
+    RETURN coalesce(cardinality(stopped), 0);
 END
 $$;
 
@@ -833,7 +836,7 @@ BEGIN
         END IF;
     ELSIF NEW.kind IN ('interested', 'callback_later') THEN
         IF NEW.enrollment_id IS NOT NULL THEN
-            SELECT q.steps -> m.step ->> 'on_positive' INTO reaction
+            SELECT q.steps -> (m.step % 1000) ->> 'on_positive' INTO reaction
             FROM crefinder.enrollments e
             JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
             JOIN crefinder.sequences q ON q.user_id = e.user_id AND q.id = coalesce(e.sequence_id, c.sequence_id)
@@ -845,8 +848,7 @@ BEGIN
                 UPDATE crefinder.outbound_events x
                 SET status = 'cancelled', hold_reason = NULL, last_error = 'owner answered: nurture', updated_at = now()
                 WHERE x.user_id = NEW.user_id AND x.enrollment_id = NEW.enrollment_id AND x.status = 'queued';
-                -- the nurture steps are numbered after the campaign's, so
-                -- that each is still one message (the unique key)
+                -- (tick() numbers the nurture steps from 1000 in the outbox)
                 UPDATE crefinder.enrollments e
                 SET status = 'nurture', sequence_id = nurture, resume_status = NULL,
                     current_step = 0, next_step_at = now() + coalesce(nurture_delay, interval '0'),
@@ -879,7 +881,7 @@ BEGIN
               JOIN crefinder.enrollments e ON e.user_id = c.user_id AND e.property_id = c.property_id
               WHERE c.user_id = NEW.user_id AND c.value = NEW.contact
                 AND (c.kind = 'email') = (NEW.channel = 'email')
-                AND e.status IN ('active', 'nurture', 'paused')),
+                AND e.status IN ('active', 'nurture', 'paused', 'completed')),
         'opted_out');
     RETURN NULL;
 END

@@ -10,7 +10,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['property_records', 'templates', 'sequences', 'campaigns',
                              'enrollments', 'outbound_events', 'integration_configs',
                              'opt_outs', 'email_suppressions', 'consents', 'webhook_events',
-                             'tenant_settings', 'inbound_messages', 'responses', 'call_results']
+                             'tenant_settings', 'inbound_messages', 'responses', 'call_results',
+                             'property_contacts']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -107,7 +108,20 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.analyze_transcript(text)',
         'crefinder.handle_twilio_webhook(text, text, text, text)',
         'crefinder.handle_sendgrid_events(text, text, text, uuid)',
-        'crefinder.handle_vapi_message(text, jsonb)'
+        'crefinder.handle_vapi_message(text, jsonb)',
+        'crefinder.render(text, jsonb, boolean)',
+        'crefinder.template_variables(text)',
+        'crefinder.sms_segments(text)',
+        'crefinder.split_owner_name(text)',
+        'crefinder.template_builtin_variables()',
+        'crefinder.property_variables(crefinder.property_records)',
+        'crefinder.save_template(text, text, text, text, text)',
+        'crefinder.create_sequence(text, jsonb, jsonb)',
+        'crefinder.create_campaign(text, bigint, bigint[], jsonb, timestamptz)',
+        'crefinder.add_to_campaign(bigint, bigint[])',
+        'crefinder.pause_campaign(bigint)',
+        'crefinder.resume_campaign(bigint)',
+        'crefinder.cancel_campaign(bigint)'
     ]::regprocedure[]
 $$;
 
@@ -130,14 +144,14 @@ BEGIN
                    'crefinder.opt_outs, crefinder.email_suppressions, crefinder.consents, '
                    'crefinder.dnc_lists, crefinder.dnc_numbers, crefinder.tenant_settings, '
                    'crefinder.webhook_events, crefinder.inbound_messages, crefinder.responses, '
-                   'crefinder.call_results, crefinder.calling_rules, crefinder.state_holidays, '
+                   'crefinder.call_results, crefinder.property_contacts, crefinder.calling_rules, crefinder.state_holidays, '
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
                    'crefinder.message_errors TO %s', role);
     -- Settings are read through integration_config() (masked); the pause
     -- columns feed paused_providers.  Sealed secrets stay unreadable.
     EXECUTE format('GRANT SELECT (id, user_id, provider, paused_at, paused_reason, created_at, updated_at) '
                    'ON crefinder.integration_configs TO %s', role);
-    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON crefinder.property_records TO %s', role);
+    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON crefinder.property_records, crefinder.property_contacts TO %s', role);
     FOREACH f IN ARRAY crefinder.tenant_functions() LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
     END LOOP;

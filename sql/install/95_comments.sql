@@ -662,3 +662,83 @@ COMMENT ON FUNCTION crefinder.vapi_request_verified(uuid, text, text, text, text
     'Internal: whether a Vapi request''s x-signature is the HMAC of "{x-timestamp}.{body}" under the tenant''s (sealed) webhook secret.';
 COMMENT ON FUNCTION crefinder.vapi_secret_verified(uuid, text, text) IS
     'Internal: whether X-Vapi-Secret is the tenant''s (sealed) webhook secret.';
+
+-- Campaigns
+COMMENT ON COLUMN crefinder.tenant_settings.postal_address IS
+    'The tenant''s postal address, which every campaign email carries (CAN-SPAM); an email step is refused without it.';
+COMMENT ON COLUMN crefinder.tenant_settings.release_window_minutes IS
+    'Campaign messages held by quiet hours are released spread over this many minutes after the window opens, not in one burst (default 60; 0 to 720).';
+COMMENT ON COLUMN crefinder.tenant_settings.max_attempts_per_property IS
+    'At most this many messages per enrollment over a whole campaign (nurture included); then the enrollment stops with attempt_cap (default 10).';
+COMMENT ON FUNCTION crefinder.render(text, jsonb, boolean) IS
+    'Fill a template''s {{name}} and {{name | fallback}} placeholders from vars (a missing, null or blank value takes the fallback, or nothing); with html, values are HTML-escaped.  Values are never read as templates; nothing else is evaluated.';
+COMMENT ON FUNCTION crefinder.template_variables(text) IS
+    'The variable names a template uses, each once, in order; 22023 for a malformed placeholder.';
+COMMENT ON FUNCTION crefinder.sms_segments(text) IS
+    'How many SMS segments a text takes: GSM-7 (160, else 153 per segment; extension characters count twice) or UCS-2 (70, else 67 per segment).';
+COMMENT ON FUNCTION crefinder.split_owner_name(text) IS
+    'An owner''s first and last name from a property record''s owner name ("SMITH JOHN A", "John Smith", "Smith, John", "John & Mary Smith"); NULLs for companies, trusts and estates.';
+COMMENT ON FUNCTION crefinder.template_builtin_variables() IS
+    'The variables every template may use: owner_name, first_name, last_name, property_address, city, state, zip, mailing_address, business_name.';
+COMMENT ON FUNCTION crefinder.property_variables(crefinder.property_records) IS
+    'A property''s template variables (all built-in ones but business_name), as a JSON object.';
+COMMENT ON FUNCTION crefinder.save_template(text, text, text, text, text) IS
+    'Create or replace the current tenant''s template of that name and channel (body; subject and html for email); returns its id.  Sequences copy a template''s text when they are created.';
+COMMENT ON TABLE crefinder.property_contacts IS
+    'An owner''s contact points (skip tracing gives several phones and emails): a campaign step uses the best active one of its kind that is not opted out or suppressed.';
+COMMENT ON COLUMN crefinder.property_contacts.id IS 'Identifies the contact point; generated.';
+COMMENT ON COLUMN crefinder.property_contacts.user_id IS
+    'The tenant that owns the row; defaults to crefinder.current_user_id().';
+COMMENT ON COLUMN crefinder.property_contacts.property_id IS 'The property whose owner it reaches.';
+COMMENT ON COLUMN crefinder.property_contacts.kind IS 'phone (texts, WhatsApp and calls) or email.';
+COMMENT ON COLUMN crefinder.property_contacts.value IS
+    'The number (stored as E.164) or address (stored in lower case); an invalid one is refused (22023).';
+COMMENT ON COLUMN crefinder.property_contacts.rank IS
+    'Lower is better (default 100); the property''s owner_phone and owner_email are added with rank 0 when it is enrolled.';
+COMMENT ON COLUMN crefinder.property_contacts.status IS
+    'active (default), wrong (a wrong-number reply) or undeliverable (a permanent delivery failure); only active ones are used.';
+COMMENT ON COLUMN crefinder.property_contacts.status_reason IS 'Why the contact point was marked; NULL while active.';
+COMMENT ON COLUMN crefinder.property_contacts.marked_at IS 'When it was marked; NULL while active.';
+COMMENT ON COLUMN crefinder.property_contacts.created_at IS 'When the row was inserted.';
+COMMENT ON COLUMN crefinder.property_contacts.updated_at IS 'When the row was last changed.';
+COMMENT ON FUNCTION crefinder.normalize_property_contact() IS
+    'Internal: trigger storing a contact point normalized (E.164, lower-case email).';
+COMMENT ON FUNCTION crefinder.sync_property_contacts(uuid, bigint[]) IS
+    'Internal: make the owner_phone and owner_email of enrolled properties contact points of rank 0.';
+COMMENT ON FUNCTION crefinder.sequence_steps(uuid, jsonb, jsonb) IS
+    'Internal: check a sequence''s steps as a whole (every problem named in one 22023 error) and return them normalized.';
+COMMENT ON FUNCTION crefinder.settings_of(uuid) IS 'Internal: a tenant''s settings, defaults filled in.';
+COMMENT ON FUNCTION crefinder.create_sequence(text, jsonb, jsonb) IS
+    'Create a sequence from steps [{channel, delay, template | body/subject/html | variants[{name, weight, ...}], holdout, on_positive, on_negative, on_no_response, assistant_id}] and its own variables {name: default}; every problem is named in one 22023 error.  Returns its id.';
+COMMENT ON FUNCTION crefinder.enroll(uuid, bigint, bigint[], timestamptz) IS
+    'Internal: enroll properties in a campaign (each once), the first step due after its delay.';
+COMMENT ON FUNCTION crefinder.create_campaign(text, bigint, bigint[], jsonb, timestamptz) IS
+    'Create a campaign running a sequence for properties (each enrolled once), with values for the sequence''s variables, starting at starts_at (default now); returns its id.  tick() takes its steps.';
+COMMENT ON FUNCTION crefinder.add_to_campaign(bigint, bigint[]) IS
+    'Enroll more properties in a running or paused campaign; those already enrolled stay as they are.  Returns how many were new.';
+COMMENT ON FUNCTION crefinder.variant_index(bigint, integer, double precision[], double precision) IS
+    'Internal: the A/B variant (1-based; 0 for the holdout) of an enrollment''s step, the same every time.';
+COMMENT ON FUNCTION crefinder.scrub_for(uuid, text, text[], bigint[], timestamptz) IS
+    'Internal: scrub() for a named tenant, each contact with its property''s context (tick() uses it).';
+COMMENT ON FUNCTION crefinder.tick(timestamptz, integer) IS
+    'Advance every campaign enrollment whose next step is due at at (default now; at most max_steps), set-based: queue, hold, block or skip each step''s message and schedule the next step.  pg_cron runs it every minute (schedule()); returns how many enrollments advanced, 0 at once when another tick is running.';
+COMMENT ON FUNCTION crefinder.stop_enrollments(uuid, bigint[], text) IS
+    'Internal: stop enrollments with a reason and cancel their queued messages.';
+COMMENT ON FUNCTION crefinder.react_to_response() IS
+    'Internal: trigger applying a response to its property''s campaigns (opt-out and negative: stop; positive: on_positive; wrong number: mark the contact point).';
+COMMENT ON FUNCTION crefinder.stop_enrollments_on_opt_out() IS
+    'Internal: trigger stopping the enrollments of an opted-out contact point''s properties.';
+COMMENT ON FUNCTION crefinder.stop_enrollments_on_lead_close() IS
+    'Internal: trigger stopping the enrollments of a property whose lead is closed.';
+COMMENT ON FUNCTION crefinder.campaign_for_change(bigint) IS
+    'Internal: lock the current tenant''s campaign and return its status (22023 when there is none).';
+COMMENT ON FUNCTION crefinder.pause_campaign(bigint) IS
+    'Pause a campaign: no step is taken and none of its queued messages goes out until resume_campaign(); true when it was running.';
+COMMENT ON FUNCTION crefinder.resume_campaign(bigint) IS
+    'Resume a paused campaign; steps that fell due meanwhile go with the next tick.  True when it was paused.';
+COMMENT ON FUNCTION crefinder.cancel_campaign(bigint) IS
+    'End a campaign: every enrollment stops and every queued message is cancelled.  True when it had not ended.';
+COMMENT ON FUNCTION crefinder.schedule() IS
+    'Register crefinder.tick() with pg_cron, every minute, in this database; returns the job id (55000 with what to run elsewhere when pg_cron is not installed here).';
+COMMENT ON FUNCTION crefinder.unschedule() IS
+    'Remove the pg_cron job schedule() registered; true when there was one.';
