@@ -63,6 +63,7 @@ PG_FUNCTION_INFO_V1(crefinder_can_contact);
 PG_FUNCTION_INFO_V1(crefinder_scrub);
 PG_FUNCTION_INFO_V1(crefinder_scrub_for);
 PG_FUNCTION_INFO_V1(crefinder_normalize_contact);
+PG_FUNCTION_INFO_V1(crefinder_try_normalize_contact);
 PG_FUNCTION_INFO_V1(crefinder_rules_changed);
 
 #define CHANNEL_VOICE 0
@@ -268,6 +269,29 @@ crefinder_normalize_contact(PG_FUNCTION_ARGS)
 				 errmsg("invalid %s contact \"%s\"", channel_names[channel],
 						crefinder_quote_input(input)),
 				 errdetail("The contact %s.", reason)));
+	PG_RETURN_TEXT_P(cstring_to_text(normalized));
+}
+
+/*
+ * crefinder.try_normalize_contact(channel text, contact text) returns
+ * text: normalize_contact(), or NULL where it would raise (bulk paths: an
+ * invalid contact becomes a blocked row, not an error).
+ */
+Datum
+crefinder_try_normalize_contact(PG_FUNCTION_ARGS)
+{
+	int			channel;
+	CrefinderPhone phone;
+	const char *reason;
+	char	   *normalized;
+
+	crefinder_require_argument(fcinfo, 0, "channel");
+	channel = ParseChannel(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	normalized = NormalizeContact(channel, text_to_cstring(PG_GETARG_TEXT_PP(1)), &phone, &reason);
+	if (normalized == NULL)
+		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(normalized));
 }
 

@@ -50,8 +50,8 @@ static const char *const entity_words[] = {
 /* Titles before a name and suffixes after it. */
 static const char *const dropped_words[] = {
 	"MR", "MR.", "MRS", "MRS.", "MS", "MS.", "MISS", "DR", "DR.", "JR", "JR.", "SR", "SR.",
-	"II", "III", "IV", "ESQ", "ESQ.", "MD", "M.D.", "DDS", "PHD", "PH.D.", "ET", "AL", "ETAL",
-	"ET.AL.", "ETUX", "ET UX", "UX", "H/W", "HW", "JT", "JTWROS", NULL
+	"II", "III", "IV", "ESQ", "ESQ.", "MD", "M.D.", "DDS", "PHD", "PH.D.", "ETAL", "ET.AL.",
+	"ETUX", "H/W", "HW", "JT", "JTWROS", NULL
 };
 
 static bool
@@ -203,6 +203,13 @@ SplitOwnerName(const char *name, char **first, char **last)
 		{
 			if (joiner < 0 && n > 0)
 				joiner = n;
+			continue;
+		}
+		/* "ET AL", "ET UX" (and others, and wife) */
+		if (pg_strcasecmp(all[i], "et") == 0 && i + 1 < nall &&
+			(pg_strncasecmp(all[i + 1], "al", 2) == 0 || pg_strncasecmp(all[i + 1], "ux", 2) == 0))
+		{
+			i++;
 			continue;
 		}
 		if (WordIn(all[i], dropped_words) || !HasLetter(all[i]))

@@ -122,7 +122,8 @@ def test_render_and_helpers(cluster):
                               ("SMITH JOHN & MARY", "John", "Smith"), ("John and Mary Smith", "John", "Smith"),
                               ("O'BRIEN PATRICK", "Patrick", "O'Brien"), ("ACME HOLDINGS LLC", None, None),
                               ("Smith Family Trust", None, None), ("Estate of John Smith", None, None),
-                              ("Madonna", "Madonna", None), ("", None, None), (None, None, None),
+                              ("Madonna", "Madonna", None), ("Al Roe", "Al", "Roe"),
+                              ("SMITH JOHN ET AL", "John", "Smith"), ("SMITH JOHN A ET UX", "John", "Smith"), ("", None, None), (None, None, None),
                               ("MR JOHN SMITH", "Smith", "John")]:
         got = w.one("SELECT * FROM crefinder.split_owner_name(%s)", (name,))
         if name == "MR JOHN SMITH":
@@ -356,3 +357,60 @@ def test_pause_resume_cancel_and_overlapping_ticks(cluster):
     w.as_tenant(B)
     code, _, _ = w.error("SELECT crefinder.pause_campaign(%s)", (camp,))
     assert code == "22023"
+
+
+def test_enqueue_trigger_and_send_many(cluster):
+    w = World(cluster, "trigger")
+    w.cur.execute("SELECT crefinder.save_template('welcome', 'sms', 'Hi {{first_name | there}}, about {{street}}')")
+    w.cur.execute("CREATE TABLE leads (id serial, owner_name text, phone text, street text)")
+    w.cur.execute("CREATE TABLE leads_one (id serial, owner_name text, phone text, street text)")
+    w.cur.execute("CREATE TRIGGER text_leads AFTER INSERT ON leads REFERENCING NEW TABLE AS new_rows "
+                  "FOR EACH STATEMENT EXECUTE FUNCTION crefinder.enqueue_trigger('sms', 'welcome')")
+    w.cur.execute("CREATE TRIGGER text_lead AFTER INSERT ON leads_one "
+                  "FOR EACH ROW EXECUTE FUNCTION crefinder.enqueue_trigger('sms', 'welcome', 'phone')")
+    # one statement of many rows, one of them with a bad number: it is
+    # blocked, the others queued (or held by the hour), nothing fails
+    w.cur.execute("INSERT INTO leads (owner_name, phone, street) SELECT 'DOE JANE', '+1305555' || lpad(g::text, 4, '0'), "
+                  "'Elm St' FROM generate_series(1, 500) g")
+    w.cur.execute("INSERT INTO leads (owner_name, phone, street) VALUES ('X', 'not a phone', 'Oak St')")
+    rows = w.all("SELECT status, block_reason, count(*) AS n FROM crefinder.outbound_events GROUP BY 1, 2 ORDER BY 1, 2")
+    by = dict(((r["status"], r["block_reason"]), r["n"]) for r in rows)
+    assert by.get(("blocked", "invalid_contact")) == 1, rows
+    assert by.get(("queued", None), 0) == 500, rows
+    assert w.value("SELECT payload ->> 'body' FROM crefinder.outbound_events ORDER BY id LIMIT 1") == \
+        "Hi Jane, about Elm St"
+    # the row form
+    w.cur.execute("INSERT INTO leads_one (owner_name, phone, street) VALUES ('Al Roe', '+13055550999', 'Bay Rd')")
+    last = w.one("SELECT * FROM crefinder.outbound_events ORDER BY id DESC LIMIT 1")
+    assert last["payload"].get("body") == "Hi Al, about Bay Rd", last
+    # a rollback sends nothing
+    before = w.value("SELECT count(*) FROM crefinder.outbound_events")
+    w.conn.autocommit = False
+    w.cur.execute("INSERT INTO leads (owner_name, phone, street) VALUES ('Z', '+13055550998', 'Q St')")
+    w.conn.rollback()
+    w.conn.autocommit = True
+    w.as_tenant(A)
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events") == before
+    # opted-out numbers are blocked, not queued
+    w.cur.execute("SELECT crefinder.opt_out('sms', '+13055550997')")
+    w.cur.execute("INSERT INTO leads (owner_name, phone, street) VALUES ('Y', '+13055550997', 'R St')")
+    assert w.value("SELECT block_reason FROM crefinder.outbound_events ORDER BY id DESC LIMIT 1") == "opted_out"
+    # a template naming a field the rows lack is refused as a whole
+    w.cur.execute("SELECT crefinder.save_template('typo', 'sms', 'Hi {{frist}}')")
+    code, msg, _ = w.error("SELECT crefinder.send_many('sms', '[{\"phone\": \"+13055550996\"}]', 'typo')")
+    assert code == "22023" and "frist" in msg, msg
+    # a statement trigger without the transition table says what to write
+    w.cur.execute("CREATE TABLE leads_bad (phone text)")
+    w.cur.execute("CREATE TRIGGER t AFTER INSERT ON leads_bad FOR EACH STATEMENT "
+                  "EXECUTE FUNCTION crefinder.enqueue_trigger('sms', 'welcome')")
+    code, msg, _ = w.error("INSERT INTO leads_bad VALUES ('+13055550995')")
+    assert code == "22023" and "new_rows" in msg, msg
+    # send_many for applications
+    n = w.value("SELECT crefinder.send_many('sms', %s, 'welcome')",
+                (json.dumps([{"phone": "+13055550990", "street": "A St", "owner_name": "Kim Lee"},
+                             {"phone": "", "street": "B St"}, 7]),))
+    assert n == 3
+    got = w.all("SELECT status, block_reason, payload ->> 'body' AS body FROM crefinder.outbound_events "
+                "ORDER BY id DESC LIMIT 3")
+    assert [g["block_reason"] for g in got] == ["invalid_contact", "invalid_contact", None], got
+    assert got[2]["body"] == "Hi Kim, about A St", got

@@ -422,6 +422,7 @@ SAMPLES = {
     "phone_region(text)": ["'+13055550123'"],
     "zip_timezone(text)": ["'33101'"],
     "normalize_contact(text,text)": ["'sms'", "'+13055550123'"],
+    "try_normalize_contact(text,text)": ["'sms'", "'+13055550123'"],
     "can_contact(text,text,timestamp with time zone,bigint)":
         ["'sms'", "'+13055550123'", "'2026-11-24 16:00+00'::timestamptz", "NULL::bigint"],
     "scrub(text,text[],timestamp with time zone)":

@@ -89,6 +89,10 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION crefinder.try_normalize_contact(channel text, contact text) RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_try_normalize_contact';
+
 -- ----------------------------------------------------------------------
 -- Contact points
 -- ----------------------------------------------------------------------
@@ -142,9 +146,8 @@ CREATE FUNCTION crefinder.sync_property_contacts(tenant uuid, property_ids bigin
     SELECT p.user_id, p.id, c.kind, c.value, 0
     FROM crefinder.property_records p
     CROSS JOIN LATERAL (VALUES
-        ('phone', CASE WHEN crefinder.phone_region(p.owner_phone) IS NOT NULL
-                       THEN crefinder.normalize_phone(p.owner_phone) END),
-        ('email', CASE WHEN p.owner_email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' THEN lower(p.owner_email) END)) AS c(kind, value)
+        ('phone', crefinder.try_normalize_contact('sms', p.owner_phone)),
+        ('email', crefinder.try_normalize_contact('email', p.owner_email))) AS c(kind, value)
     WHERE p.user_id = tenant AND p.id = ANY (property_ids) AND c.value IS NOT NULL
     ON CONFLICT (user_id, property_id, kind, value) DO NOTHING
 $$;
@@ -598,6 +601,19 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(1667592814, 1) THEN
         RETURN 0;
     END IF;
+
+    -- a permanent delivery failure of a due enrollment's last message
+    -- marks that contact point: this step goes to the next one
+    UPDATE crefinder.property_contacts c
+    SET status = 'undeliverable', status_reason = left(m.last_error, 1000), marked_at = now(), updated_at = now()
+    FROM crefinder.enrollments e
+    JOIN crefinder.outbound_events m ON m.user_id = e.user_id AND m.id = e.last_message_id
+    WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at
+      AND m.status = 'failed'
+      AND c.user_id = e.user_id AND c.property_id = e.property_id AND c.value = m.to_contact
+      AND c.status = 'active'
+      AND CASE WHEN m.channel = 'email' THEN m.last_error ~ '^sendgrid (bounce|dropped)'
+               ELSE m.last_error ~ '\m(21211|21214|21217|21407|21421|21612|21614|30005|30006)\M' END;
 
     WITH due AS MATERIALIZED (
         SELECT e.id, e.user_id, e.campaign_id, e.property_id, e.current_step, e.attempts,

@@ -85,6 +85,7 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.phone_region(text)',
         'crefinder.zip_timezone(text)',
         'crefinder.normalize_contact(text, text)',
+        'crefinder.try_normalize_contact(text, text)',
         'crefinder.us_federal_holidays(integer)',
         'crefinder.can_contact(text, text, timestamptz, bigint)',
         'crefinder.scrub(text, text[], timestamptz)',
@@ -121,7 +122,9 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.add_to_campaign(bigint, bigint[])',
         'crefinder.pause_campaign(bigint)',
         'crefinder.resume_campaign(bigint)',
-        'crefinder.cancel_campaign(bigint)'
+        'crefinder.cancel_campaign(bigint)',
+        'crefinder.send_many(text, jsonb, text, text, text, timestamptz)',
+        'crefinder.enqueue_trigger()'
     ]::regprocedure[]
 $$;
 

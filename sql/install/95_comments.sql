@@ -742,3 +742,9 @@ COMMENT ON FUNCTION crefinder.schedule() IS
     'Register crefinder.tick() with pg_cron, every minute, in this database; returns the job id (55000 with what to run elsewhere when pg_cron is not installed here).';
 COMMENT ON FUNCTION crefinder.unschedule() IS
     'Remove the pg_cron job schedule() registered; true when there was one.';
+COMMENT ON FUNCTION crefinder.try_normalize_contact(text, text) IS
+    'normalize_contact(), but NULL for an invalid contact instead of an error (for bulk paths, where an invalid contact becomes a blocked row).';
+COMMENT ON FUNCTION crefinder.send_many(text, jsonb, text, text, text, timestamptz) IS
+    'Queue one message per element of rows (JSON objects: the template''s variables, the contact in contact_field, default phone or email, a property id in property_field) from the tenant''s template of that name, compliance decided for all at once; an invalid contact becomes a blocked row (invalid_contact), not an error.  Returns how many messages were stored.';
+COMMENT ON FUNCTION crefinder.enqueue_trigger() IS
+    'Trigger function queueing a message for inserted or updated rows: arguments channel, template name [, contact column [, property id column]].  FOR EACH STATEMENT (REFERENCING NEW TABLE AS new_rows) is set-based; FOR EACH ROW also works.';
