@@ -414,3 +414,25 @@ def test_enqueue_trigger_and_send_many(cluster):
                 "ORDER BY id DESC LIMIT 3")
     assert [g["block_reason"] for g in got] == ["invalid_contact", "invalid_contact", None], got
     assert got[2]["body"] == "Hi Kim, about A St", got
+
+
+def test_preview_campaign(cluster):
+    w = World(cluster, "preview")
+    seq = three_steps(w)
+    props = [w.property(owner_email="v%d@example.com" % i, owner_phone="+1305555%04d" % i) for i in range(10)]
+    props.append(w.property(owner_phone=None, owner_email=None))
+    w.cur.execute("SELECT crefinder.dnc_add('+13055550003')")
+    w.cur.execute("SELECT crefinder.opt_out('email', 'v4@example.com')")
+    camp = w.value("SELECT crefinder.create_campaign('preview', %s, %s, '{}', %s)", (seq, props, NOON_EAST))
+    rows = w.all("SELECT * FROM crefinder.preview_campaign(%s, %s)", (camp, NOON_EAST))
+    assert [r["channel"] for r in rows] == ["sms", "email", "voice"], rows
+    sms, email, voice = rows
+    assert (sms["enrollments"], sms["send"], sms["blocked"], sms["skipped"]) == (
+        11, 9, {"dnc": 1}, {"no_contact": 1}), sms
+    assert sms["sms_segments"] == 9 and float(sms["estimated_cost_cents"]) == round(9 * 0.83, 2), sms
+    assert (email["send"], email["skipped"]) == (9, {"no_contact": 2}), email
+    # at 07:00 in Miami the texts would be held, not sent
+    early = w.all("SELECT * FROM crefinder.preview_campaign(%s, '2026-12-02 12:00+00')", (camp,))[0]
+    assert (early["send"], early["held"]) == (0, 9), early
+    # the preview changed nothing
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events") == 0

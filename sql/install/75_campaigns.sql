@@ -1063,3 +1063,112 @@ BEGIN
     RETURN found;
 END
 $$;
+
+-- ----------------------------------------------------------------------
+-- Preview
+-- ----------------------------------------------------------------------
+
+CREATE FUNCTION crefinder.preview_campaign(campaign_id bigint, at timestamptz DEFAULT now())
+    RETURNS TABLE (step integer, channel text, enrollments bigint, send bigint, held bigint, blocked jsonb,
+                   skipped jsonb, sms_segments bigint, estimated_cost_cents numeric)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+    steps_ jsonb;
+    settings jsonb;
+    s integer;
+BEGIN
+    PERFORM crefinder.require_argument(campaign_id IS NULL, 'campaign_id');
+    PERFORM crefinder.require_argument(at IS NULL, 'at');
+    SELECT q.steps INTO steps_ FROM crefinder.campaigns c
+    JOIN crefinder.sequences q ON q.user_id = c.user_id AND q.id = c.sequence_id
+    WHERE c.user_id = tenant AND c.id = preview_campaign.campaign_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'campaign % does not exist', preview_campaign.campaign_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    settings := crefinder.settings_of(tenant);
+    FOR s IN 0 .. jsonb_array_length(steps_) - 1 LOOP
+        RETURN QUERY
+        WITH st AS (
+            SELECT steps_ -> s AS step,
+                   ARRAY(SELECT w::float8 FROM jsonb_array_elements_text(steps_ -> s -> 'weights') AS w) AS weights,
+                   coalesce((steps_ -> s ->> 'holdout')::float8, 0) AS holdout
+        ),
+        todo AS MATERIALIZED (
+            SELECT e.id, e.property_id,
+                   crefinder.variant_index(e.id, s, st.weights, st.holdout) AS vi,
+                   pc.value AS contact,
+                   jsonb_strip_nulls(jsonb_build_object(
+                       'owner_name', p.owner_name, 'first_name', nm.first_name, 'last_name', nm.last_name,
+                       'property_address', p.property_address, 'city', p.property_city,
+                       'state', p.property_state, 'zip', p.property_zip,
+                       'mailing_address', p.mailing_address, 'business_name', settings ->> 'business_name'))
+                       || coalesce(c.settings -> 'variables', '{}') AS vars
+            FROM crefinder.enrollments e
+            JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
+            JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id
+            CROSS JOIN st
+            CROSS JOIN LATERAL crefinder.split_owner_name(p.owner_name) AS nm
+            LEFT JOIN LATERAL (
+                SELECT x.value FROM crefinder.property_contacts x
+                WHERE x.user_id = e.user_id AND x.property_id = e.property_id AND x.status = 'active'
+                  AND x.kind = CASE WHEN st.step ->> 'channel' = 'email' THEN 'email' ELSE 'phone' END
+                  AND NOT EXISTS (SELECT 1 FROM crefinder.opt_outs o
+                                  WHERE o.user_id = e.user_id AND o.contact = x.value AND o.revoked_at IS NULL
+                                    AND (o.channel = 'email') = (x.kind = 'email'))
+                  AND NOT EXISTS (SELECT 1 FROM crefinder.email_suppressions z
+                                  WHERE x.kind = 'email' AND z.user_id = e.user_id AND z.email = x.value
+                                    AND z.removed_at IS NULL)
+                ORDER BY x.rank, x.id LIMIT 1) AS pc ON true
+            WHERE e.user_id = tenant AND e.campaign_id = preview_campaign.campaign_id
+              AND e.status IN ('active', 'paused') AND e.sequence_id IS NULL AND e.current_step <= s
+        ),
+        decided AS (
+            SELECT t.*, d.allowed, d.reason, d.next_allowed_at
+            FROM (SELECT array_agg(t.contact ORDER BY t.id) AS contacts, array_agg(t.property_id ORDER BY t.id) AS props,
+                         array_agg(t.id ORDER BY t.id) AS ids
+                  FROM todo t WHERE t.vi > 0 AND t.contact IS NOT NULL) g
+            CROSS JOIN LATERAL crefinder.scrub_for(tenant, steps_ -> s ->> 'channel', coalesce(g.contacts, '{}'),
+                                                   coalesce(g.props, '{}'), at)
+                 WITH ORDINALITY AS d(allowed, reason, next_allowed_at, n)
+            JOIN todo t ON t.id = g.ids[d.n]
+        ),
+        outcome AS (
+            SELECT t.id, CASE WHEN t.vi = 0 THEN 'skipped:holdout' WHEN t.contact IS NULL THEN 'skipped:no_contact' END AS what,
+                   NULL::text AS body
+            FROM todo t WHERE t.vi = 0 OR t.contact IS NULL
+            UNION ALL
+            SELECT d.id, CASE WHEN d.allowed THEN 'send' WHEN d.next_allowed_at IS NOT NULL THEN 'held'
+                              ELSE 'blocked:' || d.reason END,
+                   crefinder.render(steps_ -> s -> 'variants' -> (d.vi - 1) ->> 'body', d.vars)
+            FROM decided d
+        ),
+        counts AS (
+            SELECT count(*) AS enrollments,
+                   count(*) FILTER (WHERE o.what = 'send') AS send,
+                   count(*) FILTER (WHERE o.what = 'held') AS held,
+                   coalesce(sum(CASE WHEN o.what IN ('send', 'held') AND steps_ -> s ->> 'channel' = 'sms'
+                                     THEN crefinder.sms_segments(coalesce(o.body, '')) END), 0)::bigint AS segments
+            FROM outcome o
+        )
+        SELECT s, steps_ -> s ->> 'channel', k.enrollments, k.send, k.held,
+               coalesce((SELECT jsonb_object_agg(r.why, r.n) FROM (
+                   SELECT substr(o.what, 9) AS why, count(*) AS n FROM outcome o
+                   WHERE o.what LIKE 'blocked:%' GROUP BY 1) r), '{}'),
+               coalesce((SELECT jsonb_object_agg(r.why, r.n) FROM (
+                   SELECT substr(o.what, 9) AS why, count(*) AS n FROM outcome o
+                   WHERE o.what LIKE 'skipped:%' GROUP BY 1) r), '{}'),
+               k.segments,
+               round(CASE steps_ -> s ->> 'channel'
+                         WHEN 'sms' THEN k.segments * (settings ->> 'sms_segment_cost_cents')::numeric
+                         WHEN 'whatsapp' THEN (k.send + k.held) * (settings ->> 'whatsapp_cost_cents')::numeric
+                         WHEN 'email' THEN (k.send + k.held) * (settings ->> 'email_cost_cents')::numeric
+                         ELSE (k.send + k.held) * 2 * (settings ->> 'voice_minute_cost_cents')::numeric END, 2)
+        FROM counts k;
+    END LOOP;
+END
+$$;

@@ -124,7 +124,8 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.resume_campaign(bigint)',
         'crefinder.cancel_campaign(bigint)',
         'crefinder.send_many(text, jsonb, text, text, text, timestamptz)',
-        'crefinder.enqueue_trigger()'
+        'crefinder.enqueue_trigger()',
+        'crefinder.preview_campaign(bigint, timestamptz)'
     ]::regprocedure[]
 $$;
 

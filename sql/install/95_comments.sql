@@ -748,3 +748,13 @@ COMMENT ON FUNCTION crefinder.send_many(text, jsonb, text, text, text, timestamp
     'Queue one message per element of rows (JSON objects: the template''s variables, the contact in contact_field, default phone or email, a property id in property_field) from the tenant''s template of that name, compliance decided for all at once; an invalid contact becomes a blocked row (invalid_contact), not an error.  Returns how many messages were stored.';
 COMMENT ON FUNCTION crefinder.enqueue_trigger() IS
     'Trigger function queueing a message for inserted or updated rows: arguments channel, template name [, contact column [, property id column]].  FOR EACH STATEMENT (REFERENCING NEW TABLE AS new_rows) is set-based; FOR EACH ROW also works.';
+COMMENT ON COLUMN crefinder.tenant_settings.sms_segment_cost_cents IS
+    'The price of one SMS segment, in cents, for estimates (preview_campaign); default 0.83.  Reports use the providers'' real prices.';
+COMMENT ON COLUMN crefinder.tenant_settings.whatsapp_cost_cents IS
+    'The price of one WhatsApp message, in cents, for estimates; default 0.50.';
+COMMENT ON COLUMN crefinder.tenant_settings.email_cost_cents IS
+    'The cost of one email, in cents (SendGrid reports no price per message); default 0.';
+COMMENT ON COLUMN crefinder.tenant_settings.voice_minute_cost_cents IS
+    'The price of one minute of an AI call, in cents, for estimates (a call is estimated at 2 minutes); default 10.';
+COMMENT ON FUNCTION crefinder.preview_campaign(bigint, timestamptz) IS
+    'Per step of a campaign, for the enrollments that have not taken it yet, as if it were taken at at (default now): how many messages would be sent, held (quiet hours, caps), blocked (by reason) or skipped (no contact point, holdout), their SMS segments, and an estimated cost from the tenant''s price settings.';
