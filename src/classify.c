@@ -15,7 +15,11 @@
  *	   a "#" standing alone is the word "number" ("wrong #"), and
  *	   everything else (emoji, symbols, bytes that are not UTF-8 letters)
  *	   separates words.  Runs of three or more of a letter become two;
- *	   single letters that spell a known word are joined ("S-T-O-P").
+ *	   single letters that spell a known word are joined ("S-T-O-P"), and
+ *	   so are words said one at a time: a full stop, "!" or ellipsis
+ *	   between two clauses of one word each does not end a clause ("Take. Me. Off."
+ *	   is "take me off"), unless the word is a bare answer ("No. More.
+ *	   Texts." is "no", then "more texts").
  *	2. Canonicalize each word: SMS spellings, abbreviations, Spanish forms
  *	   and common misspellings map to one form (Lexicon: "pls" is "please",
  *	   "rn" is "right now", "intrested" is "interested"); a word that is not
@@ -150,6 +154,11 @@ static const Rule Rules[] = {
 	{"stop #ing me/us/my", OPT, KEEP, 3, 0, 0},
 	{"stop #ing", NONE, KEEP, 0, 0, 0},
 	{"not not", NONE, KEEP, 0, 0, 0},
+	{"never say never", INT, KEEP, 3, 0, 0},
+	{"wont/dont mind", INT, KEEP, 2, 0, 0},
+	{"you never know", INT, KEEP, 2, 0, 0},
+	{"never ever", NOT, KEEP, 3, RX_CLAUSE, 0},
+	{"what/how do/does/did [you/that/it/this] mean", QST, KEEP, 3, 0, 0},
 	{"what * want with", QST, KEEP, 3, 0, 0},
 	{"he/she dont text", NONE, KEEP, 0, 0, 0},
 	{"belongs to me/us", NONE, KEEP, 0, 0, 0},
@@ -172,6 +181,9 @@ static const Rule Rules[] = {
 	{"offer por escrito", INT, KEEP, 3, RF_MEETING, 0},
 	{"send someone/somebody", INT, KEEP, 3, RF_MEETING, 0},
 	{"venir a verlo/verla/ver", INT, KEEP, 3, RF_MEETING, 0},
+	/* "why would I sell?": a refusal, not a question */
+	{"why * would/should * sell/part", NOT, KEEP, 4, 0, 0},
+	{"why sell", NOT, KEEP, 3, 0, 0},
 	{"why * want", QST, KEEP, 3, 0, 0},
 	{"why * think * sell", NONE, KEEP, 0, 0, 0},
 	{"i was/been thinking about/of", INT, KEEP, 4, 0, 0},
@@ -186,6 +198,7 @@ static const Rule Rules[] = {
 	{"dont/not/never $reach * before/after/until/till/today/tonight/mornings/evenings/during/past", NONE, KEEP, 0, 0, 0},
 	{"#num/couple/few/many $period ago", NONE, KEEP, 0, 0, 0},
 	{"said no * last/before/ago/earlier/then/once", NONE, KEEP, 0, 0, 0},
+	{"i/we/already/still [already/always/still] said/say/told/tell [you] no/nope", NOT, KEEP, 4, 0, 0},
 	{"would i * consider * offer", NONE, KEEP, 0, 0, 0},
 	{"keep me posted/updated/informed", INT, KEEP, 2, 0, 0},
 	{"keep * in mind", INT, KEEP, 2, 0, 0},
@@ -197,7 +210,12 @@ static const Rule Rules[] = {
 	{"not a no", INT, KEEP, 2, 0, 0},
 	{"not now or ever", NOT, KEEP, 4, 0, 0},
 	{"not now * ever/never", NOT, KEEP, 4, 0, 0},
+	/* plans of their own for the property */
 	{"plan * keep/own/hold", NOT, KEEP, 3, 0, 0},
+	{"plan/planning/planned/want/intend/intending * keep/develop/build/renovate/rebuild", NOT, INT, 3, 0, 0},
+	{"going to keep/hold/develop/build/renovate/rebuild/live/pass it/onto/on/there/this/the/our/my", NOT, INT, 3, 0, 0},
+	{"develop/build/renovate/rebuild * ourselves/myself/ourself", NOT, KEEP, 3, 0, 0},
+	{"just/recently bought", NOT, KEEP, 2, 0, 0},
 	{"if * were mine", WRN, KEEP, 4, 0, 0},
 	{"if i [did/actually/really] own", WRN, KEEP, 4, 0, 0},
 	/* wishing to own one: not an owner ("I'd love to own a building") */
@@ -220,11 +238,33 @@ static const Rule Rules[] = {
 	{"dead body/hands/hand", NOT, KEEP, 3, 0, 0},
 	{"pry * from/out", NOT, KEEP, 3, 0, 0},
 	{"and you dont/wont/cant/isnt/havent", NOT, KEEP, 4, RX_END, 0},
+	{"another/next life/lifetime", NOT, KEEP, 4, 0, 0},
+	{"this life/lifetime", NONE, NOT, 4, 0, 0},
+	{"in a million/billion/hundred/thousand year", NONE, NOT, 4, 0, 0},
+	{"when/after/once/until i [am/will] [be] dead/die/buried", NOT, KEEP, 4, 0, 0},
+	{"pigs fly", NOT, KEEP, 4, 0, 0},
+	{"hell freezes", NOT, KEEP, 4, 0, 0},
+	{"you [guys/all] [probably/really/could/would] cant/wont/never [ever] [be] [able] [to] afford", NOT, KEEP, 4, 0, 0},
+	{"you [guys/all] dont/havent/isnt [got/have] [that/the/enough/this] [kind/much] [of] money/cash/funds", NOT, KEEP, 4, 0, 0},
+	{"rather die/burn/starve", NOT, KEEP, 4, 0, 0},
+	{"out of your * league/range/budget", NOT, KEEP, 3, 0, 0},
+	/* a joke price ("sure, for $50 million lol") */
+	{"#price [thousand/million/billion/mil/grand] [dollars/bucks] lol", NOT, KEEP, 4, 0, 0},
+	{"#num/a thousand/million/billion/mil/grand [dollars/bucks] lol", NOT, KEEP, 4, 0, 0},
+	{"billion/trillion/gazillion/zillion/bajillion/kajillion/jillion", NOT, KEEP, 3, 0, 0},
+	/* offers received and refused */
+	{"been/had/get/got/getting/gotten offer", NONE, KEEP, 0, 0, 0},
+	{"appreciate/thanks [for] [the/your] offer [#b] but", NONE, KEEP, 0, 0, 0},
+	/* content with what they have */
+	{"happy/content/comfortable/satisfied/fine/good where * am/are/is/stand", NOT, INT, 3, 0, 2},
+	{"happy/content/satisfied with what i/we have/got/own", NOT, INT, 3, 0, 2},
+	{"happy/content/satisfied with [the/my/our/this] [current] $prop/investment/tenants/situation/income/things", NOT, INT, 3, 0, 2},
 	/* a hedged yes with a condition ("possibly, but I'd need ...") */
 	{"maybe/possibly/perhaps/potentially [#b] but", INT, KEEP, 3, 0, 0},
 	{"planning/planned/plan to list/sell", INT, NOT, 2, 0, 3},
 
 	/* Opt-out: any reasonable request to stop. */
+	{"no/nope stop", OPT, KEEP, 3, 0, 0},
 	{"stop", OPT, NONE, 3, RX_NEAR, 0},
 	{"unsubscribe", OPT, KEEP, 3, 0, 0},
 	{"opt * out", OPT, KEEP, 3, 0, 0},
@@ -261,7 +301,8 @@ static const Rule Rules[] = {
 	{"bother", OPT, KEEP, 3, 0, 0},
 	{"sue you/u/your/them", OPT, KEEP, 3, RF_HOSTILE, 0},
 	{"will sue", OPT, KEEP, 3, RF_HOSTILE, 0},
-	{"lawyer/attorney/tcpa/fcc/ftc/illegal", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"lawyer/attorney/tcpa/fcc/ftc/bbb/illegal", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"better business bureau", OPT, KEEP, 3, RF_HOSTILE, 0},
 	{"do not call", OPT, KEEP, 3, 0, 0},
 	{"do not disturb", OPT, KEEP, 3, 0, 0},
 	{"no more", OPT, KEEP, 3, 0, 0},
@@ -270,7 +311,16 @@ static const Rule Rules[] = {
 	{"no $reach", OPT, KEEP, 3, 0, 0},
 	{"dont/never/not contact", OPT, KEEP, 3, 0, 0},
 	{"never * again", OPT, KEEP, 3, 0, 0},
-	{"dont want * $reach", OPT, KEEP, 3, 0, 0},
+	{"dont want * $reach/contact/communication/correspondence", OPT, KEEP, 3, 0, 0},
+	{"no further/additional/future contact/communication/correspondence/$reach", OPT, KEEP, 3, 0, 0},
+	{"refrain * $reach/contact/communication/correspondence", OPT, KEEP, 3, 0, 0},
+	{"refrain", OPT, KEEP, 3, RX_END, 0},
+	/* threats: "one more of these and I'm filing a complaint" */
+	{"file/lodge/submit/make * complaint", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"complaint against/with/to/about", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"against the law", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"get/receive/see/getting/receiving/gets one more $reach/of", OPT, KEEP, 3, RF_HOSTILE, 0},
+	{"get/receive/see/getting/receiving/gets another $reach", OPT, KEEP, 3, RF_HOSTILE, 0},
 	{"enough already", OPT, KEEP, 3, 0, 0},
 	{"that is enough", OPT, KEEP, 3, 0, 0},
 	{"enough is enough", OPT, KEEP, 3, 0, 0},
@@ -317,7 +367,12 @@ static const Rule Rules[] = {
 	{"bank took/owns/has", WRN, KEEP, 3, 0, 0},
 	{"dissolved", WRN, KEEP, 3, 0, 0},
 	{"involved", NONE, WRN, 3, 0, 0},
-	{"old/outdated info/information/records/data", WRN, KEEP, 3, 0, 0},
+	{"old/outdated/previous/former info/information/records/data/number/phone/contact/line/list", WRN, KEEP, 3, 0, 0},
+	{"he/she/they/$kin [no] dont/longer/never use/have * phone/number/line", WRN, KEEP, 4, 0, 0},
+	{"not/isnt his/her/their number/phone/line", WRN, KEEP, 3, 0, 0},
+	{"not/isnt my name", WRN, KEEP, 4, 0, 0},
+	{"my name [is] isnt/not", WRN, KEEP, 3, 0, 0},
+	{"that/this is my $kin", WRN, KEEP, 3, 0, 0},
 	{"not * person/guy/lady/man", WRN, KEEP, 3, 0, 0},
 	{"nothing to do with", WRN, KEEP, 3, 0, 0},
 	{"anything to do with", NONE, WRN, 3, 0, 0},
@@ -384,17 +439,18 @@ static const Rule Rules[] = {
 	{"not now", NOT, KEEP, 2, 0, 0},
 	{"not at the/this moment/time/point", NOT, KEEP, 2, 0, 0},
 	{"dont think * sell", NOT, KEEP, 3, 0, 0},
+	{"interest/interested in/to/of sell/list", INT, NOT, 3, 0, 0},
 	{"uninterested", NOT, INT, 3, 0, 0},
 	{"interested", INT, NOT, 3, 0, 0},
 	{"interest", INT, NOT, 2, 0, 0},
 	{"interesa", INT, NOT, 3, 0, 0},
 	{"interesting", UNK, KEEP, 2, RX_WHOLE, 0},
 	{"interesting", INT, NOT, 2, 0, 0},
-	{"opposed", NOT, INT, 2, 0, 3},
+	{"opposed/against/averse/adverse", NOT, INT, 2, 0, 3},
 	{"not for this one/property/building/place", NOT, KEEP, 3, 0, 0},
 	{"for/#num sale", INT, NOT, 2, 0, 0},
 	{"en venta", INT, NOT, 2, 0, 0},
-	{"on the market", INT, NOT, 2, 0, 0},
+	{"in/on the market [to/for] [sell/list]", INT, NOT, 2, 0, 3},
 	{"would/might/could/may sell", INT, NOT, 3, 0, 0},
 	{"sell", INT, NOT, 1, 0, 3},
 	{"seller", INT, NOT, 1, 0, 3},
@@ -424,6 +480,12 @@ static const Rule Rules[] = {
 	{"$reach * out * then/when/once/after/later/around/closer/next", CBK, OPT, 3, 0, 0},
 	{"$reach [me/us] then", CBK, OPT, 3, 0, 0},
 	{"lease/contract/mortgage * up/ends/expires/over/done", CBK, KEEP, 2, 0, 0},
+	{"let you know", CBK, KEEP, 2, 0, 0},
+	{"when/once i/we * ready", CBK, KEEP, 2, 0, 0},
+	/* a better time: "weekends are better" (naming one for a call is weaker) */
+	{"$daytime [is/are/would/will/work] [be] better/best/easier for/to [a] call/talk/chat/meet", CBK, KEEP, 1, 0, 0},
+	{"$daytime [is/are/would/will/work] [be] better/best/easier", CBK, KEEP, 3, 0, 0},
+	{"better/best/easier on/in/during/after * $daytime", CBK, KEEP, 3, 0, 0},
 	{"ahora no puedo/podemos", CBK, KEEP, 3, 0, 0},
 	{"no puedo/podemos [hablar] ahora", CBK, KEEP, 3, 0, 0},
 	{"ask/try/hit/check * me * again/after/later/in/next/when/once/up", CBK, KEEP, 3, 0, 0},
@@ -447,7 +509,7 @@ static const Rule Rules[] = {
 	{"january/february/march/april/june/july/august/september/october/november/december", CBK, KEEP, 2, 0, 0},
 	{"monday/tuesday/wednesday/thursday/friday/saturday/sunday", CBK, KEEP, 2, 0, 0},
 	{"spring/summer/fall/winter", CBK, KEEP, 2, 0, 0},
-	{"end of * year/month/summer/week", CBK, KEEP, 3, 0, 0},
+	{"end/start/beginning/middle of * $period", CBK, KEEP, 3, 0, 0},
 	{"maybe when/once/after", CBK, KEEP, 3, 0, 0},
 	{"after/until/till/past/once/when * $when", CBK, KEEP, 2, 0, 0},
 	{"when i retire", CBK, KEEP, 3, 0, 0},
@@ -484,6 +546,11 @@ static const Rule Rules[] = {
 	{"loi", INT, KEEP, 3, RF_MEETING, 0},
 	{"in writing/write", INT, KEEP, 1, 0, 0},
 	{"if you are serious", INT, KEEP, 2, 0, 0},
+	{"lets/let [me/us] hear * it/offer/number/numbers/price/figure/more/proposal/them/that", INT, KEEP, 3, 0, 0},
+	{"lets/let [me/us] see * offer/number/numbers/price/figure/proposal", INT, KEEP, 3, 0, 0},
+	{"like/love to hear * offer/number/numbers/price/figure/proposal/more/it", INT, KEEP, 3, 0, 0},
+	{"do/set/hop/jump/schedule/arrange/setup [up/on] a/an [quick/short/brief/phone] call/zoom", INT, KEEP, 3, RF_MEETING, 0},
+	{"could/might/may be", INT, KEEP, 2, RX_CLAUSE, 0},
 	{"offer", INT, NOT, 2, 0, 0},
 	{"open to", INT, NOT, 2, 0, 0},
 	{"i am open", INT, NOT, 2, 0, 0},
@@ -541,7 +608,11 @@ static const Rule Rules[] = {
 	{"quien", QST, KEEP, 3, 0, 0},
 	{"que * empresa/compania", QST, KEEP, 3, 0, 0},
 	{"que/cual $prop/compania/empresa", QST, KEEP, 3, 0, 0},
-	{"what/which company/business/firm/agency/outfit", QST, KEEP, 3, 0, 0},
+	{"what/which [kind/type/sort] [of] company/business/firm/agency/outfit/investor/buyer/fund/group/realtor/agent/broker/developer/organization/wholesaler", QST, KEEP, 3, 0, 0},
+	{"do/are you [guys/all] work/working with/for", QST, KEEP, 3, RX_START, 0},
+	{"are you [guys/all] with/from", QST, KEEP, 3, 0, 0},
+	{"same guy/guys/person/people/company/man/woman/lady/outfit/investor/buyer/group/team who/that/from/as", QST, KEEP, 3, 0, 0},
+	{"are/is you/this/it [the] same", QST, KEEP, 3, 0, 0},
 	{"your company", QST, KEEP, 3, 0, 0},
 	{"before i answer/decide/respond", QST, KEEP, 2, 0, 0},
 	{"who * work for/with", QST, KEEP, 3, 0, 0},
@@ -554,7 +625,7 @@ static const Rule Rules[] = {
 	{"what do you want", QST, KEEP, 2, 0, 0},
 	{"what is your name", QST, KEEP, 3, 0, 0},
 	{"why * $reach", QST, KEEP, 2, 0, 0},
-	{"how do/did you know", QST, KEEP, 3, 0, 0},
+	{"how do/did/does/would/could you/anyone [even/really/actually/guys/all] know", QST, KEEP, 3, 0, 0},
 	{"how/where * find out", QST, KEEP, 3, 0, 0},
 	{"what is this", QST, KEEP, 2, 0, 0},
 	{"email/text/send me * something/info/information/details/offer/it/numbers/number", INT, OPT, 2, 0, 0},
@@ -576,6 +647,7 @@ static const Rule Rules[] = {
 
 	/* Acknowledgements, then bare yes and no. */
 	{"ok/thanks/lol/cool", UNK, KEEP, 1, 0, 0},
+	{"sure thing", YES, KEEP, 2, 0, 0},
 	{"sure", YES, KEEP, 1, 0, 0},
 	{"of course", YES, KEEP, 1, 0, 0},
 	{"absolutely/definitely", YES, KEEP, 1, 0, 0},
@@ -610,6 +682,8 @@ static const Macro Macros[] = {
 	{"$prop", "property/building/house/home/place/lot/land/unit/plaza/parcel/warehouse/complex/store/apartment"},
 	{"$period", "day/week/weekend/month/year/quarter/season/spring/summer/fall/winter/monday/tuesday/wednesday/thursday/friday/saturday/sunday/january/february/march/april/may/june/july/august/september/october/november/december"},
 	{"$kin", "husband/wife/father/mother/dad/mom/mum/son/daughter/brother/sister/parents/grandma/grandpa/grandmother/grandfather/uncle/aunt/cousin/nephew/niece/stepdad/stepmom/landlord/boss/roommate"},
+	/* a time of day or of the year ($period without "may", a verb too) */
+	{"$daytime", "morning/mornings/evening/evenings/afternoon/afternoons/night/nights/lunch/weekday/weekdays/day/week/weekend/month/year/quarter/spring/summer/fall/winter/monday/tuesday/wednesday/thursday/friday/saturday/sunday/january/february/march/april/june/july/august/september/october/november/december"},
 	{"$when", "season/holidays/holiday/election/new/first/#num/$period/lunch/work/noon/dinner/school/retire/kids/tax/taxes/market/probate/divorce/tenant/lease/surgery/baby/move/settled"},
 };
 
@@ -778,6 +852,14 @@ static const LexEntry Lexicon[] = {
 	{"cell", "phone"}, {"cel", "phone"}, {"cellphone", "phone"}, {"mobile", "phone"},
 	{"phones", "phone"}, {"4sale", "for sale"}, {"listenin", "listening"},
 	{"depende", "depends"}, {"precio", "price"}, {"precios", "price"},
+	{"considering", "consider"}, {"considered", "consider"}, {"considers", "consider"},
+	{"refraining", "refrain"}, {"filing", "file"}, {"filed", "file"}, {"files", "file"},
+	{"q1", "quarter"}, {"q2", "quarter"}, {"q3", "quarter"}, {"q4", "quarter"},
+	{"desire", "interest"}, {"desires", "interest"}, {"inclination", "interest"},
+	{"intention", "plan"}, {"intentions", "plan"}, {"intent", "plan"},
+	{"developing", "develop"}, {"developed", "develop"}, {"redevelop", "develop"},
+	{"redeveloping", "develop"}, {"renovating", "renovate"}, {"renovated", "renovate"},
+	{"purchased", "bought"}, {"bb", "bbb"}, {"brokerage", "broker"}, {"brokerages", "broker"},
 };
 
 /* Words that negate a phrase that follows within their scope. */
@@ -808,6 +890,11 @@ static const char *const Contrasts[] = {
 static const char *const Fillers[] = {
 	"please", "now", "it", "all", "me", "thanks", "this", "us", "ok", "por", "favor",
 	"immediately", "right", "asap", "the", "text", "ya", "lol",
+};
+
+/* Bare answers, which stand alone even between full stops ("No. Stop."). */
+static const char *const Answers[] = {
+	"yes", "no", "nope", "ok", "thanks", "lol", "sure",
 };
 
 /*
@@ -870,6 +957,7 @@ static int	NLex;
 static uint8 *NegScope;			/* per vocabulary id: negation scope, or 0 */
 static bool *IsBreak;			/* per vocabulary id */
 static bool *IsFiller;			/* per vocabulary id */
+static bool *IsAnswer;			/* per vocabulary id: yes, no, ok and the like */
 static int	IdNum;				/* "#num" */
 static int	IdPrice;			/* "#price" */
 static int	IdUnk;				/* "#unk": any word not known */
@@ -1119,6 +1207,8 @@ CompileTables(void)
 		AddWords(&wl, ClauseBreaks[i]);
 	for (int i = 0; i < (int) lengthof(Fillers); i++)
 		AddWords(&wl, Fillers[i]);
+	for (int i = 0; i < (int) lengthof(Answers); i++)
+		AddWords(&wl, Answers[i]);
 	AddWords(&wl, "#num #price #unk #name #ing #b");
 	for (int i = 0; i < (int) lengthof(Contrasts); i++)
 		AddWords(&wl, Contrasts[i]);
@@ -1197,6 +1287,9 @@ CompileTables(void)
 		IsBreak[VocabId(ClauseBreaks[i])] = true;
 	for (int i = 0; i < (int) lengthof(Fillers); i++)
 		IsFiller[VocabId(Fillers[i])] = true;
+	IsAnswer = palloc0(NVocab * sizeof(bool));
+	for (int i = 0; i < (int) lengthof(Answers); i++)
+		IsAnswer[VocabId(Answers[i])] = true;
 	IsContrast = palloc0(NVocab * sizeof(bool));
 	for (int i = 0; i < (int) lengthof(Contrasts); i++)
 		IsContrast[VocabId(Contrasts[i])] = true;
@@ -1220,6 +1313,7 @@ typedef struct Tokens
 	int			n;
 	int		   *ids;
 	bool	   *used;			/* taken by a rule */
+	bool	   *soft;			/* (a boundary) only full stops, "!", ellipses */
 	bool		qmark;
 	uint64	   *present;		/* bitmap over vocabulary ids */
 } Tokens;
@@ -1477,12 +1571,56 @@ AppendChar(Normalizer *nz, char c, bool upper)
 		nz->overlong = true;
 }
 
+/* EndClause ends a clause at a mark; soft: a full stop, "!" or ellipsis. */
 static void
-EndClause(Normalizer *nz)
+EndClause(Normalizer *nz, bool soft)
 {
+	Tokens	   *t = nz->t;
+	int			n;
+
 	EndWord(nz);
 	FlushSpelling(nz);
-	PushId(nz->t, TOK_BOUNDARY);
+	n = t->n;
+	PushId(t, TOK_BOUNDARY);
+	if (t->n > n)
+		t->soft[n] = soft;
+	else if (n > 0 && t->ids[n - 1] == TOK_BOUNDARY && !soft)
+		t->soft[n - 1] = false;
+}
+
+/* OneWordClause: whether token i is a word that is a clause on its own. */
+static bool
+OneWordClause(const Tokens *t, int i)
+{
+	return t->ids[i] >= 0 && !IsAnswer[t->ids[i]] &&
+		(i == 0 || t->ids[i - 1] == TOK_BOUNDARY) &&
+		(i + 1 == t->n || t->ids[i + 1] == TOK_BOUNDARY);
+}
+
+/*
+ * JoinOneWordClauses drops the full stops between words said one at a
+ * time ("Do. Not. Text."), which are one sentence.
+ */
+static void
+JoinOneWordClauses(Tokens *t)
+{
+	int			out = 0;
+
+	for (int i = 1; i + 1 < t->n; i++)
+		t->used[i] = (t->ids[i] == TOK_BOUNDARY && t->soft[i] &&
+					  OneWordClause(t, i - 1) && OneWordClause(t, i + 1));
+	for (int i = 0; i < t->n; i++)
+	{
+		if (t->used[i])
+		{
+			t->used[i] = false;
+			continue;
+		}
+		t->ids[out] = t->ids[i];
+		t->soft[out] = t->soft[i];
+		out++;
+	}
+	t->n = out;
 }
 
 /*
@@ -1538,7 +1676,7 @@ Tokenize(const char *text, int len, Tokens *t)
 			else if (c == '?' || c == '.' || c == '!' || c == ',' || c == ';' ||
 					 c == ':' || c == '\n' || c == '\r')
 			{
-				EndClause(&nz);
+				EndClause(&nz, c == '.' || c == '!');
 				if (c == '?')
 					t->qmark = true;
 			}
@@ -1575,7 +1713,7 @@ Tokenize(const char *text, int len, Tokens *t)
 			else if (cp == 0x2026 || cp == 0xBF || cp == 0xA1)
 			{
 				/* an ellipsis ends a clause; inverted marks open one */
-				EndClause(&nz);
+				EndClause(&nz, cp == 0x2026);
 				if (cp == 0xBF)
 					t->qmark = true;
 			}
@@ -1591,6 +1729,7 @@ Tokenize(const char *text, int len, Tokens *t)
 	}
 	EndWord(&nz);
 	FlushSpelling(&nz);
+	JoinOneWordClauses(t);
 }
 
 /* ---------------------------------------------------------------------
@@ -1795,6 +1934,7 @@ InitTokens(Tokens *t)
 	t->qmark = false;
 	t->ids = palloc(sizeof(int) * MAX_TOKENS);
 	t->used = palloc0(sizeof(bool) * MAX_TOKENS);
+	t->soft = palloc0(sizeof(bool) * MAX_TOKENS);
 	t->present = palloc0(sizeof(uint64) * (NVocab / 64 + 1));
 }
 
@@ -1803,6 +1943,7 @@ FreeTokens(Tokens *t)
 {
 	pfree(t->ids);
 	pfree(t->used);
+	pfree(t->soft);
 	pfree(t->present);
 }
 

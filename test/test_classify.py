@@ -47,7 +47,28 @@ BLIND = os.path.join(HERE, "replies_blind.tsv")
 # (184/200), opt-out recall 1.0 (40/40), hard cases 50/61.  Nothing has been
 # tuned on it: it is the figure for replies the rules were never shown.  Its
 # test holds opt-out recall at 1.0 and the overall figure at what it was.
+# The general rules tuned on replies_fourth.tsv (below), none drawn from this
+# set, took it to 95.5% (191/200), opt-out recall still 1.0, hard cases 57/61.
 UNSEEN = os.path.join(HERE, "replies_unseen.tsv")
+# replies_fourth.tsv: 300 replies written blind by a fifth writer, measured
+# once before any change: 89.7% overall (269/300), opt-out recall 56/60
+# (93.3%), hard cases 44/60.  It was then tuned on with general rules for the
+# families behind its misses: words said one at a time ("Take. Me. Off."),
+# "refrain from contacting", "no further contact", complaints and threats
+# ("filing a complaint", "one more of these"); rhetorical and joking refusals
+# ("why would I sell?", "when I'm dead", "in another life", a price with
+# "lol", "you couldn't afford it"), offers refused ("still said no"), "zero
+# desire to sell", "not in the market", plans of their own ("develop it
+# ourselves"), "happy where I am"; hedged yeses ("not against", "could be",
+# "never say never", "let's hear it", "considering" with a call proposed);
+# deferrals ("let you know when I'm ready", "end of Q1", "weekends are
+# better"); not-the-person phrasings ("an old number", "he doesn't use this
+# phone", "not my name"); and questions ("what kind of investor", "do you
+# work with a brokerage", "what do you mean", "the same guy who called", "how
+# do you even know").  That took it to 100% (300/300), so like the holdout
+# and blind sets it now measures regressions, not generalization.  Its test
+# holds opt-out recall and the overall figure at 1.0.
+FOURTH = os.path.join(HERE, "replies_fourth.tsv")
 TRANSCRIPTS = os.path.join(HERE, "transcripts.jsonl")
 
 
@@ -180,6 +201,10 @@ def test_blind_corpus(cluster):
 
 def test_unseen_corpus(cluster):
     check_reply_set(cluster, UNSEEN, 0.92)
+
+
+def test_fourth_corpus(cluster):
+    check_reply_set(cluster, FOURTH, 1.0)
 
 
 def test_transcript_corpus(cluster):
