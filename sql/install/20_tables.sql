@@ -209,9 +209,10 @@ CREATE INDEX ON crefinder.outbound_events (property_id) WHERE property_id IS NOT
 CREATE UNIQUE INDEX outbound_events_step_idx ON crefinder.outbound_events (enrollment_id, step)
     WHERE enrollment_id IS NOT NULL;
 
-ALTER TABLE crefinder.enrollments
-    ADD FOREIGN KEY (user_id, last_message_id) REFERENCES crefinder.outbound_events (user_id, id)
-        ON DELETE SET NULL (last_message_id);
+-- (enrollments.last_message_id has no foreign key: tick() sets it for
+-- every enrollment it advances, and a check per row would cost as much as
+-- the rest of the step; only crefinder writes it, and a message pruned
+-- since is simply not found.)
 
 -- A tenant's settings for one provider.  config holds the plain fields
 -- (defaults applied); secrets maps each secret field to its AES-256-GCM

@@ -561,18 +561,47 @@ CREATE FUNCTION crefinder.variant_index(enrollment_id bigint, step integer, weig
 CREATE FUNCTION crefinder.scrub_for(tenant uuid, channel text, contacts text[], property_ids bigint[],
                                     at timestamptz)
     RETURNS TABLE (allowed boolean, reason text, next_allowed_at timestamptz)
-    LANGUAGE c STABLE
+    LANGUAGE c STABLE ROWS 10000
     AS 'MODULE_PATHNAME', 'crefinder_scrub_for';
 
 -- ----------------------------------------------------------------------
 -- tick
 -- ----------------------------------------------------------------------
 
+-- due_enrollments: the enrollments whose next step is due at at (at most
+-- max_steps, oldest first), locked for this transaction; one that another
+-- transaction holds (a reaction, an overlapping tick) is left for the next
+-- tick.  A function of its own so that the planner expects many rows
+-- (ROWS): every later join of tick() is then a hash join, never a loop
+-- over a list that has no statistics.
+CREATE FUNCTION crefinder.due_enrollments(at timestamptz, max_steps integer)
+    RETURNS TABLE (id bigint, user_id uuid, campaign_id bigint, property_id bigint, current_step integer,
+                   attempts integer, sequence_id bigint, step_base integer, campaign_vars jsonb)
+    LANGUAGE plpgsql VOLATILE ROWS 10000
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    RETURN QUERY
+    SELECT e.id, e.user_id, e.campaign_id, e.property_id, e.current_step, e.attempts,
+           coalesce(e.sequence_id, c.sequence_id),
+           -- a nurture sequence's steps are numbered from 1000 in the
+           -- outbox, after the campaign's own
+           CASE WHEN e.sequence_id IS NULL THEN 0 ELSE 1000 END,
+           coalesce(c.settings -> 'variables', '{}')
+    FROM crefinder.enrollments e
+    CROSS JOIN LATERAL (SELECT c.sequence_id, c.settings, c.status FROM crefinder.campaigns c
+                        WHERE c.user_id = e.user_id AND c.id = e.campaign_id) AS c
+    WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at AND c.status = 'active'
+    ORDER BY e.next_step_at
+    LIMIT max_steps
+    FOR UPDATE OF e SKIP LOCKED;
+END
+$$;
+
 -- tick: advances every enrollment whose next step is due at at (at most
 -- max_steps of them, oldest first), in one statement: the due enrollments
--- are locked (SKIP LOCKED: one that a reaction holds waits for the next
--- tick), each gets its contact point, variant and rendered text, every
--- tenant's and channel's steps are decided at once by scrub_for, the
+-- are locked, each gets its contact point, variant and rendered text,
+-- every tenant's and channel's steps are decided at once by scrub_for, the
 -- messages go into the outbox (allowed: queued for at; held by quiet hours
 -- or a cap: queued until the window opens, spread over the tenant's
 -- release_window_minutes; refused: blocked; no contact point or the
@@ -598,6 +627,13 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Run crefinder.tick() in the database named by crefinder.database.';
     END IF;
+    -- nothing due: done (the minute's usual case, one probe of an index)
+    -- (the earliest due time, read from the front of enrollments_due_idx:
+    -- a condition on next_step_at could be planned as a scan of them all)
+    IF coalesce((SELECT min(e.next_step_at) FROM crefinder.enrollments e
+                 WHERE e.status IN ('active', 'nurture')) > at, true) THEN
+        RETURN 0;
+    END IF;
     IF NOT pg_try_advisory_xact_lock(1667592814, 1) THEN
         RETURN 0;
     END IF;
@@ -616,18 +652,7 @@ BEGIN
                ELSE m.last_error ~ '\m(21211|21214|21217|21407|21421|21612|21614|30005|30006)\M' END;
 
     WITH due AS MATERIALIZED (
-        SELECT e.id, e.user_id, e.campaign_id, e.property_id, e.current_step, e.attempts,
-               coalesce(e.sequence_id, c.sequence_id) AS sequence_id,
-               -- a nurture sequence's steps are numbered from 1000 in the
-               -- outbox, after the campaign's own
-               CASE WHEN e.sequence_id IS NULL THEN 0 ELSE 1000 END AS step_base,
-               coalesce(c.settings -> 'variables', '{}') AS campaign_vars
-        FROM crefinder.enrollments e
-        JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
-        WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at AND c.status = 'active'
-        ORDER BY e.next_step_at
-        LIMIT max_steps
-        FOR UPDATE OF e SKIP LOCKED
+        SELECT * FROM crefinder.due_enrollments(at, max_steps)
     ),
     steps AS MATERIALIZED (
         SELECT q.user_id, q.id AS sequence_id, (s.n - 1)::integer AS step_no, s.value AS step,
@@ -654,11 +679,24 @@ BEGIN
                    || d.campaign_vars AS vars,
                ts.business_name, ts.postal_address,
                coalesce(ts.release_window_minutes, 60) AS release_window,
-               coalesce(ts.max_attempts_per_property, 10) AS max_attempts
+               coalesce(ts.max_attempts_per_property, 10) AS max_attempts,
+               ic.configured, ic.paused_at,
+               EXISTS (SELECT 1 FROM crefinder.outbound_events x
+                       WHERE x.enrollment_id = d.id AND x.step = d.step_base + d.current_step) AS taken
         FROM due d
         LEFT JOIN steps st ON st.sequence_id = d.sequence_id AND st.step_no = d.current_step
-        JOIN crefinder.property_records p ON p.user_id = d.user_id AND p.id = d.property_id
-        LEFT JOIN crefinder.tenant_settings ts ON ts.user_id = d.user_id
+        -- (lookups per enrollment are LATERAL: an index probe each)
+        CROSS JOIN LATERAL (SELECT p.owner_name, p.property_address, p.property_city, p.property_state,
+                                   p.property_zip, p.mailing_address
+                            FROM crefinder.property_records p
+                            WHERE p.user_id = d.user_id AND p.id = d.property_id) AS p
+        LEFT JOIN LATERAL (SELECT t.business_name, t.postal_address, t.release_window_minutes,
+                                  t.max_attempts_per_property
+                           FROM crefinder.tenant_settings t WHERE t.user_id = d.user_id) AS ts ON true
+        LEFT JOIN LATERAL (SELECT true AS configured, i.paused_at FROM crefinder.integration_configs i
+                           WHERE i.user_id = d.user_id
+                             AND i.provider = CASE st.step ->> 'channel' WHEN 'email' THEN 'sendgrid'
+                                                  WHEN 'voice' THEN 'vapi' ELSE 'twilio' END) AS ic ON true
         CROSS JOIN LATERAL crefinder.split_owner_name(p.owner_name) AS nm
         LEFT JOIN LATERAL (
             SELECT c.value FROM crefinder.property_contacts c
@@ -676,7 +714,7 @@ BEGIN
         SELECT pl.user_id, pl.channel, array_agg(pl.contact ORDER BY pl.id) AS contacts,
                array_agg(pl.property_id ORDER BY pl.id) AS property_ids, array_agg(pl.id ORDER BY pl.id) AS ids
         FROM planned pl
-        WHERE pl.vi > 0 AND pl.contact IS NOT NULL
+        WHERE pl.vi > 0 AND pl.contact IS NOT NULL AND pl.configured AND NOT pl.taken
         GROUP BY pl.user_id, pl.channel
     ),
     decided AS MATERIALIZED (
@@ -686,24 +724,32 @@ BEGIN
             WITH ORDINALITY AS r(allowed, reason, next_allowed_at, n)
     ),
     messages AS MATERIALIZED (
-        SELECT pl.*, dc.allowed, dc.reason, dc.next_allowed_at, ic.paused_at, ic.user_id IS NOT NULL AS configured,
-               CASE WHEN pl.vi > 0 THEN pl.step -> 'variants' -> (pl.vi - 1) END AS variant,
-               CASE WHEN pl.vi = 0 THEN 'skipped'
-                    WHEN pl.contact IS NULL OR ic.user_id IS NULL THEN 'skipped'
-                    WHEN dc.allowed OR dc.next_allowed_at IS NOT NULL THEN 'queued'
-                    ELSE 'blocked' END AS status
-        FROM planned pl
-        LEFT JOIN decided dc ON dc.enrollment_id = pl.id
-        LEFT JOIN crefinder.integration_configs ic
-               ON ic.user_id = pl.user_id
-              AND ic.provider = CASE pl.channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi' ELSE 'twilio' END
-        WHERE pl.step IS NOT NULL
+        SELECT x.*,
+               CASE WHEN x.status IS NULL THEN NULL
+                    ELSE nextval(pg_get_serial_sequence('crefinder.outbound_events', 'id')) END AS message_id,
+               -- when the message goes: allowed now, or (held) when the
+               -- window opens, spread over the release window so that the
+               -- night's messages do not go in one burst
+               CASE WHEN x.status = 'queued' AND NOT x.allowed THEN
+                        x.next_allowed_at + make_interval(secs => (hashint8(x.id) & 2147483647)
+                                                                  % greatest(x.release_window * 60, 1))
+                    ELSE at END AS goes_at
+        FROM (
+            SELECT pl.*, dc.allowed, dc.reason, dc.next_allowed_at,
+                   CASE WHEN pl.vi > 0 THEN pl.step -> 'variants' -> (pl.vi - 1) END AS variant,
+                   CASE WHEN pl.step IS NULL OR pl.taken THEN NULL
+                        WHEN pl.vi = 0 OR pl.contact IS NULL OR NOT coalesce(pl.configured, false) THEN 'skipped'
+                        WHEN dc.allowed OR dc.next_allowed_at IS NOT NULL THEN 'queued'
+                        ELSE 'blocked' END AS status
+            FROM planned pl
+            LEFT JOIN decided dc ON dc.enrollment_id = pl.id) AS x
     ),
     inserted AS (
         INSERT INTO crefinder.outbound_events
-            (user_id, channel, to_contact, status, block_reason, hold_reason, campaign_id, property_id,
+            (id, user_id, channel, to_contact, status, block_reason, hold_reason, campaign_id, property_id,
              enrollment_id, step, variant, payload, next_attempt_at)
-        SELECT m.user_id, m.channel, coalesce(m.contact, ''), m.status,
+        OVERRIDING SYSTEM VALUE
+        SELECT m.message_id, m.user_id, m.channel, coalesce(m.contact, ''), m.status,
                CASE m.status WHEN 'skipped' THEN CASE WHEN m.vi = 0 THEN 'holdout'
                                                       WHEN m.contact IS NULL THEN 'no_contact'
                                                       ELSE 'provider_not_configured' END
@@ -732,45 +778,36 @@ BEGIN
                             'property_address', m.vars ->> 'property_address',
                             'first_message', crefinder.render(m.variant ->> 'body', m.vars))))
                END,
-               CASE WHEN m.status = 'queued' AND NOT m.allowed THEN
-                        -- a release spread over the window, not one burst when it opens
-                        m.next_allowed_at + make_interval(secs => (hashint8(m.id) & 2147483647)
-                                                                  % greatest(m.release_window * 60, 1))
-                    ELSE at END
+               m.goes_at
         FROM messages m
-        ON CONFLICT (enrollment_id, step) WHERE enrollment_id IS NOT NULL DO NOTHING
-        RETURNING id, enrollment_id, status, next_attempt_at
+        WHERE m.status IS NOT NULL
+        RETURNING status
     ),
     advanced AS (
         UPDATE crefinder.enrollments e SET
             current_step = e.current_step + 1,
-            attempts = e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END,
-            last_message_id = CASE WHEN i.status IN ('queued', 'blocked') THEN i.id ELSE e.last_message_id END,
-            status = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
-                               OR pl.step ->> 'on_no_response' = 'stop' THEN 'completed'
-                          WHEN e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
-                              THEN 'stopped'
+            attempts = e.attempts + mv.counts,
+            last_message_id = CASE WHEN mv.status IN ('queued', 'blocked') THEN mv.message_id
+                                   ELSE e.last_message_id END,
+            status = CASE WHEN mv.finished THEN 'completed'
+                          WHEN e.attempts + mv.counts >= mv.max_attempts THEN 'stopped'
                           ELSE e.status END,
-            stop_reason = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
-                                    OR pl.step ->> 'on_no_response' = 'stop' THEN NULL
-                               WHEN e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
-                                   THEN 'attempt_cap' END,
-            stopped_at = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
-                                   OR pl.step ->> 'on_no_response' = 'stop'
-                                   OR e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
-                              THEN at END,
-            next_step_at = CASE WHEN pl.step IS NULL OR pl.current_step + 1 >= pl.nsteps
-                                     OR pl.step ->> 'on_no_response' = 'stop'
-                                     OR e.attempts + CASE WHEN i.status = 'queued' THEN 1 ELSE 0 END >= pl.max_attempts
-                                THEN NULL
-                                ELSE greatest(at, coalesce(i.next_attempt_at, at)) + pl.next_delay END,
+            stop_reason = CASE WHEN NOT mv.finished AND e.attempts + mv.counts >= mv.max_attempts
+                               THEN 'attempt_cap' END,
+            stopped_at = CASE WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN at END,
+            next_step_at = CASE WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN NULL
+                                ELSE greatest(at, mv.goes_at) + mv.next_delay END,
             updated_at = now()
-        FROM planned pl
-        LEFT JOIN inserted i ON i.enrollment_id = pl.id
-        WHERE e.id = pl.id
-        RETURNING i.status
+        FROM (SELECT m.id, m.status, m.message_id, m.max_attempts, m.next_delay, m.goes_at,
+                     (m.status = 'queued')::integer AS counts,
+                     m.step IS NULL OR m.current_step + 1 >= m.nsteps
+                         OR m.step ->> 'on_no_response' = 'stop' AS finished
+              FROM messages m) AS mv
+        WHERE e.id = mv.id
+        RETURNING e.id
     )
-    SELECT count(*), count(*) FILTER (WHERE a.status = 'queued') INTO advanced, queued FROM advanced a;
+    SELECT (SELECT count(*) FROM advanced), (SELECT count(*) FROM inserted i WHERE i.status = 'queued')
+    INTO advanced, queued;
 
     IF queued > 0 THEN
         PERFORM crefinder.wake_dispatcher_on_commit();
@@ -857,7 +894,9 @@ BEGIN
             JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
             JOIN crefinder.sequences q ON q.user_id = e.user_id AND q.id = coalesce(e.sequence_id, c.sequence_id)
             WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id AND e.status IN ('active', 'completed', 'paused');
-            IF reaction LIKE 'nurture:%' THEN
+            IF reaction LIKE 'nurture:%' AND NOT EXISTS (
+                   SELECT 1 FROM crefinder.enrollments e
+                   WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id AND e.sequence_id IS NOT NULL) THEN
                 nurture := substr(reaction, 9)::bigint;
                 SELECT (q.steps -> 0 ->> 'delay')::interval INTO nurture_delay
                 FROM crefinder.sequences q WHERE q.user_id = NEW.user_id AND q.id = nurture;

@@ -216,7 +216,7 @@ COMMENT ON COLUMN crefinder.enrollments.next_step_at IS
 COMMENT ON COLUMN crefinder.enrollments.stop_reason IS
     'Why the enrollment stopped (a negative reply, an opt-out); NULL while it goes on.';
 COMMENT ON COLUMN crefinder.enrollments.last_message_id IS
-    'The latest message sent for the enrollment (outbound_events.id); set to NULL when that message is deleted.';
+    'The latest message queued or blocked for the enrollment (outbound_events.id; it may have been pruned since).';
 COMMENT ON COLUMN crefinder.enrollments.created_at IS
     'When the row was inserted.';
 COMMENT ON COLUMN crefinder.enrollments.updated_at IS
@@ -758,3 +758,5 @@ COMMENT ON COLUMN crefinder.tenant_settings.voice_minute_cost_cents IS
     'The price of one minute of an AI call, in cents, for estimates (a call is estimated at 2 minutes); default 10.';
 COMMENT ON FUNCTION crefinder.preview_campaign(bigint, timestamptz) IS
     'Per step of a campaign, for the enrollments that have not taken it yet, as if it were taken at at (default now): how many messages would be sent, held (quiet hours, caps), blocked (by reason) or skipped (no contact point, holdout), their SMS segments, and an estimated cost from the tenant''s price settings.';
+COMMENT ON FUNCTION crefinder.due_enrollments(timestamptz, integer) IS
+    'Internal: lock the enrollments whose next step is due (tick() uses it).';
