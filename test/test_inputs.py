@@ -483,6 +483,8 @@ def arg_types(identity_args):
     """The types of "name type, name type" (pg_get_function_identity_arguments)."""
     types = []
     for part in identity_args.split(", "):
+        if part.startswith("OUT "):
+            continue
         words = part.split(" ", 1)
         types.append(words[1] if len(words) > 1 else words[0])
     return types
