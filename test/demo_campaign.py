@@ -1,0 +1,370 @@
+"""The campaign part of the demo (test/demo): a few hundred generated
+owners, a three-step sequence (a text, an email two days later, an AI call
+three days after that for owners who consented), pg_cron's job, and
+simulated days: tick(at) takes each day's steps, the dispatcher sends them
+to the sandbox, and the owners answer as people do, through the real
+webhook functions with real signatures (Twilio's HMAC with the tenant's
+auth token, SendGrid's ECDSA with the demo's key pair, Vapi's secret).
+
+Simulated days lie in the past (day 0 is five days ago, at this time of
+day): the messages they queue are due at once, and the dispatcher decides
+each again at the real hour, so no rule is bent: owners whose local time is
+outside the windows now are held until it opens.  The owners live in zones
+around the world, so at any hour some of them may be texted and called.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import random
+import textwrap
+import time
+import uuid
+from urllib.parse import urlencode
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+# area code (or country prefix), state, city, zip: owners' phones and properties
+PLACES = [
+    ("212", "NY", "New York", "10001"), ("305", "FL", "Miami", "33101"), ("404", "GA", "Atlanta", "30303"),
+    ("312", "IL", "Chicago", "60601"), ("214", "TX", "Dallas", "75201"), ("303", "CO", "Denver", "80202"),
+    ("602", "AZ", "Phoenix", "85004"), ("213", "CA", "Los Angeles", "90012"), ("206", "WA", "Seattle", "98101"),
+    ("907", "AK", "Anchorage", "99501"), ("808", "HI", "Honolulu", "96813"), ("787", "PR", "San Juan", "00901"),
+    ("671", "GU", "Hagatna", "96910"),
+]
+# owners who live abroad (the property is in Miami)
+ABROAD = ["+4420794600", "+3314000", "+9122400", "+8135550", "+6129990"]
+FIRST = ["JOHN", "MARIA", "JAMES", "LINDA", "ROBERT", "PATRICIA", "DAVID", "ELENA", "WEI", "AISHA", "KOFI", "SOFIA"]
+LAST = ["SMITH", "GARCIA", "JOHNSON", "NGUYEN", "BROWN", "KIM", "PATEL", "OKAFOR", "ROSSI", "COHEN", "SILVA"]
+ENTITIES = ["BLUE HERON HOLDINGS LLC", "SUNSET PROPERTIES INC", "THE MARTIN FAMILY TRUST", "OAKWOOD INVESTMENTS LP"]
+STREETS = ["Palm Ave", "Main St", "Ocean Dr", "Elm St", "Bay Rd", "Cedar Ln", "Harbor Blvd", "Park Pl"]
+
+REPLIES = {
+    "interested": ["Maybe. What are you offering?", "Depends on the price, make me an offer",
+                   "I might sell if the numbers work", "yes call me", "Im open to offers"],
+    "not_interested": ["Not selling, thanks", "no thank you", "Not for sale", "We're keeping it in the family"],
+    "opt_out": ["STOP", "stop texting me", "Remove me from your list", "please don't text this number again"],
+    "wrong_number": ["Wrong number", "You have the wrong person", "I sold that place years ago"],
+    "callback_later": ["Busy now, text me next week", "Try me after the holidays", "call me in the spring"],
+    "question": ["Who is this?", "How did you get my number?", "Which property?"],
+    "unknown": ["ok", "?", "👍"],
+}
+REPLY_MIX = [("interested", 22), ("not_interested", 22), ("opt_out", 16), ("wrong_number", 10),
+             ("callback_later", 12), ("question", 12), ("unknown", 6)]
+TRANSCRIPTS = {
+    "interested": "AI: Hi, this is Sam with Acme Land about your property.\nUser: Yes, I'd consider selling if the price is right. Send me an offer.",
+    "not_interested": "AI: Hi, this is Sam with Acme Land about your property.\nUser: No thanks, I'm not interested in selling.",
+    "opt_out": "AI: Hi, this is Sam with Acme Land.\nUser: Put me on your do not call list and don't call me again.",
+    "voicemail": "",
+}
+
+
+class People:
+    """The owners, answering: signs and delivers provider callbacks."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.rand = random.Random(20261202)
+        self.web = ctx.connect()
+
+    def sql(self, statement, args):
+        with self.web.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchone()[0]
+
+    # --- Twilio -----------------------------------------------------------
+
+    def twilio(self, url, params):
+        data = url + "".join(k + v for k, v in sorted(params))
+        signature = base64.b64encode(hmac.new(self.ctx.token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+        return self.sql("SELECT crefinder.handle_twilio_webhook(%s, %s, %s)",
+                        (url, urlencode(params), signature))
+
+    def text_outcomes(self, texts):
+        """Status callbacks for the texts sent, and the owners' replies."""
+        replies = {}
+        for message_id, sid, to in texts:
+            roll = self.rand.random()
+            status, error = ("delivered", None) if roll < 0.86 else \
+                ("undelivered", "30003") if roll < 0.92 else ("undelivered", "30005") if roll < 0.97 \
+                else ("failed", "30007")
+            url = self.ctx.sms_webhook_url + "?crefinder_message_id=%d" % message_id
+            outcome = status if error is None else "%s %s" % (status, error)
+            replies["status " + outcome] = replies.get("status " + outcome, 0) + 1
+            for step in (["sent", status] if status == "delivered" else [status]):
+                params = [("MessageSid", sid), ("MessageStatus", step), ("SmsStatus", step),
+                          ("AccountSid", self.ctx.account), ("To", to), ("From", self.ctx.number)]
+                if error and step == status:
+                    params.append(("ErrorCode", error))
+                self.twilio(url, params)
+            if status == "delivered" and self.rand.random() < 0.45:
+                kind = self.rand.choices([k for k, _ in REPLY_MIX], [w for _, w in REPLY_MIX])[0]
+                text = self.rand.choice(REPLIES[kind])
+                params = [("MessageSid", "SM" + uuid.uuid4().hex), ("AccountSid", self.ctx.account),
+                          ("From", to), ("To", self.ctx.number), ("Body", text), ("SmsStatus", "received"),
+                          ("NumMedia", "0")]
+                self.twilio(self.ctx.sms_webhook_url, params)
+                replies["reply " + kind] = replies.get("reply " + kind, 0) + 1
+        return replies
+
+    # --- SendGrid -----------------------------------------------------------
+
+    def email_outcomes(self, emails):
+        events, counts = [], {}
+        now = int(time.time())
+
+        def event(kind, message_id, x_id, to, **more):
+            e = {"email": to, "event": kind, "sg_event_id": uuid.uuid4().hex, "timestamp": now,
+                 "sg_message_id": x_id + ".filter0001", "crefinder_message_id": str(message_id),
+                 "crefinder_tenant": self.ctx.tenant}
+            e.update(more)
+            events.append(e)
+            counts[kind] = counts.get(kind, 0) + 1
+        for message_id, x_id, to in emails:
+            event("processed", message_id, x_id, to)
+            roll = self.rand.random()
+            if roll < 0.05:
+                event("bounce", message_id, x_id, to, type="bounce", reason="550 5.1.1 mailbox unavailable")
+                continue
+            if roll < 0.06:
+                event("dropped", message_id, x_id, to, reason="Bounced Address")
+                continue
+            event("delivered", message_id, x_id, to)
+            if self.rand.random() < 0.45:
+                event("open", message_id, x_id, to)
+                if self.rand.random() < 0.3:
+                    event("click", message_id, x_id, to, url="https://acmeland.example/offer")
+            if self.rand.random() < 0.03:
+                event("unsubscribe", message_id, x_id, to)
+            elif self.rand.random() < 0.01:
+                event("spamreport", message_id, x_id, to)
+        if events:
+            body = json.dumps(events) + "\r\n"
+            stamp = str(int(time.time()))
+            signature = base64.b64encode(self.ctx.sendgrid_key.sign((stamp + body).encode(),
+                                                                    ec.ECDSA(hashes.SHA256()))).decode()
+            answer = self.sql("SELECT crefinder.handle_sendgrid_events(%s, %s, %s, %s)",
+                              (body, signature, stamp, self.ctx.tenant))
+            assert answer["http_status"] == 200, answer
+        return counts
+
+    # --- Vapi ---------------------------------------------------------------
+
+    def call_outcomes(self, calls):
+        counts = {}
+        for message_id, call_id, to in calls:
+            kind = self.rand.choices(["interested", "not_interested", "opt_out", "voicemail"], [3, 3, 1, 3])[0]
+            ended = "voicemail" if kind == "voicemail" else "customer-ended-call"
+            report = {"message": {
+                "type": "end-of-call-report", "endedReason": ended, "timestamp": int(time.time() * 1000),
+                "call": {"id": call_id, "customer": {"number": to},
+                         "assistantOverrides": {"metadata": {"crefinder_message_id": str(message_id),
+                                                             "crefinder_tenant": self.ctx.tenant}}},
+                "durationSeconds": 0 if kind == "voicemail" else self.rand.randint(40, 240),
+                "cost": round(self.rand.uniform(0.05, 0.40), 4),
+                "transcript": TRANSCRIPTS[kind], "summary": "Outreach call: %s." % kind.replace("_", " ")}}
+            answer = self.sql("SELECT crefinder.handle_vapi_message(%s, %s)",
+                              (json.dumps(report), json.dumps({"X-Vapi-Secret": self.ctx.vapi_secret})))
+            assert answer["http_status"] == 200, answer
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+def generate_owners(rand, count):
+    """count owners: (name, phones, email, address, city, state, zip)."""
+    owners = []
+    for i in range(count):
+        if i % 40 == 7:
+            prefix, state, city, zip_ = rand.choice(ABROAD), "FL", "Miami", "33139"
+            phones = [prefix + "%04d" % (1000 + i)]
+        else:
+            area, state, city, zip_ = PLACES[i % len(PLACES)]
+            # 555-01xx is reserved for fiction; the rest of 555 is not
+            # assigned, so the demo's numbers reach nobody
+            phones = ["+1%s555%04d" % (area, 100 + i)]
+            for extra in range(rand.choice([0, 0, 1, 2])):
+                phones.append("+1%s555%04d" % (area, 3000 + i * 3 + extra))
+        name = rand.choice(ENTITIES) if i % 17 == 3 else "%s %s %s" % (
+            rand.choice(LAST), rand.choice(FIRST), rand.choice("ABCDEFGHJKLM"))
+        email = None if i % 9 == 4 else "owner%03d@example.com" % i
+        owners.append((name, phones, email, "%d %s" % (100 + i, rand.choice(STREETS)), city, state, zip_))
+    return owners
+
+
+def run(ctx):
+    say, psql, query = ctx.say, ctx.psql, ctx.query
+    rand = random.Random(7)
+    people = People(ctx)
+
+    say("9. Campaigns.  The demo generates 300 owners: properties across the US and its territories "
+        "(and a few owners abroad), one to three phones each (skip tracing gives several), an email "
+        "for most, some numbers on the tenant's Do-Not-Call list, some owners who consented to AI "
+        "calls.  The tenant's settings name the business and its postal address, which every "
+        "campaign email carries (CAN-SPAM).")
+    owners = generate_owners(rand, 300)
+    app = ctx.connect()
+    with app.cursor() as cur:
+        cur.execute("SET crefinder.user_id = %s", (ctx.tenant,))
+        for i, (name, phones, email, address, city, state, zip_) in enumerate(owners):
+            cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone, owner_email, "
+                        "property_address, property_city, property_state, property_zip) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        (name, phones[0], email, address, city, state, zip_))
+            pid = cur.fetchone()[0]
+            for rank, phone in enumerate(phones[1:], start=1):
+                cur.execute("INSERT INTO crefinder.property_contacts (property_id, kind, value, rank) "
+                            "VALUES (%s, 'phone', %s, %s)", (pid, phone, rank))
+            if i % 23 == 5:
+                cur.execute("SELECT crefinder.dnc_add(%s, 'internal')", (phones[0],))
+            if i % 3 == 0:
+                cur.execute("SELECT crefinder.record_consent(%s, 'voice', 'express_written', 'web form', "
+                            "'{\"form\": \"sell-my-house\"}')", (phones[0],))
+    app.close()
+    psql("""
+SET crefinder.user_id = '%s';
+SELECT crefinder.set_tenant_settings('{"business_name": "Acme Land", "postal_address": "100 Biscayne Blvd, Miami, FL 33132"}')
+       ->> 'postal_address' AS postal_address;
+SELECT count(*) AS owners, count(DISTINCT property_state) AS states,
+       (SELECT count(*) FROM crefinder.property_contacts) AS extra_phones,
+       (SELECT count(*) FROM crefinder.consents) AS consented_to_calls,
+       (SELECT count(*) FROM crefinder.dnc_numbers) AS on_dnc
+FROM crefinder.property_records;
+""" % ctx.tenant)
+
+    say("10. Templates and a sequence: a text (two variants, 10% held out to measure lift), an email "
+        "two days later, an AI call three days after that.  The sequence is checked as a whole when it "
+        "is created: a misspelt variable is refused, with the step named.")
+    psql("""
+SET crefinder.user_id = '%s';
+SELECT crefinder.create_sequence('typo', '[{"channel": "sms", "body": "Hi {{frist_name}}"}]');
+\\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT crefinder.save_template('intro text', 'sms',
+    'Hi {{first_name | there}}, this is Sam with {{business_name}}. Would you consider an offer for {{property_address}}? Reply STOP to opt out.');
+SELECT crefinder.create_sequence('three touches', '[
+  {"channel": "sms", "holdout": 10, "variants": [
+      {"name": "A", "template": "intro text"},
+      {"name": "B", "body": "{{first_name | Hello}}, quick question: is {{property_address}} for sale? Reply STOP to opt out."}]},
+  {"channel": "email", "delay": "2 days", "subject": "An offer for {{property_address}}",
+   "body": "Hi {{first_name | there}},\\n\\nWe buy properties like {{property_address}} for cash.\\n\\nSam",
+   "html": "<p>Hi {{first_name | there}},</p><p>We buy properties like {{property_address}} for cash.</p><p>Sam</p>"},
+  {"channel": "voice", "delay": "3 days"}]') AS sequence_id \\gset
+""" % ctx.tenant, stop_on_error=False)
+    psql("""
+SET crefinder.user_id = '%s';
+SELECT crefinder.create_campaign('Spring outreach', (SELECT id FROM crefinder.sequences WHERE name = 'three touches'),
+                                 (SELECT array_agg(id ORDER BY id) FROM crefinder.property_records),
+                                 starts_at => now() - interval '5 days') AS campaign_id;
+SELECT step, channel, enrollments, send, held, blocked, skipped, sms_segments, estimated_cost_cents
+FROM crefinder.preview_campaign((SELECT id FROM crefinder.campaigns WHERE name = 'Spring outreach'),
+                                now() - interval '5 days');
+""" % ctx.tenant)
+
+    say("11. pg_cron runs crefinder.tick() every minute (schedule() registers the job).  The demo also "
+        "calls tick(at) itself, for simulated days: day 0 is five days ago at this time of day.")
+    psql("""
+CREATE EXTENSION pg_cron;
+SELECT crefinder.schedule() > 0 AS scheduled;
+SELECT jobname, schedule, command FROM cron.job;
+""", user="postgres")
+
+    campaign = query("SELECT id FROM crefinder.campaigns WHERE name = 'Spring outreach'")[0][0]
+    days = [(0, "5 days"), (2, "3 days"), (5, "0 days")]
+    for day, ago in days:
+        moved = query("SELECT crefinder.tick(now() - %s::interval)", (ago,))[0][0]
+        ctx.wait_dispatcher()
+        story = {"day": day, "advanced": moved}
+        if day == 0:
+            texts = query("SELECT id, provider_message_id, to_contact FROM crefinder.outbound_events "
+                          "WHERE campaign_id = %s AND channel = 'sms' AND status = 'sent' ORDER BY id", (campaign,))
+            story["answers"] = people.text_outcomes(texts)
+        elif day == 2:
+            emails = query("SELECT id, provider_message_id, to_contact FROM crefinder.outbound_events "
+                           "WHERE campaign_id = %s AND channel = 'email' AND status = 'sent' ORDER BY id",
+                           (campaign,))
+            story["answers"] = people.email_outcomes(emails)
+        else:
+            answered = {}
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                calls = query("SELECT id, provider_message_id, to_contact FROM crefinder.outbound_events "
+                              "WHERE campaign_id = %s AND channel = 'voice' AND status = 'sent' "
+                              "AND provider_status IS DISTINCT FROM 'ended' ORDER BY id", (campaign,))
+                if not calls:
+                    if not query("SELECT 1 FROM crefinder.outbound_events WHERE campaign_id = %s "
+                                 "AND channel = 'voice' AND status = 'queued' AND next_attempt_at <= now() + "
+                                 "interval '1 minute' AND hold_reason IS DISTINCT FROM 'quiet_hours'", (campaign,)):
+                        break
+                    time.sleep(0.2)
+                    continue
+                for kind, n in people.call_outcomes(calls).items():
+                    answered[kind] = answered.get(kind, 0) + n
+                ctx.wait_dispatcher()
+            story["answers"] = answered
+        tell(ctx, campaign, day, ago, story)
+
+    say("15. What the campaign did, from its messages (the analytics views come next): per step, "
+        "each message's status; replies and call outcomes by class; where each owner stands.")
+    psql("""
+SET crefinder.user_id = '%(tenant)s';
+SELECT step, channel, count(*) AS messages,
+       count(*) FILTER (WHERE status IN ('sent', 'delivered')) AS sent,
+       count(delivered_at) AS delivered, count(opened_at) AS opened, count(clicked_at) AS clicked,
+       count(responded_at) AS responded, count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'queued') AS held,
+       count(*) FILTER (WHERE status = 'blocked') AS blocked,
+       count(*) FILTER (WHERE status = 'skipped') AS skipped
+FROM crefinder.outbound_events WHERE campaign_id = %(campaign)d GROUP BY step, channel ORDER BY step;
+SELECT block_reason AS why_blocked_or_skipped, count(*) FROM crefinder.outbound_events
+WHERE campaign_id = %(campaign)d AND block_reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC;
+SELECT variant, count(*) AS messages, count(responded_at) AS responded,
+       round(100.0 * count(responded_at) / nullif(count(*) FILTER (WHERE status <> 'skipped'), 0), 1) AS response_pct
+FROM crefinder.outbound_events WHERE campaign_id = %(campaign)d AND step = 0 GROUP BY 1 ORDER BY 1;
+SELECT source, kind, count(*) FROM crefinder.responses WHERE campaign_id = %(campaign)d
+GROUP BY 1, 2 ORDER BY 1, 3 DESC;
+SELECT status, coalesce(stop_reason, '') AS stop_reason, count(*) FROM crefinder.enrollments
+WHERE campaign_id = %(campaign)d GROUP BY 1, 2 ORDER BY 3 DESC;
+SELECT lead_status, count(*) FROM crefinder.property_records GROUP BY 1 ORDER BY 2 DESC;
+""" % {"tenant": ctx.tenant, "campaign": campaign})
+    psql("SELECT crefinder.unschedule() AS unscheduled;", user="postgres")
+    people.web.close()
+
+
+def tell(ctx, campaign, day, ago, story):
+    """A short readable account of one simulated day."""
+    rows = ctx.query("""
+        SELECT m.channel, m.status, m.block_reason, m.hold_reason, count(*)
+        FROM crefinder.outbound_events m
+        WHERE m.campaign_id = %s AND m.step = (SELECT max(step) FROM crefinder.outbound_events
+                                                WHERE campaign_id = %s)
+        GROUP BY 1, 2, 3, 4""", (campaign, campaign))
+    channel = rows[0][0] if rows else "-"
+    by = {}
+    for _, status, block, hold, n in rows:
+        key = {"sent": "sent", "delivered": "sent", "failed": "sent", "queued": "held",
+               "blocked": "blocked", "skipped": "skipped", "cancelled": "cancelled"}.get(status, status)
+        by[key] = by.get(key, 0) + n
+        if block:
+            reasons = by.setdefault("%s_reasons" % key, {})
+            reasons[block] = reasons.get(block, 0) + n
+    stopped = ctx.query("SELECT coalesce(stop_reason, status), count(*) FROM crefinder.enrollments "
+                        "WHERE campaign_id = %s AND status IN ('stopped', 'nurture') GROUP BY 1 ORDER BY 2 DESC",
+                        (campaign,))
+    optouts = ctx.query("SELECT count(*) FROM crefinder.opt_outs WHERE revoked_at IS NULL")[0][0]
+    label = {0: "12", 2: "13", 5: "14"}[day]
+    def why(key):
+        reasons = by.get("%s_reasons" % key)
+        return " (%s)" % ", ".join("%s %d" % kv for kv in sorted(reasons.items())) if reasons else ""
+    ctx.say("%s. Day %d (%s ago): tick() advanced %d enrollments.  The %s step: %d sent, %d held until the "
+            "owner's window opens, %d blocked%s, %d skipped%s." % (
+                label, day, ago, story["advanced"], {"sms": "text", "email": "email", "voice": "AI call"}
+                .get(channel, channel), by.get("sent", 0), by.get("held", 0), by.get("blocked", 0),
+                why("blocked"), by.get("skipped", 0), why("skipped")))
+    answers = story.get("answers") or {}
+    if answers:
+        print(textwrap.fill("The providers and the owners answered: %s." % ", ".join(
+            "%s %d" % kv for kv in sorted(answers.items())), width=90, initial_indent="    ",
+            subsequent_indent="    "))
+    print(textwrap.fill("Opt-outs on file: %d.  Enrollments stopped or moved so far: %s." % (
+        optouts, ", ".join("%s %d" % tuple(r) for r in stopped) or "none"), width=90,
+        initial_indent="    ", subsequent_indent="    "))
