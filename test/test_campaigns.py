@@ -436,3 +436,70 @@ def test_preview_campaign(cluster):
     assert (early["send"], early["held"]) == (0, 9), early
     # the preview changed nothing
     assert w.value("SELECT count(*) FROM crefinder.outbound_events") == 0
+
+
+def test_failures_caps_and_locks(cluster):
+    w = World(cluster, "failures")
+    w.cur.execute("SELECT crefinder.set_tenant_settings('{\"max_attempts_per_property\": 2}')")
+    seq = w.value("SELECT crefinder.create_sequence('four texts', %s, '{\"pitch\": \"an offer\"}')", (json.dumps([
+        {"channel": "sms", "body": "Hi {{first_name}}, {{pitch}}. {{pitch}}?"},
+        {"channel": "sms", "delay": "1 day", "body": "Again: {{pitch}}"},
+        {"channel": "sms", "delay": "1 day", "body": "Third"},
+        {"channel": "sms", "delay": "1 day", "body": "Fourth"}]),))
+    short = w.value("SELECT crefinder.create_sequence('one then stop', %s)", (json.dumps([
+        {"channel": "sms", "body": "Only once", "on_no_response": "stop"},
+        {"channel": "sms", "delay": "1 day", "body": "never sent"}]),))
+    failing = w.property(owner_phone="+13055550201")
+    w.cur.execute("INSERT INTO crefinder.property_contacts (property_id, kind, value, rank) "
+                  "VALUES (%s, 'phone', '+13055550202', 3)", (failing,))
+    capped = w.property(owner_phone="+13055550203")
+    locked = w.property(owner_phone="+13055550204")
+    huge = w.property(owner_phone="+13055550205")
+    once = w.property(owner_phone="+13055550206")
+    camp = w.value("SELECT crefinder.create_campaign('caps', %s, %s, '{}', %s)",
+                   (seq, [failing, capped, locked], NOON_EAST))
+    code, _, detail = w.error("SELECT crefinder.create_campaign('big', %s, %s, %s)",
+                              (seq, [huge], json.dumps({"pitch": "x" * 1001})))
+    assert code == "22023" and "more than 1000 characters" in detail, detail
+    big = w.value("SELECT crefinder.create_campaign('big', %s, %s, %s, %s)",
+                  (seq, [huge], json.dumps({"pitch": "€" * 900}), NOON_EAST))
+    w.value("SELECT crefinder.create_campaign('once', %s, %s, '{}', %s)", (short, [once], NOON_EAST))
+    # a tenant holding its own property row delays that enrollment only
+    other = w.cluster.connect(dbname=TEST_DATABASE, autocommit=False)
+    with other.cursor() as cur:
+        cur.execute("SET crefinder.user_id = %s", (A,))
+        cur.execute("SELECT 1 FROM crefinder.property_records WHERE id = %s FOR UPDATE", (locked,))
+        assert w.tick(NOON_EAST) == 4
+    other.rollback()
+    other.close()
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE property_id = %s", (locked,)) == 0
+    assert w.tick(NOON_EAST) == 1
+    # a text longer than 1600 characters once rendered is blocked, not sent
+    assert w.value("SELECT block_reason FROM crefinder.outbound_events WHERE campaign_id = %s", (big,)) == \
+        "invalid_content"
+    # on_no_response stop: the enrollment ends after its step
+    assert w.value("SELECT status FROM crefinder.enrollments WHERE property_id = %s", (once,)) == "completed"
+    # a permanent failure (30005, unknown number) moves the next step to the next phone
+    w.cur.execute("UPDATE crefinder.outbound_events SET status = 'failed', last_error = "
+                  "'twilio undelivered 30005: unknown destination handset' WHERE property_id = %s", (failing,))
+    w.tick("2026-12-03 15:00+00")
+    assert w.value("SELECT status FROM crefinder.property_contacts WHERE value = '+13055550201'") == "undeliverable"
+    assert w.value("SELECT to_contact FROM crefinder.outbound_events WHERE property_id = %s AND step = 1",
+                   (failing,)) == "+13055550202"
+    # the cap: two messages per enrollment, then it stops
+    e = w.one("SELECT status, stop_reason, attempts FROM crefinder.enrollments WHERE property_id = %s", (capped,))
+    assert (e["status"], e["stop_reason"], e["attempts"]) == ("stopped", "attempt_cap", 2), e
+    assert w.tick("2026-12-04 15:00+00") <= 1
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE property_id = %s", (capped,)) == 2
+    # a tenant closing a lead (its own UPDATE) stops the enrollment
+    closing = w.property(owner_phone="+13055550207")
+    w.value("SELECT crefinder.create_campaign('closing', %s, %s, '{}', %s)", (seq, [closing], NOON_EAST))
+    w.cur.execute("CREATE ROLE campaign_app")
+    w.cur.execute("SELECT crefinder.grant_access('campaign_app')")
+    w.cur.execute("SET ROLE campaign_app")
+    w.cur.execute("UPDATE crefinder.property_records SET lead_status = 'converted' WHERE id = %s", (closing,))
+    w.cur.execute("RESET ROLE")
+    assert w.value("SELECT stop_reason FROM crefinder.enrollments WHERE property_id = %s", (closing,)) == \
+        "lead_converted"
+    w.cur.execute("DROP OWNED BY campaign_app")
+    w.cur.execute("DROP ROLE campaign_app")

@@ -517,7 +517,10 @@ BEGIN
         WHERE jsonb_typeof(d.value) = 'null' AND jsonb_typeof(coalesce(variables -> d.key, 'null')) = 'null'
         UNION ALL
         SELECT format('variable "%s" must be a string or a number', v.key) FROM jsonb_each(variables) v
-        WHERE jsonb_typeof(v.value) NOT IN ('string', 'number')) AS x;
+        WHERE jsonb_typeof(v.value) NOT IN ('string', 'number')
+        UNION ALL
+        SELECT format('variable "%s" has more than 1000 characters', v.key) FROM jsonb_each(variables) v
+        WHERE char_length(v.value #>> '{}') > 1000) AS x;
     IF problems IS NOT NULL THEN
         RAISE EXCEPTION 'invalid campaign variables' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = array_to_string(problems, E'\n');
@@ -591,10 +594,15 @@ BEGIN
     FROM crefinder.enrollments e
     CROSS JOIN LATERAL (SELECT c.sequence_id, c.settings, c.status FROM crefinder.campaigns c
                         WHERE c.user_id = e.user_id AND c.id = e.campaign_id) AS c
+    -- the property is locked as the outbox's foreign key will lock it
+    -- (KEY SHARE): a tenant holding its own property row (it may: it
+    -- writes property_records) delays only that enrollment, not the tick
+    JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id
     WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at AND c.status = 'active'
     ORDER BY e.next_step_at
     LIMIT max_steps
-    FOR UPDATE OF e SKIP LOCKED;
+    FOR UPDATE OF e SKIP LOCKED
+    FOR KEY SHARE OF p SKIP LOCKED;
 END
 $$;
 
@@ -640,16 +648,20 @@ BEGIN
 
     -- a permanent delivery failure of a due enrollment's last message
     -- marks that contact point: this step goes to the next one
+    -- (rows a tenant holds are left for a later tick)
     UPDATE crefinder.property_contacts c
-    SET status = 'undeliverable', status_reason = left(m.last_error, 1000), marked_at = now(), updated_at = now()
-    FROM crefinder.enrollments e
-    JOIN crefinder.outbound_events m ON m.user_id = e.user_id AND m.id = e.last_message_id
-    WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at
-      AND m.status = 'failed'
-      AND c.user_id = e.user_id AND c.property_id = e.property_id AND c.value = m.to_contact
-      AND c.status = 'active'
-      AND CASE WHEN m.channel = 'email' THEN m.last_error ~ '^sendgrid (bounce|dropped)'
-               ELSE m.last_error ~ '\m(21211|21214|21217|21407|21421|21612|21614|30005|30006)\M' END;
+    SET status = 'undeliverable', status_reason = f.reason, marked_at = now(), updated_at = now()
+    FROM (SELECT x.id, left(m.last_error, 1000) AS reason
+          FROM crefinder.enrollments e
+          JOIN crefinder.outbound_events m ON m.user_id = e.user_id AND m.id = e.last_message_id
+          JOIN crefinder.property_contacts x
+            ON x.user_id = e.user_id AND x.property_id = e.property_id AND x.value = m.to_contact
+          WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at
+            AND m.status = 'failed' AND x.status = 'active'
+            AND CASE WHEN m.channel = 'email' THEN m.last_error ~ '^sendgrid (bounce|dropped)'
+                     ELSE m.last_error ~ '\m(21211|21214|21217|21407|21421|21612|21614|30005|30006)\M' END
+          FOR UPDATE OF x SKIP LOCKED) AS f
+    WHERE c.id = f.id;
 
     WITH due AS MATERIALIZED (
         SELECT * FROM crefinder.due_enrollments(at, max_steps)
@@ -735,14 +747,24 @@ BEGIN
                                                                   % greatest(x.release_window * 60, 1))
                     ELSE at END AS goes_at
         FROM (
-            SELECT pl.*, dc.allowed, dc.reason, dc.next_allowed_at,
-                   CASE WHEN pl.vi > 0 THEN pl.step -> 'variants' -> (pl.vi - 1) END AS variant,
-                   CASE WHEN pl.step IS NULL OR pl.taken THEN NULL
-                        WHEN pl.vi = 0 OR pl.contact IS NULL OR NOT coalesce(pl.configured, false) THEN 'skipped'
-                        WHEN dc.allowed OR dc.next_allowed_at IS NOT NULL THEN 'queued'
+            SELECT y.*,
+                   CASE WHEN y.step IS NULL OR y.taken THEN NULL
+                        WHEN y.vi = 0 OR y.contact IS NULL OR NOT coalesce(y.configured, false) THEN 'skipped'
+                        WHEN y.too_long THEN 'blocked'
+                        WHEN y.allowed OR y.next_allowed_at IS NOT NULL THEN 'queued'
                         ELSE 'blocked' END AS status
-            FROM planned pl
-            LEFT JOIN decided dc ON dc.enrollment_id = pl.id) AS x
+            FROM (
+                SELECT z.*,
+                       -- a text Twilio would refuse (the variables are the tenant's)
+                       z.channel IN ('sms', 'whatsapp')
+                           AND (char_length(z.body) > 1600 OR coalesce(btrim(z.body), '') = '') AS too_long
+                FROM (
+                    SELECT pl.*, dc.allowed, dc.reason, dc.next_allowed_at,
+                           CASE WHEN pl.vi > 0 THEN pl.step -> 'variants' -> (pl.vi - 1) END AS variant,
+                           CASE WHEN pl.vi > 0 AND pl.contact IS NOT NULL THEN
+                               crefinder.render(pl.step -> 'variants' -> (pl.vi - 1) ->> 'body', pl.vars) END AS body
+                    FROM planned pl
+                    LEFT JOIN decided dc ON dc.enrollment_id = pl.id) AS z) AS y) AS x
     ),
     inserted AS (
         INSERT INTO crefinder.outbound_events
@@ -753,22 +775,20 @@ BEGIN
                CASE m.status WHEN 'skipped' THEN CASE WHEN m.vi = 0 THEN 'holdout'
                                                       WHEN m.contact IS NULL THEN 'no_contact'
                                                       ELSE 'provider_not_configured' END
-                             WHEN 'blocked' THEN m.reason END,
+                             WHEN 'blocked' THEN CASE WHEN m.too_long THEN 'invalid_content' ELSE m.reason END END,
                CASE WHEN m.status = 'queued' THEN
                    CASE WHEN m.paused_at IS NOT NULL THEN 'provider_paused'
                         WHEN NOT m.allowed THEN m.reason END END,
                m.campaign_id, m.property_id, m.id, m.message_step,
                CASE WHEN m.vi = 0 THEN 'holdout' ELSE m.variant ->> 'name' END,
                CASE WHEN m.status <> 'queued' THEN '{}'::jsonb
-                    WHEN m.channel IN ('sms', 'whatsapp') THEN
-                        jsonb_build_object('body', crefinder.render(m.variant ->> 'body', m.vars))
+                    WHEN m.channel IN ('sms', 'whatsapp') THEN jsonb_build_object('body', m.body)
                     WHEN m.channel = 'email' THEN jsonb_strip_nulls(jsonb_build_object(
                         'subject', crefinder.render(m.variant ->> 'subject', m.vars),
                         'html', crefinder.render(m.variant ->> 'html', m.vars, true)
                                 || crefinder.render(E'\n<p style="font-size:12px;color:#666">{{b}}{{a}}</p>',
                                                     jsonb_build_object('b', m.business_name || ', ', 'a', m.postal_address), true),
-                        'text', crefinder.render(m.variant ->> 'body', m.vars)
-                                || E'\n\n' || concat_ws(', ', m.business_name, m.postal_address),
+                        'text', m.body || E'\n\n' || concat_ws(', ', m.business_name, m.postal_address),
                         'categories', jsonb_build_array('crefinder-campaign-' || m.campaign_id)))
                     ELSE jsonb_build_object(
                         'assistant_id', m.step ->> 'assistant_id',
@@ -776,7 +796,7 @@ BEGIN
                             'crefinder_campaign_id', m.campaign_id, 'crefinder_property_id', m.property_id,
                             'owner_name', m.vars ->> 'owner_name', 'first_name', m.vars ->> 'first_name',
                             'property_address', m.vars ->> 'property_address',
-                            'first_message', crefinder.render(m.variant ->> 'body', m.vars))))
+                            'first_message', m.body)))
                END,
                m.goes_at
         FROM messages m
@@ -945,9 +965,11 @@ CREATE TRIGGER stop_enrollments_on_opt_out AFTER INSERT ON crefinder.opt_outs
     FOR EACH ROW EXECUTE FUNCTION crefinder.stop_enrollments_on_opt_out();
 
 -- A property whose lead is closed (not interested, do not contact,
--- converted) leaves its campaigns.
+-- converted) leaves its campaigns.  The tenant's own UPDATE fires it: it
+-- runs with the owner's rights (tenants cannot write enrollments), for the
+-- row's tenant, which row-level security made the tenant's own.
 CREATE FUNCTION crefinder.stop_enrollments_on_lead_close() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
