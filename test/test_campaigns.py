@@ -73,8 +73,10 @@ class World:
         return list(self.cur.fetchone().values())[0]
 
     def property(self, **fields):
+        # each owner a number of its own (one number gets one step per tick)
+        self.owners = getattr(self, "owners", 0) + 1
         fields.setdefault("owner_name", "SMITH JOHN A")
-        fields.setdefault("owner_phone", MIAMI)
+        fields.setdefault("owner_phone", "+1305556%04d" % self.owners)
         fields.setdefault("property_address", "12 Palm Ave")
         return self.value("INSERT INTO crefinder.property_records (%s) VALUES (%s) RETURNING id"
                           % (", ".join(fields), ", ".join(["%s"] * len(fields))), list(fields.values()))
@@ -190,7 +192,7 @@ def three_steps(w, name="three", **first):
 def test_tick_walks_a_sequence(cluster):
     w = World(cluster, "walk")
     seq = three_steps(w)
-    props = [w.property(owner_email="john@example.com") for _ in range(3)]
+    props = [w.property(owner_email="john%d@example.com" % i) for i in range(3)]
     camp = w.value("SELECT crefinder.create_campaign('walk', %s, %s, '{}', %s)", (seq, props + props, NOON_EAST))
     assert w.value("SELECT count(*) FROM crefinder.enrollments WHERE campaign_id = %s", (camp,)) == 3
     assert w.tick("2026-12-02 14:59:00+00") == 0
@@ -205,7 +207,7 @@ def test_tick_walks_a_sequence(cluster):
     # two days later: the email, with the postal address
     assert w.tick("2026-12-04 15:00:00+00") == 3
     mail = w.messages()[-1]
-    assert mail["channel"] == "email" and mail["to_contact"] == "john@example.com", mail
+    assert mail["channel"] == "email" and mail["to_contact"] == "john2@example.com", mail
     assert mail["payload"]["subject"] == "About 12 Palm Ave"
     assert "1 Main St, Miami FL 33101" in mail["payload"]["html"] and "Hello John" in mail["payload"]["html"]
     assert mail["payload"]["text"].startswith("Hello SMITH JOHN A") and "Acme Land" in mail["payload"]["text"]
@@ -224,7 +226,7 @@ def test_holds_spread_and_contact_fallback(cluster):
         {"channel": "sms", "body": "Hi {{first_name}}"},
         {"channel": "sms", "delay": "1 day", "body": "Following up"}]),))
     props = [w.property() for _ in range(40)]
-    second = w.property()
+    second = w.property(owner_phone=MIAMI)
     w.cur.execute("INSERT INTO crefinder.property_contacts (property_id, kind, value, rank) "
                   "VALUES (%s, 'phone', '(305) 555-9876', 5), (%s, 'phone', '305 555 4321', 9)", (second, second))
     nothing = w.property(owner_phone=None)
@@ -295,7 +297,9 @@ def test_reactions(cluster):
     camp = w.value("SELECT crefinder.create_campaign('react', %s, %s, '{}', %s)",
                    (seq, [p_yes, p_no, p_stop, p_lead], NOON_EAST))
     other = w.value("SELECT crefinder.create_campaign('other', %s, %s, '{}', %s)", (seq, [p_yes], NOON_EAST))
-    assert w.tick(NOON_EAST) == 5
+    # p_yes is in both campaigns: one text to its number per tick
+    assert w.tick(NOON_EAST) == 4
+    assert w.tick("2026-12-02 15:01+00") == 1
     msg = dict((r["property_id"], r["id"]) for r in w.all(
         "SELECT property_id, id FROM crefinder.outbound_events WHERE campaign_id = %s", (camp,)))
     w.cur.execute("SELECT crefinder.record_response(%s, 'interested', 'yes, make me an offer')", (msg[p_yes],))
@@ -503,3 +507,22 @@ def test_failures_caps_and_locks(cluster):
         "lead_converted"
     w.cur.execute("DROP OWNED BY campaign_app")
     w.cur.execute("DROP ROLE campaign_app")
+
+
+def test_one_owner_in_two_campaigns_shares_the_caps(cluster):
+    w = World(cluster, "twocampaigns")
+    w.cur.execute("SELECT crefinder.set_tenant_settings('{\"max_messages_per_24h\": 1}')")
+    seq = w.value("SELECT crefinder.create_sequence('one text', %s)",
+                  (json.dumps([{"channel": "sms", "body": "Hi {{first_name}}"}]),))
+    first, second = w.property(owner_phone="+13055550301"), w.property(owner_phone="+13055550301")
+    w.value("SELECT crefinder.create_campaign('one', %s, %s, '{}', %s)", (seq, [first], NOON_EAST))
+    w.value("SELECT crefinder.create_campaign('two', %s, %s, '{}', %s)", (seq, [first, second], NOON_EAST))
+    # three enrollments reach one number: one text now, the others at the
+    # next ticks, each decided with the texts before it counted
+    assert w.tick(NOON_EAST) == 1
+    assert w.tick("2026-12-02 15:01+00") == 1
+    assert w.tick("2026-12-02 15:02+00") == 1
+    rows = w.all("SELECT status, hold_reason, next_attempt_at FROM crefinder.outbound_events ORDER BY id")
+    assert [(r["status"], r["hold_reason"]) for r in rows] == [
+        ("queued", None), ("queued", "frequency_cap"), ("queued", "frequency_cap")], rows
+    assert all(str(r["next_attempt_at"]) >= "2026-12-03 15:00" for r in rows[1:]), rows

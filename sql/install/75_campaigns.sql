@@ -722,11 +722,20 @@ BEGIN
                                 AND x.removed_at IS NULL)
             ORDER BY c.rank, c.id LIMIT 1) AS pc ON st.step IS NOT NULL
     ),
+    -- one step per contact point and tick: an owner enrolled in two
+    -- campaigns (or two properties with one owner) gets the second step at
+    -- the next tick, decided with the first counted by the frequency caps
+    ranked AS MATERIALIZED (
+        SELECT pl.*, coalesce(pl.contact IS NOT NULL AND pl.vi > 0
+                              AND row_number() OVER (PARTITION BY pl.user_id, pl.contact, pl.vi > 0
+                                                     ORDER BY pl.id) > 1, false) AS deferred
+        FROM planned pl
+    ),
     groups AS (
         SELECT pl.user_id, pl.channel, array_agg(pl.contact ORDER BY pl.id) AS contacts,
                array_agg(pl.property_id ORDER BY pl.id) AS property_ids, array_agg(pl.id ORDER BY pl.id) AS ids
-        FROM planned pl
-        WHERE pl.vi > 0 AND pl.contact IS NOT NULL AND pl.configured AND NOT pl.taken
+        FROM ranked pl
+        WHERE pl.vi > 0 AND pl.contact IS NOT NULL AND pl.configured AND NOT pl.taken AND NOT pl.deferred
         GROUP BY pl.user_id, pl.channel
     ),
     decided AS MATERIALIZED (
@@ -748,7 +757,7 @@ BEGIN
                     ELSE at END AS goes_at
         FROM (
             SELECT y.*,
-                   CASE WHEN y.step IS NULL OR y.taken THEN NULL
+                   CASE WHEN y.step IS NULL OR y.taken OR y.deferred THEN NULL
                         WHEN y.vi = 0 OR y.contact IS NULL OR NOT coalesce(y.configured, false) THEN 'skipped'
                         WHEN y.too_long THEN 'blocked'
                         WHEN y.allowed OR y.next_allowed_at IS NOT NULL THEN 'queued'
@@ -763,7 +772,7 @@ BEGIN
                            CASE WHEN pl.vi > 0 THEN pl.step -> 'variants' -> (pl.vi - 1) END AS variant,
                            CASE WHEN pl.vi > 0 AND pl.contact IS NOT NULL THEN
                                crefinder.render(pl.step -> 'variants' -> (pl.vi - 1) ->> 'body', pl.vars) END AS body
-                    FROM planned pl
+                    FROM ranked pl
                     LEFT JOIN decided dc ON dc.enrollment_id = pl.id) AS z) AS y) AS x
     ),
     inserted AS (
@@ -822,7 +831,7 @@ BEGIN
                      (m.status = 'queued')::integer AS counts,
                      m.step IS NULL OR m.current_step + 1 >= m.nsteps
                          OR m.step ->> 'on_no_response' = 'stop' AS finished
-              FROM messages m) AS mv
+              FROM messages m WHERE NOT coalesce(m.deferred, false)) AS mv
         WHERE e.id = mv.id
         RETURNING e.id
     )
