@@ -260,13 +260,11 @@ FROM crefinder.preview_campaign((SELECT id FROM crefinder.campaigns WHERE name =
                                 now() - interval '5 days');
 """ % ctx.tenant)
 
-    say("11. pg_cron runs crefinder.tick() every minute (schedule() registers the job).  The demo also "
-        "calls tick(at) itself, for simulated days: day 0 is five days ago at this time of day.")
-    psql("""
-CREATE EXTENSION pg_cron;
-SELECT crefinder.schedule() > 0 AS scheduled;
-SELECT jobname, schedule, command FROM cron.job;
-""", user="postgres")
+    say("11. In production pg_cron runs crefinder.tick() every minute.  Here the demo calls tick(at) "
+        "itself first, for simulated days: day 0 is five days ago at this time of day, so what a day "
+        "queues is due at once and the dispatcher sends it now (each message decided again at the real "
+        "hour).  pg_cron's job is registered after the simulated days (it would take their steps in "
+        "real time).")
 
     campaign = query("SELECT id FROM crefinder.campaigns WHERE name = 'Spring outreach'")[0][0]
     days = [(0, "5 days"), (2, "3 days"), (5, "0 days")]
@@ -303,7 +301,14 @@ SELECT jobname, schedule, command FROM cron.job;
             story["answers"] = answered
         tell(ctx, campaign, day, ago, story)
 
-    say("15. What the campaign did, from its messages (the analytics views come next): per step, "
+    say("15. Now pg_cron's job takes over: schedule() registers tick() every minute, in this database.")
+    psql("""
+CREATE EXTENSION pg_cron;
+SELECT crefinder.schedule() > 0 AS scheduled;
+SELECT jobname, schedule, command FROM cron.job;
+""", user="postgres")
+
+    say("16. What the campaign did, from its messages (the analytics views come next): per step, "
         "each message's status; replies and call outcomes by class; where each owner stands.")
     psql("""
 SET crefinder.user_id = '%(tenant)s';
