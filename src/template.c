@@ -8,7 +8,9 @@
  *
  * A placeholder is "{{", optional spaces, a name ([A-Za-z_][A-Za-z0-9_]*,
  * at most NAMEDATALEN - 1 bytes), optional spaces, optionally "|" and a
- * fallback (any text without "}}", spaces around it trimmed), and "}}".
+ * fallback (at most 200 bytes without "}}", spaces around it trimmed), and
+ * "}}"; a template names at most 100 distinct variables.  Both functions
+ * are linear in the template and can be cancelled.
  * A variable that is missing, JSON null, or only white space takes the
  * fallback (or nothing).  Values are inserted as they are, never read
  * again as a template, so a value holding "{{x}}" stays that text; with
@@ -24,6 +26,9 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -31,6 +36,11 @@
 
 PG_FUNCTION_INFO_V1(crefinder_render);
 PG_FUNCTION_INFO_V1(crefinder_template_variables);
+
+/* A fallback is short text; a longer run after "|" is no placeholder. */
+#define FALLBACK_MAX_BYTES 200
+/* A template names at most this many distinct variables. */
+#define VARIABLES_MAX 100
 
 /* One placeholder found at a position of the template. */
 typedef struct Placeholder
@@ -89,10 +99,10 @@ ParsePlaceholder(const char *s, const char *end, Placeholder *ph)
 		const char *f = p + 1;
 		const char *f_end;
 
-		for (close = f; close + 1 < end; close++)
+		for (close = f; close + 1 < end && close - f <= FALLBACK_MAX_BYTES; close++)
 			if (close[0] == '}' && close[1] == '}')
 				break;
-		if (close + 1 >= end)
+		if (close + 1 >= end || close - f > FALLBACK_MAX_BYTES)
 			return false;
 		f_end = close;
 		while (f < f_end && IsBlank(*f))
@@ -188,7 +198,10 @@ VariableText(Jsonb *vars, const char *name, int name_len)
 }
 
 /*
- * crefinder.render(template text, vars jsonb, html boolean) returns text.
+ * crefinder.render(template text, vars jsonb, html boolean, max_bytes
+ * integer) returns text: NULL when the result would be longer than
+ * max_bytes (NULL: no limit), so that a bulk path can refuse one message
+ * instead of failing them all.
  */
 Datum
 crefinder_render(PG_FUNCTION_ARGS)
@@ -196,6 +209,7 @@ crefinder_render(PG_FUNCTION_ARGS)
 	text	   *template;
 	Jsonb	   *vars;
 	bool		html;
+	int64		max_bytes;
 	const char *s;
 	const char *end;
 	StringInfoData out;
@@ -205,6 +219,7 @@ crefinder_render(PG_FUNCTION_ARGS)
 	template = PG_GETARG_TEXT_PP(0);
 	vars = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	html = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	max_bytes = (PG_NARGS() < 4 || PG_ARGISNULL(3)) ? MaxAllocSize / 2 : Max(PG_GETARG_INT32(3), 0);
 	s = VARDATA_ANY(template);
 	end = s + VARSIZE_ANY_EXHDR(template);
 
@@ -215,6 +230,9 @@ crefinder_render(PG_FUNCTION_ARGS)
 		Placeholder ph;
 		char	   *value;
 
+		CHECK_FOR_INTERRUPTS();
+		if (out.len > max_bytes)
+			PG_RETURN_NULL();
 		while (open + 1 < end && !(open[0] == '{' && open[1] == '{'))
 			open++;
 		if (open + 1 >= end)
@@ -231,11 +249,17 @@ crefinder_render(PG_FUNCTION_ARGS)
 		}
 		value = VariableText(vars, ph.name, ph.name_len);
 		if (value != NULL)
+		{
+			if ((int64) out.len + (int64) strlen(value) > max_bytes)
+				PG_RETURN_NULL();
 			AppendEscaped(&out, value, strlen(value), html);
+		}
 		else if (ph.fallback != NULL)
 			AppendEscaped(&out, ph.fallback, ph.fallback_len, html);
 		s = open + ph.length;
 	}
+	if (out.len > max_bytes)
+		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }
 
@@ -260,6 +284,7 @@ crefinder_template_variables(PG_FUNCTION_ARGS)
 		Placeholder ph;
 		bool		seen = false;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!(s[0] == '{' && s[1] == '{'))
 		{
 			s++;
@@ -267,7 +292,7 @@ crefinder_template_variables(PG_FUNCTION_ARGS)
 		}
 		if (!ParsePlaceholder(s, end, &ph))
 		{
-			int			shown = Min((int) (end - s), 40);
+			int			shown = pg_mbcliplen(s, Min((int) (end - s), 40), 40);
 
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -285,6 +310,10 @@ crefinder_template_variables(PG_FUNCTION_ARGS)
 		}
 		if (!seen)
 		{
+			if (nnames == VARIABLES_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("a template names at most %d distinct variables", VARIABLES_MAX)));
 			if (nnames == size)
 			{
 				size = Max(8, size * 2);

@@ -149,7 +149,7 @@ def test_sequence_validation(cluster):
     assert code == "22023", code
     for expected in ["step 1: unknown variable {{frist_name}}", "step 2: channel must be",
                      "step 3: delay \"soon\" is not an interval", "step 3: an email step needs a one-line subject",
-                     "step 4 variant 1: weight must be a positive number", "step 4 variant 2: malformed placeholder",
+                     "step 4 variant 1: weight must be a number from 0.001 to 1000000", "step 4 variant 2: malformed placeholder",
                      "step 4: holdout must be", "step 5: on_positive names sequence 999999",
                      "step 5: unknown field \"colour\""]:
         assert expected in detail, (expected, detail)
@@ -526,3 +526,76 @@ def test_one_owner_in_two_campaigns_shares_the_caps(cluster):
     assert [(r["status"], r["hold_reason"]) for r in rows] == [
         ("queued", None), ("queued", "frequency_cap"), ("queued", "frequency_cap")], rows
     assert all(str(r["next_attempt_at"]) >= "2026-12-03 15:00" for r in rows[1:]), rows
+
+
+def test_a_hostile_tenant_cannot_stop_or_stall_tick(cluster):
+    """What an outside review found: each of these once stopped or held
+    up every tenant's campaigns."""
+    w = World(cluster, "hostile")
+    seq = w.value("SELECT crefinder.create_sequence('s', %s)", (json.dumps([
+        {"channel": "sms", "body": "Hi {{first_name}}", "holdout": 1e-300},
+        {"channel": "sms", "delay": "1 day", "body": "again"}]),))
+    props = [w.property() for _ in range(3)]
+    camp = w.value("SELECT crefinder.create_campaign('c', %s, %s, '{}', %s)", (seq, props, NOON_EAST))
+    # 1. the advisory lock tick once used is anyone's to take
+    hostile = w.cluster.connect(dbname=TEST_DATABASE, autocommit=False)
+    hcur = hostile.cursor()
+    hcur.execute("SELECT pg_advisory_lock(1667592814, 1)")
+    # 2. and a tenant holding its own campaign row (add_to_campaign locks it)
+    hcur.execute("SET crefinder.user_id = %s", (A,))
+    hcur.execute("SELECT crefinder.add_to_campaign(%s, '{}')", (camp,))
+    assert w.tick(NOON_EAST) == 3
+    hostile.rollback()
+    hostile.close()
+    # 3. one owner with many properties does not hold back the queue:
+    # one step per tick for that number, the others go on
+    same = [w.property(owner_phone="+13055550401") for _ in range(30)]
+    other = w.property()
+    w.value("SELECT crefinder.create_campaign('same owner', %s, %s, '{}', '2026-12-01 15:00+00')",
+            (seq, same + [other]))
+    assert w.tick(NOON_EAST) == 2
+    assert w.value("SELECT count(*) FROM crefinder.enrollments WHERE property_id = ANY (%s) "
+                   "AND next_step_at = '2026-12-02 15:01+00'", (same,)) == 29
+    assert w.tick("2026-12-02 15:01+00") == 1
+    # 4. a render over its limit gives NULL, not an error
+    assert w.value("SELECT crefinder.render(repeat('{{a}}', 100), '{\"a\": \"xxxxxxxxxx\"}', false, 500)") is None
+    assert w.value("SELECT length(crefinder.render(repeat('{{a|', 100000), '{}'))") == 400000
+    # 5. send_many: the same number twice in one call, the second blocked
+    w.cur.execute("SELECT crefinder.save_template('t', 'sms', 'Hello')")
+    w.cur.execute("SELECT crefinder.send_many('sms', '[{\"phone\": \"+13055550402\"}, {\"phone\": \"(305) 555-0402\"}]', 't')")
+    assert [r["block_reason"] for r in w.all(
+        "SELECT block_reason FROM crefinder.outbound_events WHERE to_contact = '+13055550402' ORDER BY id")] == \
+        [None, "duplicate"]
+    # 6. closing a lead whose enrollment completed cancels its queued text
+    last = w.property()
+    one = w.value("SELECT crefinder.create_sequence('one', %s)",
+                  (json.dumps([{"channel": "sms", "body": "only"}]),))
+    w.value("SELECT crefinder.create_campaign('one', %s, %s, '{}', %s)", (one, [last], NOON_EAST))
+    w.tick("2026-12-02 15:02+00")
+    queued = w.one("SELECT id, status FROM crefinder.outbound_events WHERE property_id = %s", (last,))
+    assert queued["status"] == "queued"
+    w.cur.execute("UPDATE crefinder.property_records SET lead_status = 'do_not_contact' WHERE id = %s", (last,))
+    assert w.value("SELECT status FROM crefinder.outbound_events WHERE id = %s", (queued["id"],)) == "cancelled"
+    # and a closed lead is not enrolled again
+    w.value("SELECT crefinder.add_to_campaign(%s, %s)", (camp, [last]))
+    assert w.value("SELECT count(*) FROM crefinder.enrollments WHERE campaign_id = %s AND property_id = %s",
+                   (camp, last)) == 0
+
+
+def test_a_positive_reply_in_nurture_follows_the_nurture_step(cluster):
+    w = World(cluster, "nurture2")
+    nurture = w.value("SELECT crefinder.create_sequence('n', %s)", (json.dumps([
+        {"channel": "sms", "body": "nurture one"}, {"channel": "sms", "delay": "7 days", "body": "nurture two"}]),))
+    seq = w.value("SELECT crefinder.create_sequence('m', %s)", (json.dumps([
+        {"channel": "sms", "body": "hi", "on_positive": "nurture:%d" % nurture}]),))
+    prop = w.property()
+    w.value("SELECT crefinder.create_campaign('c', %s, %s, '{}', %s)", (seq, [prop], NOON_EAST))
+    w.tick(NOON_EAST)
+    first = w.value("SELECT id FROM crefinder.outbound_events WHERE property_id = %s", (prop,))
+    w.cur.execute("SELECT crefinder.record_response(%s, 'interested')", (first,))
+    w.cur.execute("UPDATE crefinder.enrollments SET next_step_at = %s WHERE property_id = %s", (NOON_EAST, prop))
+    w.tick(NOON_EAST)
+    nurtured = w.value("SELECT id FROM crefinder.outbound_events WHERE property_id = %s AND step = 1000", (prop,))
+    w.cur.execute("SELECT crefinder.record_response(%s, 'callback_later')", (nurtured,))
+    e = w.one("SELECT status, stop_reason FROM crefinder.enrollments WHERE property_id = %s", (prop,))
+    assert (e["status"], e["stop_reason"]) == ("stopped", "positive_reply"), e

@@ -430,7 +430,7 @@ SAMPLES = {
     "dnc_load(text,text)": ["%(path)s", "'national:nulls'"],
     "us_federal_holidays(integer)": ["2026"],
     "test_connection(text)": ["'twilio'"],
-    "render(text,jsonb,boolean)": ["'Hi {{a}}'", "'{\"a\": 1}'::jsonb", "true"],
+    "render(text,jsonb,boolean,integer)": ["'Hi {{a}}'", "'{\"a\": 1}'::jsonb", "true", "100"],
     "split_owner_name(text)": ["'SMITH JOHN A'"],
     "scrub_for(uuid,text,text[],bigint[],timestamp with time zone)":
         ["'aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa'", "'sms'", "ARRAY['+13055550123']", "ARRAY[1]::bigint[]", "now()"],

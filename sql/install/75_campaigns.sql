@@ -15,7 +15,8 @@
 -- Templates
 -- ----------------------------------------------------------------------
 
-CREATE FUNCTION crefinder.render(template text, vars jsonb, html boolean DEFAULT false) RETURNS text
+CREATE FUNCTION crefinder.render(template text, vars jsonb, html boolean DEFAULT false,
+                                 max_bytes integer DEFAULT NULL) RETURNS text
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'crefinder_render';
 
@@ -79,7 +80,8 @@ BEGIN
         RAISE EXCEPTION 'template is too long' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'A body has at most 20000 characters, html 200000, a subject 998.';
     END IF;
-    PERFORM crefinder.template_variables(concat(subject, ' ', body, ' ', html));
+    PERFORM crefinder.template_variables(coalesce(subject, '')), crefinder.template_variables(body),
+            crefinder.template_variables(coalesce(html, ''));
     INSERT INTO crefinder.templates AS t (user_id, name, channel, subject, body, html)
     VALUES (tenant, name, channel, subject, body, html)
     ON CONFLICT ON CONSTRAINT templates_user_id_name_channel_key DO UPDATE
@@ -247,7 +249,7 @@ BEGIN
                OR (step -> 'holdout')::numeric < 0 OR (step -> 'holdout')::numeric > 50 THEN
                 problems := problems || format('%s: holdout must be a percentage from 0 to 50', where_);
             ELSE
-                holdout := (step -> 'holdout')::numeric;
+                holdout := round((step -> 'holdout')::numeric, 2);
             END IF;
         END IF;
         -- reactions
@@ -304,11 +306,11 @@ BEGIN
             names := names || vname;
             weight := 1;
             IF variant ? 'weight' THEN
-                IF jsonb_typeof(variant -> 'weight') <> 'number' OR (variant -> 'weight')::numeric <= 0
+                IF jsonb_typeof(variant -> 'weight') <> 'number' OR (variant -> 'weight')::numeric < 0.001
                    OR (variant -> 'weight')::numeric > 1000000 THEN
-                    problems := problems || format('%s: weight must be a positive number', where_);
+                    problems := problems || format('%s: weight must be a number from 0.001 to 1000000', where_);
                 ELSE
-                    weight := (variant -> 'weight')::numeric;
+                    weight := round((variant -> 'weight')::numeric, 3);
                 END IF;
             END IF;
             body := variant ->> 'body';
@@ -328,6 +330,9 @@ BEGIN
                     html := coalesce(html, tpl.html);
                 END IF;
             END IF;
+            IF char_length(body) > 20000 OR char_length(html) > 200000 OR char_length(subject) > 998 THEN
+                problems := problems || format('%s: a body has at most 20000 characters, html 200000, a subject 998', where_);
+            END IF;
             IF channel IN ('sms', 'whatsapp') AND (body IS NULL OR btrim(body) = '') THEN
                 problems := problems || format('%s: a %s step needs a body or a template', where_, channel);
             ELSIF channel IN ('sms', 'whatsapp') AND char_length(body) > 1600 THEN
@@ -343,7 +348,9 @@ BEGIN
             END IF;
             -- every placeholder must be well-formed and known
             BEGIN
-                FOR used IN SELECT u FROM unnest(crefinder.template_variables(concat(subject, ' ', body, ' ', html))) u
+                FOR used IN SELECT DISTINCT u FROM unnest(crefinder.template_variables(coalesce(subject, ''))
+                                                          || crefinder.template_variables(coalesce(body, ''))
+                                                          || crefinder.template_variables(coalesce(html, ''))) u
                             WHERE u <> ALL (allowed) LOOP
                     problems := problems || format('%s: unknown variable {{%s}} (known: %s)', where_, used,
                                                    array_to_string(allowed, ', '));
@@ -425,10 +432,12 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM jsonb_each(variables) v
                WHERE v.key !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' OR v.key = ANY (crefinder.template_builtin_variables())
-                  OR jsonb_typeof(v.value) NOT IN ('string', 'number', 'null')) THEN
+                  OR jsonb_typeof(v.value) NOT IN ('string', 'number', 'null')
+                  OR char_length(v.value #>> '{}') > 1000 OR (v.value #>> '{}') ~ '[\x01-\x1f\x7f]')
+       OR (SELECT count(*) FROM jsonb_object_keys(variables)) > 100 THEN
         RAISE EXCEPTION 'invalid sequence variables'
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'Each variable is a name (letters, digits, underscores; not a built-in one) with a string, number or null default.';
+                  DETAIL = 'At most 100 variables, each a name (letters, digits, underscores; not a built-in one) with a string, number or null default of at most 1000 characters and no control characters.';
     END IF;
     IF EXISTS (SELECT 1 FROM crefinder.sequences q WHERE q.user_id = tenant AND q.name = name) THEN
         RAISE EXCEPTION 'sequence "%" already exists', name USING ERRCODE = 'duplicate_object';
@@ -470,8 +479,16 @@ BEGIN
     SELECT (q.steps -> 0 ->> 'delay')::interval INTO first_delay
     FROM crefinder.campaigns c JOIN crefinder.sequences q ON q.user_id = c.user_id AND q.id = c.sequence_id
     WHERE c.user_id = tenant AND c.id = campaign;
-    INSERT INTO crefinder.enrollments (user_id, campaign_id, property_id, next_step_at)
-    SELECT DISTINCT tenant, campaign, u.id, starts_at + first_delay FROM unnest(property_ids) AS u(id)
+    -- (a closed lead is not enrolled; in a paused campaign an enrollment
+    -- starts paused)
+    INSERT INTO crefinder.enrollments (user_id, campaign_id, property_id, next_step_at, status, resume_status)
+    SELECT tenant, campaign, p.id, starts_at + first_delay,
+           CASE WHEN c.status = 'paused' THEN 'paused' ELSE 'active' END,
+           CASE WHEN c.status = 'paused' THEN 'active' END
+    FROM (SELECT DISTINCT u.id FROM unnest(property_ids) AS u(id)) AS x
+    JOIN crefinder.property_records p ON p.user_id = tenant AND p.id = x.id
+    JOIN crefinder.campaigns c ON c.user_id = tenant AND c.id = campaign
+    WHERE p.lead_status NOT IN ('not_interested', 'do_not_contact', 'converted')
     ON CONFLICT (campaign_id, property_id) DO NOTHING;
     GET DIAGNOSTICS added = ROW_COUNT;
     PERFORM crefinder.sync_property_contacts(tenant, property_ids);
@@ -519,8 +536,9 @@ BEGIN
         SELECT format('variable "%s" must be a string or a number', v.key) FROM jsonb_each(variables) v
         WHERE jsonb_typeof(v.value) NOT IN ('string', 'number')
         UNION ALL
-        SELECT format('variable "%s" has more than 1000 characters', v.key) FROM jsonb_each(variables) v
-        WHERE char_length(v.value #>> '{}') > 1000) AS x;
+        SELECT format('variable "%s" has more than 1000 characters or a control character', v.key)
+        FROM jsonb_each(variables) v
+        WHERE char_length(v.value #>> '{}') > 1000 OR (v.value #>> '{}') ~ '[\x01-\x1f\x7f]') AS x;
     IF problems IS NOT NULL THEN
         RAISE EXCEPTION 'invalid campaign variables' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = array_to_string(problems, E'\n');
@@ -547,8 +565,11 @@ DECLARE
 BEGIN
     PERFORM crefinder.require_argument(campaign_id IS NULL, 'campaign_id');
     PERFORM crefinder.require_argument(property_ids IS NULL, 'property_ids');
+    IF cardinality(property_ids) > 10000000 THEN
+        RAISE EXCEPTION 'at most 10,000,000 properties per call' USING ERRCODE = 'program_limit_exceeded';
+    END IF;
     PERFORM 1 FROM crefinder.campaigns c
-    WHERE c.user_id = tenant AND c.id = campaign_id AND c.status IN ('active', 'paused') FOR UPDATE;
+    WHERE c.user_id = tenant AND c.id = campaign_id AND c.status IN ('active', 'paused') FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'campaign % does not exist or has ended', campaign_id USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -571,6 +592,11 @@ CREATE FUNCTION crefinder.scrub_for(tenant uuid, channel text, contacts text[], 
 -- tick
 -- ----------------------------------------------------------------------
 
+-- tick_lock: one row, locked by the tick that runs (tenants have no
+-- privilege on it, so none can hold it).
+CREATE TABLE crefinder.tick_lock (id integer PRIMARY KEY CHECK (id = 1));
+INSERT INTO crefinder.tick_lock VALUES (1);
+
 -- due_enrollments: the enrollments whose next step is due at at (at most
 -- max_steps, oldest first), locked for this transaction; one that another
 -- transaction holds (a reaction, an overlapping tick) is left for the next
@@ -592,8 +618,7 @@ BEGIN
            CASE WHEN e.sequence_id IS NULL THEN 0 ELSE 1000 END,
            coalesce(c.settings -> 'variables', '{}')
     FROM crefinder.enrollments e
-    CROSS JOIN LATERAL (SELECT c.sequence_id, c.settings, c.status FROM crefinder.campaigns c
-                        WHERE c.user_id = e.user_id AND c.id = e.campaign_id) AS c
+    JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
     -- the property is locked as the outbox's foreign key will lock it
     -- (KEY SHARE): a tenant holding its own property row (it may: it
     -- writes property_records) delays only that enrollment, not the tick
@@ -602,7 +627,7 @@ BEGIN
     ORDER BY e.next_step_at
     LIMIT max_steps
     FOR UPDATE OF e SKIP LOCKED
-    FOR KEY SHARE OF p SKIP LOCKED;
+    FOR KEY SHARE OF c, p SKIP LOCKED;
 END
 $$;
 
@@ -620,6 +645,8 @@ CREATE FUNCTION crefinder.tick(at timestamptz DEFAULT now(), max_steps integer D
     RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    -- a last resort: a lock held longer fails this tick, not all later ones
+    SET lock_timeout = '10s'
     AS $$
 #variable_conflict use_variable
 DECLARE
@@ -642,7 +669,10 @@ BEGIN
                  WHERE e.status IN ('active', 'nurture')) > at, true) THEN
         RETURN 0;
     END IF;
-    IF NOT pg_try_advisory_xact_lock(1667592814, 1) THEN
+    -- one tick at a time: the row of tick_lock, which no tenant can lock
+    -- (an advisory lock could be taken by anyone)
+    PERFORM 1 FROM crefinder.tick_lock FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
         RETURN 0;
     END IF;
 
@@ -765,13 +795,19 @@ BEGIN
             FROM (
                 SELECT z.*,
                        -- a text Twilio would refuse (the variables are the tenant's)
-                       z.channel IN ('sms', 'whatsapp')
-                           AND (char_length(z.body) > 1600 OR coalesce(btrim(z.body), '') = '') AS too_long
+                       (z.channel IN ('sms', 'whatsapp')
+                        AND (char_length(z.body) > 1600 OR coalesce(btrim(z.body), '') = ''))
+                       OR (z.channel = 'email' AND ((z.variant ? 'body' AND z.body IS NULL)
+                                                    OR (z.variant ? 'html' AND z.html_body IS NULL))) AS too_long
                 FROM (
                     SELECT pl.*, dc.allowed, dc.reason, dc.next_allowed_at,
                            CASE WHEN pl.vi > 0 THEN pl.step -> 'variants' -> (pl.vi - 1) END AS variant,
                            CASE WHEN pl.vi > 0 AND pl.contact IS NOT NULL THEN
-                               crefinder.render(pl.step -> 'variants' -> (pl.vi - 1) ->> 'body', pl.vars) END AS body
+                               crefinder.render(pl.step -> 'variants' -> (pl.vi - 1) ->> 'body', pl.vars, false, 1048576)
+                           END AS body,
+                           CASE WHEN pl.vi > 0 AND pl.contact IS NOT NULL AND pl.channel = 'email' THEN
+                               crefinder.render(pl.step -> 'variants' -> (pl.vi - 1) ->> 'html', pl.vars, true, 1048576)
+                           END AS html_body
                     FROM ranked pl
                     LEFT JOIN decided dc ON dc.enrollment_id = pl.id) AS z) AS y) AS x
     ),
@@ -793,8 +829,9 @@ BEGIN
                CASE WHEN m.status <> 'queued' THEN '{}'::jsonb
                     WHEN m.channel IN ('sms', 'whatsapp') THEN jsonb_build_object('body', m.body)
                     WHEN m.channel = 'email' THEN jsonb_strip_nulls(jsonb_build_object(
-                        'subject', crefinder.render(m.variant ->> 'subject', m.vars),
-                        'html', crefinder.render(m.variant ->> 'html', m.vars, true)
+                        'subject', regexp_replace(crefinder.render(m.variant ->> 'subject', m.vars, false, 998),
+                                                  '[\r\n]+', ' ', 'g'),
+                        'html', m.html_body
                                 || crefinder.render(E'\n<p style="font-size:12px;color:#666">{{b}}{{a}}</p>',
                                                     jsonb_build_object('b', m.business_name || ', ', 'a', m.postal_address), true),
                         'text', m.body || E'\n\n' || concat_ws(', ', m.business_name, m.postal_address),
@@ -813,29 +850,36 @@ BEGIN
         RETURNING status
     ),
     advanced AS (
+        -- (a deferred step only waits a minute: it leaves the head of the
+        -- queue, so that it never holds back the steps behind it)
         UPDATE crefinder.enrollments e SET
-            current_step = e.current_step + 1,
+            current_step = e.current_step + CASE WHEN mv.deferred THEN 0 ELSE 1 END,
             attempts = e.attempts + mv.counts,
             last_message_id = CASE WHEN mv.status IN ('queued', 'blocked') THEN mv.message_id
                                    ELSE e.last_message_id END,
-            status = CASE WHEN mv.finished THEN 'completed'
+            status = CASE WHEN mv.deferred THEN e.status
+                          WHEN mv.finished THEN 'completed'
                           WHEN e.attempts + mv.counts >= mv.max_attempts THEN 'stopped'
                           ELSE e.status END,
-            stop_reason = CASE WHEN NOT mv.finished AND e.attempts + mv.counts >= mv.max_attempts
+            stop_reason = CASE WHEN mv.deferred THEN e.stop_reason
+                               WHEN NOT mv.finished AND e.attempts + mv.counts >= mv.max_attempts
                                THEN 'attempt_cap' END,
-            stopped_at = CASE WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN at END,
-            next_step_at = CASE WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN NULL
+            stopped_at = CASE WHEN mv.deferred THEN e.stopped_at
+                              WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN at END,
+            next_step_at = CASE WHEN mv.deferred THEN at + interval '1 minute'
+                                WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN NULL
                                 ELSE greatest(at, mv.goes_at) + mv.next_delay END,
             updated_at = now()
         FROM (SELECT m.id, m.status, m.message_id, m.max_attempts, m.next_delay, m.goes_at,
-                     (m.status = 'queued')::integer AS counts,
+                     coalesce((m.status = 'queued')::integer, 0) AS counts, coalesce(m.deferred, false) AS deferred,
                      m.step IS NULL OR m.current_step + 1 >= m.nsteps
                          OR m.step ->> 'on_no_response' = 'stop' AS finished
-              FROM messages m WHERE NOT coalesce(m.deferred, false)) AS mv
+              FROM messages m) AS mv
         WHERE e.id = mv.id
-        RETURNING e.id
+        RETURNING e.id, mv.deferred
     )
-    SELECT (SELECT count(*) FROM advanced), (SELECT count(*) FROM inserted i WHERE i.status = 'queued')
+    SELECT (SELECT count(*) FROM advanced a WHERE NOT a.deferred),
+           (SELECT count(*) FROM inserted i WHERE i.status = 'queued')
     INTO advanced, queued;
 
     IF queued > 0 THEN
@@ -918,11 +962,15 @@ BEGIN
         END IF;
     ELSIF NEW.kind IN ('interested', 'callback_later') THEN
         IF NEW.enrollment_id IS NOT NULL THEN
+            -- the answered step's reaction, from the sequence it belongs to
+            -- (nurture steps are numbered from 1000)
             SELECT q.steps -> (m.step % 1000) ->> 'on_positive' INTO reaction
             FROM crefinder.enrollments e
             JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
-            JOIN crefinder.sequences q ON q.user_id = e.user_id AND q.id = coalesce(e.sequence_id, c.sequence_id)
-            WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id AND e.status IN ('active', 'completed', 'paused');
+            JOIN crefinder.sequences q ON q.user_id = e.user_id
+                                      AND q.id = CASE WHEN m.step >= 1000 THEN e.sequence_id ELSE c.sequence_id END
+            WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id
+              AND e.status IN ('active', 'nurture', 'completed', 'paused') AND c.status IN ('active', 'paused');
             IF reaction LIKE 'nurture:%' AND NOT EXISTS (
                    SELECT 1 FROM crefinder.enrollments e
                    WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id AND e.sequence_id IS NOT NULL) THEN
@@ -934,10 +982,14 @@ BEGIN
                 WHERE x.user_id = NEW.user_id AND x.enrollment_id = NEW.enrollment_id AND x.status = 'queued';
                 -- (tick() numbers the nurture steps from 1000 in the outbox)
                 UPDATE crefinder.enrollments e
-                SET status = 'nurture', sequence_id = nurture, resume_status = NULL,
+                SET status = CASE WHEN c.status = 'paused' THEN 'paused' ELSE 'nurture' END,
+                    resume_status = CASE WHEN c.status = 'paused' THEN 'nurture' END,
+                    sequence_id = nurture,
                     current_step = 0, next_step_at = now() + coalesce(nurture_delay, interval '0'),
                     stop_reason = NULL, stopped_at = NULL, updated_at = now()
-                WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id;
+                FROM crefinder.campaigns c
+                WHERE e.user_id = NEW.user_id AND e.id = NEW.enrollment_id
+                  AND c.user_id = e.user_id AND c.id = e.campaign_id;
             ELSIF reaction IS NOT NULL THEN
                 PERFORM crefinder.stop_enrollments(NEW.user_id, ARRAY[NEW.enrollment_id], 'positive_reply');
             END IF;
@@ -985,7 +1037,7 @@ BEGIN
     PERFORM crefinder.stop_enrollments(NEW.user_id,
         ARRAY(SELECT e.id FROM crefinder.enrollments e
               WHERE e.user_id = NEW.user_id AND e.property_id = NEW.id
-                AND e.status IN ('active', 'nurture', 'paused')),
+                AND e.status IN ('active', 'nurture', 'paused', 'completed')),
         'lead_' || NEW.lead_status);
     RETURN NULL;
 END
@@ -1010,7 +1062,7 @@ DECLARE
 BEGIN
     PERFORM crefinder.require_argument(campaign IS NULL, 'campaign_id');
     SELECT c.status INTO current FROM crefinder.campaigns c
-    WHERE c.user_id = crefinder.current_user_id() AND c.id = campaign FOR UPDATE;
+    WHERE c.user_id = crefinder.current_user_id() AND c.id = campaign FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'campaign % does not exist', campaign USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -1148,7 +1200,7 @@ CREATE FUNCTION crefinder.preview_campaign(campaign_id bigint, at timestamptz DE
 DECLARE
     tenant uuid := crefinder.current_user_id();
     steps_ jsonb;
-    settings jsonb;
+    tenant_prefs jsonb;
     s integer;
 BEGIN
     PERFORM crefinder.require_argument(campaign_id IS NULL, 'campaign_id');
@@ -1160,7 +1212,7 @@ BEGIN
         RAISE EXCEPTION 'campaign % does not exist', preview_campaign.campaign_id
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    settings := crefinder.settings_of(tenant);
+    tenant_prefs := crefinder.settings_of(tenant);
     FOR s IN 0 .. jsonb_array_length(steps_) - 1 LOOP
         RETURN QUERY
         WITH st AS (
@@ -1176,7 +1228,8 @@ BEGIN
                        'owner_name', p.owner_name, 'first_name', nm.first_name, 'last_name', nm.last_name,
                        'property_address', p.property_address, 'city', p.property_city,
                        'state', p.property_state, 'zip', p.property_zip,
-                       'mailing_address', p.mailing_address, 'business_name', settings ->> 'business_name'))
+                       'mailing_address', p.mailing_address,
+                       'business_name', tenant_prefs ->> 'business_name'))
                        || coalesce(c.settings -> 'variables', '{}') AS vars
             FROM crefinder.enrollments e
             JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
@@ -1234,10 +1287,10 @@ BEGIN
                    WHERE o.what LIKE 'skipped:%' GROUP BY 1) r), '{}'),
                k.segments,
                round(CASE steps_ -> s ->> 'channel'
-                         WHEN 'sms' THEN k.segments * (settings ->> 'sms_segment_cost_cents')::numeric
-                         WHEN 'whatsapp' THEN (k.send + k.held) * (settings ->> 'whatsapp_cost_cents')::numeric
-                         WHEN 'email' THEN (k.send + k.held) * (settings ->> 'email_cost_cents')::numeric
-                         ELSE (k.send + k.held) * 2 * (settings ->> 'voice_minute_cost_cents')::numeric END, 2)
+                         WHEN 'sms' THEN k.segments * (tenant_prefs ->> 'sms_segment_cost_cents')::numeric
+                         WHEN 'whatsapp' THEN (k.send + k.held) * (tenant_prefs ->> 'whatsapp_cost_cents')::numeric
+                         WHEN 'email' THEN (k.send + k.held) * (tenant_prefs ->> 'email_cost_cents')::numeric
+                         ELSE (k.send + k.held) * 2 * (tenant_prefs ->> 'voice_minute_cost_cents')::numeric END, 2)
         FROM counts k;
     END LOOP;
 END

@@ -64,7 +64,8 @@ BEGIN
     -- a variable that is neither built in nor a field of the rows is a
     -- mistake in the template, for every row: refused at once
     SELECT string_agg(u, ', ') INTO unknown
-    FROM unnest(crefinder.template_variables(concat(tpl.subject, ' ', tpl.body, ' ', tpl.html))) AS u
+    FROM unnest(crefinder.template_variables(coalesce(tpl.subject, '')) || crefinder.template_variables(tpl.body)
+                || crefinder.template_variables(coalesce(tpl.html, ''))) AS u
     WHERE u <> ALL (crefinder.template_builtin_variables())
       AND NOT (jsonb_typeof(rows -> 0) = 'object' AND rows -> 0 ? u);
     IF unknown IS NOT NULL THEN
@@ -84,6 +85,9 @@ BEGIN
     ),
     checked AS MATERIALIZED (
         SELECT i.n, i.raw, i.contact, p.id AS property_id,
+               -- the same contact twice in one call: the second is a mistake
+               i.contact IS NOT NULL
+                   AND row_number() OVER (PARTITION BY i.contact ORDER BY i.n) > 1 AS duplicate,
                jsonb_strip_nulls(jsonb_build_object(
                    'first_name', nm.first_name, 'last_name', nm.last_name,
                    'business_name', settings ->> 'business_name')) || i.r AS vars
@@ -101,32 +105,33 @@ BEGIN
     rendered AS (
         SELECT c.*, d.allowed, d.reason, d.next_allowed_at,
                CASE WHEN channel = 'email' THEN jsonb_strip_nulls(jsonb_build_object(
-                        'subject', crefinder.render(tpl.subject, c.vars),
-                        'html', crefinder.render(tpl.html, c.vars, true)
+                        'subject', regexp_replace(crefinder.render(tpl.subject, c.vars, false, 998), '[\r\n]+', ' ', 'g'),
+                        'html', crefinder.render(tpl.html, c.vars, true, 1048576)
                                 || crefinder.render(E'\n<p style="font-size:12px;color:#666">{{b}}{{a}}</p>',
                                                     jsonb_build_object('b', (settings ->> 'business_name') || ', ',
                                                                        'a', settings ->> 'postal_address'), true),
-                        'text', crefinder.render(tpl.body, c.vars)
+                        'text', crefinder.render(tpl.body, c.vars, false, 1048576)
                                 || E'\n\n' || concat_ws(', ', settings ->> 'business_name', settings ->> 'postal_address')))
-                    ELSE jsonb_build_object('body', crefinder.render(tpl.body, c.vars)) END AS payload
+                    ELSE jsonb_build_object('body', crefinder.render(tpl.body, c.vars, false, 1048576)) END AS payload
         FROM checked c JOIN decided d ON d.n = c.n
     ),
     inserted AS (
         INSERT INTO crefinder.outbound_events
             (user_id, channel, to_contact, status, block_reason, hold_reason, property_id, payload, next_attempt_at)
         SELECT tenant, channel, coalesce(r.contact, left(coalesce(r.raw, ''), 254)),
-               CASE WHEN r.contact IS NULL THEN 'blocked'
-                    WHEN channel <> 'email' AND (char_length(r.payload ->> 'body') > 1600
+               CASE WHEN r.contact IS NULL OR r.duplicate THEN 'blocked'
+                    WHEN channel <> 'email' AND (coalesce(char_length(r.payload ->> 'body'), 1601) > 1600
                                                  OR btrim(r.payload ->> 'body') = '') THEN 'blocked'
                     WHEN r.allowed OR r.next_allowed_at IS NOT NULL THEN 'queued'
                     ELSE 'blocked' END,
                CASE WHEN r.contact IS NULL THEN 'invalid_contact'
-                    WHEN channel <> 'email' AND (char_length(r.payload ->> 'body') > 1600
+                    WHEN r.duplicate THEN 'duplicate'
+                    WHEN channel <> 'email' AND (coalesce(char_length(r.payload ->> 'body'), 1601) > 1600
                                                  OR btrim(r.payload ->> 'body') = '') THEN 'invalid_content'
                     WHEN r.allowed OR r.next_allowed_at IS NOT NULL THEN NULL
                     ELSE r.reason END,
-               CASE WHEN r.contact IS NULL
-                         OR (channel <> 'email' AND (char_length(r.payload ->> 'body') > 1600
+               CASE WHEN r.contact IS NULL OR r.duplicate
+                         OR (channel <> 'email' AND (coalesce(char_length(r.payload ->> 'body'), 1601) > 1600
                                                      OR btrim(r.payload ->> 'body') = ''))
                          OR NOT (r.allowed OR r.next_allowed_at IS NOT NULL) THEN NULL
                     WHEN ready.paused THEN 'provider_paused'

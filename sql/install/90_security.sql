@@ -47,7 +47,7 @@ DECLARE
 BEGIN
     FOR r IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
              WHERE c.relnamespace = 'crefinder'::regnamespace AND c.relkind IN ('r', 'S')
-               AND c.relname <> 'calling_rules'
+               AND c.relname NOT IN ('calling_rules', 'tick_lock')
              ORDER BY c.relkind, c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r, '');
@@ -110,7 +110,7 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.handle_twilio_webhook(text, text, text, text)',
         'crefinder.handle_sendgrid_events(text, text, text, uuid)',
         'crefinder.handle_vapi_message(text, jsonb)',
-        'crefinder.render(text, jsonb, boolean)',
+        'crefinder.render(text, jsonb, boolean, integer)',
         'crefinder.template_variables(text)',
         'crefinder.sms_segments(text)',
         'crefinder.split_owner_name(text)',

@@ -670,8 +670,10 @@ COMMENT ON COLUMN crefinder.tenant_settings.release_window_minutes IS
     'Campaign messages held by quiet hours are released spread over this many minutes after the window opens, not in one burst (default 60; 0 to 720).';
 COMMENT ON COLUMN crefinder.tenant_settings.max_attempts_per_property IS
     'At most this many messages per enrollment over a whole campaign (nurture included); then the enrollment stops with attempt_cap (default 10).';
-COMMENT ON FUNCTION crefinder.render(text, jsonb, boolean) IS
-    'Fill a template''s {{name}} and {{name | fallback}} placeholders from vars (a missing, null or blank value takes the fallback, or nothing); with html, values are HTML-escaped.  Values are never read as templates; nothing else is evaluated.';
+COMMENT ON FUNCTION crefinder.render(text, jsonb, boolean, integer) IS
+    'Fill a template''s {{name}} and {{name | fallback}} placeholders from vars (a missing, null or blank value takes the fallback, or nothing); with html, values are HTML-escaped; NULL when the result would exceed max_bytes.  Values are never read as templates; nothing else is evaluated.';
+COMMENT ON TABLE crefinder.tick_lock IS 'Internal: one row, locked by the tick() that runs (no tenant can lock it).';
+COMMENT ON COLUMN crefinder.tick_lock.id IS 'Always 1.';
 COMMENT ON FUNCTION crefinder.template_variables(text) IS
     'The variable names a template uses, each once, in order; 22023 for a malformed placeholder.';
 COMMENT ON FUNCTION crefinder.sms_segments(text) IS
