@@ -135,7 +135,6 @@ CREATE TABLE crefinder.enrollments (
 -- tick(): the enrollments whose next step is due.
 CREATE INDEX enrollments_due_idx ON crefinder.enrollments (next_step_at)
     WHERE status IN ('active', 'nurture');
-CREATE INDEX ON crefinder.enrollments (campaign_id, status);
 CREATE INDEX ON crefinder.enrollments (user_id, property_id);
 
 -- The outbox and its history: one row per message.
