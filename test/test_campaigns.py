@@ -349,6 +349,12 @@ def test_pause_resume_cancel_and_overlapping_ticks(cluster):
     assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE hold_reason = 'campaign_paused' "
                    "AND next_attempt_at = 'infinity'") == 300
     assert w.tick("2026-12-04 15:00+00") == 0
+    # a failed step retried while the campaign is paused waits too
+    failed = w.value("UPDATE crefinder.outbound_events SET status = 'failed', hold_reason = NULL, "
+                     "last_error = 'twilio 500' WHERE id = (SELECT min(id) FROM crefinder.outbound_events) "
+                     "RETURNING id")
+    assert w.value("SELECT crefinder.retry(ARRAY[%s]::bigint[])", (failed,)) == 1
+    assert w.value("SELECT hold_reason FROM crefinder.outbound_events WHERE id = %s", (failed,)) == "campaign_paused"
     assert w.value("SELECT crefinder.resume_campaign(%s)", (camp,)) is True
     assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE hold_reason IS NULL AND status = 'queued'") == 300
     assert w.tick("2026-12-04 15:00+00") == 300

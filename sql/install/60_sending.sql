@@ -485,11 +485,17 @@ DECLARE
     requeued integer;
 BEGIN
     PERFORM crefinder.require_argument(ids IS NULL, 'ids');
+    -- (a step of a paused campaign waits for resume_campaign())
     UPDATE crefinder.outbound_events e
-    SET status = 'queued', next_attempt_at = now(), updated_at = now(), attempts = 0,
-        hold_reason = NULL, first_attempt_at = NULL,
+    SET status = 'queued', updated_at = now(), attempts = 0, first_attempt_at = NULL,
+        next_attempt_at = CASE WHEN paused.id IS NULL THEN now() ELSE 'infinity' END,
+        hold_reason = CASE WHEN paused.id IS NULL THEN NULL ELSE 'campaign_paused' END,
         last_error = format('requeued by retry() after: %s', coalesce(e.last_error, e.status))
-    WHERE e.user_id = crefinder.current_user_id() AND e.id = ANY (ids)
+    FROM crefinder.outbound_events x
+    LEFT JOIN crefinder.campaigns paused
+           ON paused.user_id = x.user_id AND paused.id = x.campaign_id AND paused.status = 'paused'
+              AND x.enrollment_id IS NOT NULL
+    WHERE x.id = e.id AND e.user_id = crefinder.current_user_id() AND e.id = ANY (ids)
       AND e.status IN ('failed', 'unknown');
     GET DIAGNOSTICS requeued = ROW_COUNT;
     IF requeued > 0 THEN
