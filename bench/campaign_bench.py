@@ -103,17 +103,18 @@ def main():
         for (definition,) in cur.fetchall():
             cur.execute("ALTER TABLE public.outbox_copy ADD " + definition)
         cur.execute("RESET crefinder.user_id")
-        plain = timed(cur, "INSERT INTO public.outbox_copy (user_id, channel, to_contact, status, campaign_id, "
-                           "property_id, enrollment_id, step, variant, payload, next_attempt_at) "
-                           "SELECT e.user_id, 'sms', p.owner_phone, 'queued', e.campaign_id, e.property_id, e.id, 0, 'A', "
-                           "jsonb_build_object('body', 'Hi John, would you sell ' || p.property_address || '?'), "
-                           "'2026-12-02 15:00+00' FROM crefinder.enrollments e "
-                           "JOIN crefinder.property_records p ON p.id = e.property_id "
-                           "WHERE e.next_step_at <= '2026-12-02 15:00+00'")
+        insert = ("INSERT INTO %s (user_id, channel, to_contact, status, campaign_id, "
+                  "property_id, enrollment_id, step, variant, payload, next_attempt_at) "
+                  "SELECT e.user_id, 'sms', p.owner_phone, 'queued', e.campaign_id, e.property_id, e.id, 0, 'A', "
+                  "jsonb_build_object('body', 'Hi John, would you sell ' || p.property_address || '?'), "
+                  "'2026-12-02 15:00+00' FROM crefinder.enrollments e "
+                  "JOIN crefinder.property_records p ON p.id = e.property_id "
+                  "WHERE e.next_step_at <= '2026-12-02 15:00+00'")
+        plain = timed(cur, insert % "public.outbox_copy")
         plain_rows = cur.rowcount
         # and without them, for comparison
         cur.execute("CREATE TABLE public.outbox_bare (LIKE crefinder.outbound_events INCLUDING ALL)")
-        bare = timed(cur, "INSERT INTO public.outbox_bare SELECT * FROM public.outbox_copy")
+        bare = timed(cur, insert % "public.outbox_bare")
         if args.explain:
             cur.execute("LOAD 'auto_explain'")
             for setting in ("auto_explain.log_min_duration = 200", "auto_explain.log_nested_statements = on",

@@ -605,7 +605,9 @@ INSERT INTO crefinder.tick_lock VALUES (1);
 -- over a list that has no statistics.
 CREATE FUNCTION crefinder.due_enrollments(at timestamptz, max_steps integer)
     RETURNS TABLE (id bigint, user_id uuid, campaign_id bigint, property_id bigint, current_step integer,
-                   attempts integer, sequence_id bigint, step_base integer, campaign_vars jsonb)
+                   attempts integer, sequence_id bigint, step_base integer, campaign_vars jsonb,
+                   owner_name text, property_address text, property_city text, property_state text,
+                   property_zip text, mailing_address text)
     LANGUAGE plpgsql VOLATILE ROWS 10000
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -616,18 +618,22 @@ BEGIN
            -- a nurture sequence's steps are numbered from 1000 in the
            -- outbox, after the campaign's own
            CASE WHEN e.sequence_id IS NULL THEN 0 ELSE 1000 END,
-           coalesce(c.settings -> 'variables', '{}')
+           coalesce(c.settings -> 'variables', '{}'),
+           p.owner_name, p.property_address, p.property_city, p.property_state, p.property_zip,
+           p.mailing_address
     FROM crefinder.enrollments e
     JOIN crefinder.campaigns c ON c.user_id = e.user_id AND c.id = e.campaign_id
     -- the property is locked as the outbox's foreign key will lock it
     -- (KEY SHARE): a tenant holding its own property row (it may: it
-    -- writes property_records) delays only that enrollment, not the tick
+    -- writes property_records) delays only that enrollment, not the tick.
+    -- (A campaign row a tenant can only lock FOR NO KEY UPDATE, through
+    -- crefinder's functions, which does not conflict.)
     JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id
     WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at AND c.status = 'active'
     ORDER BY e.next_step_at
     LIMIT max_steps
     FOR UPDATE OF e SKIP LOCKED
-    FOR KEY SHARE OF c, p SKIP LOCKED;
+    FOR KEY SHARE OF p SKIP LOCKED;
 END
 $$;
 
@@ -727,11 +733,10 @@ BEGIN
                        WHERE x.enrollment_id = d.id AND x.step = d.step_base + d.current_step) AS taken
         FROM due d
         LEFT JOIN steps st ON st.sequence_id = d.sequence_id AND st.step_no = d.current_step
-        -- (lookups per enrollment are LATERAL: an index probe each)
-        CROSS JOIN LATERAL (SELECT p.owner_name, p.property_address, p.property_city, p.property_state,
-                                   p.property_zip, p.mailing_address
-                            FROM crefinder.property_records p
-                            WHERE p.user_id = d.user_id AND p.id = d.property_id) AS p
+        -- (lookups per enrollment are LATERAL: an index probe each; the
+        -- property came with the enrollment)
+        CROSS JOIN LATERAL (SELECT d.owner_name, d.property_address, d.property_city, d.property_state,
+                                   d.property_zip, d.mailing_address) AS p
         LEFT JOIN LATERAL (SELECT t.business_name, t.postal_address, t.release_window_minutes,
                                   t.max_attempts_per_property
                            FROM crefinder.tenant_settings t WHERE t.user_id = d.user_id) AS ts ON true
@@ -755,11 +760,14 @@ BEGIN
     -- one step per contact point and tick: an owner enrolled in two
     -- campaigns (or two properties with one owner) gets the second step at
     -- the next tick, decided with the first counted by the frequency caps
+    -- (the window runs over narrow rows, then joins back by id)
     ranked AS MATERIALIZED (
-        SELECT pl.*, coalesce(pl.contact IS NOT NULL AND pl.vi > 0
-                              AND row_number() OVER (PARTITION BY pl.user_id, pl.contact, pl.vi > 0
-                                                     ORDER BY pl.id) > 1, false) AS deferred
+        SELECT pl.*, dup.id IS NOT NULL AS deferred
         FROM planned pl
+        LEFT JOIN (SELECT r.id FROM (SELECT q.id, row_number() OVER (PARTITION BY q.user_id, q.contact
+                                                                      ORDER BY q.id) AS n
+                                     FROM planned q WHERE q.contact IS NOT NULL AND q.vi > 0) AS r
+                   WHERE r.n > 1) AS dup ON dup.id = pl.id
     ),
     groups AS (
         SELECT pl.user_id, pl.channel, array_agg(pl.contact ORDER BY pl.id) AS contacts,
