@@ -151,19 +151,21 @@ BEGIN
 END
 $$;
 
--- get_tenant_settings: the current tenant's settings, defaults filled in.
-CREATE FUNCTION crefinder.get_tenant_settings() RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+-- settings_of: a tenant's settings, defaults filled in.
+CREATE FUNCTION crefinder.settings_of(tenant uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-DECLARE
-    current jsonb;
-BEGIN
-    SELECT to_jsonb(t) - '{user_id,created_at,updated_at}'::text[] INTO current
-    FROM crefinder.tenant_settings t WHERE t.user_id = crefinder.current_user_id();
-    RETURN coalesce(current, crefinder.default_tenant_settings());
-END
+    SELECT coalesce((SELECT to_jsonb(t) - '{user_id,created_at,updated_at}'::text[]
+                     FROM crefinder.tenant_settings t WHERE t.user_id = tenant),
+                    crefinder.default_tenant_settings())
 $$;
+
+-- get_tenant_settings: the current tenant's settings, defaults filled in.
+CREATE FUNCTION crefinder.get_tenant_settings() RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT crefinder.settings_of(crefinder.current_user_id()) $$;
 
 -- set_tenant_settings: change some of the current tenant's settings (the
 -- keys given; the others keep their values).  Every problem is named in

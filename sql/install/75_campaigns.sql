@@ -402,16 +402,6 @@ BEGIN
 END
 $$;
 
--- settings_of: a tenant's settings, defaults filled in.
-CREATE FUNCTION crefinder.settings_of(tenant uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT coalesce((SELECT to_jsonb(t) - '{user_id,created_at,updated_at}'::text[]
-                     FROM crefinder.tenant_settings t WHERE t.user_id = tenant),
-                    crefinder.default_tenant_settings())
-$$;
-
 CREATE FUNCTION crefinder.create_sequence(name text, steps jsonb, variables jsonb DEFAULT '{}')
     RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1228,7 +1218,7 @@ BEGIN
                    ARRAY(SELECT w::float8 FROM jsonb_array_elements_text(steps_ -> s -> 'weights') AS w) AS weights,
                    coalesce((steps_ -> s ->> 'holdout')::float8, 0) AS holdout
         ),
-        todo AS MATERIALIZED (
+        pending AS MATERIALIZED (
             SELECT e.id, e.property_id,
                    crefinder.variant_index(e.id, s, st.weights, st.holdout) AS vi,
                    pc.value AS contact,
@@ -1262,16 +1252,16 @@ BEGIN
             SELECT t.*, d.allowed, d.reason, d.next_allowed_at
             FROM (SELECT array_agg(t.contact ORDER BY t.id) AS contacts, array_agg(t.property_id ORDER BY t.id) AS props,
                          array_agg(t.id ORDER BY t.id) AS ids
-                  FROM todo t WHERE t.vi > 0 AND t.contact IS NOT NULL) g
+                  FROM pending t WHERE t.vi > 0 AND t.contact IS NOT NULL) g
             CROSS JOIN LATERAL crefinder.scrub_for(tenant, steps_ -> s ->> 'channel', coalesce(g.contacts, '{}'),
                                                    coalesce(g.props, '{}'), at)
                  WITH ORDINALITY AS d(allowed, reason, next_allowed_at, n)
-            JOIN todo t ON t.id = g.ids[d.n]
+            JOIN pending t ON t.id = g.ids[d.n]
         ),
         outcome AS (
             SELECT t.id, CASE WHEN t.vi = 0 THEN 'skipped:holdout' WHEN t.contact IS NULL THEN 'skipped:no_contact' END AS what,
                    NULL::text AS body
-            FROM todo t WHERE t.vi = 0 OR t.contact IS NULL
+            FROM pending t WHERE t.vi = 0 OR t.contact IS NULL
             UNION ALL
             SELECT d.id, CASE WHEN d.allowed THEN 'send' WHEN d.next_allowed_at IS NOT NULL THEN 'held'
                               ELSE 'blocked:' || d.reason END,
