@@ -874,6 +874,9 @@ BEGIN
                          OR m.step ->> 'on_no_response' = 'stop' AS finished
               FROM messages m) AS mv
         WHERE e.id = mv.id
+          -- (true of every row here, as due_enrollments locked them: it lets
+          -- the planner read the due ones by enrollments_due_idx, not all)
+          AND e.status IN ('active', 'nurture') AND e.next_step_at <= at
         RETURNING e.id, mv.deferred
     )
     SELECT (SELECT count(*) FROM advanced a WHERE NOT a.deferred),
