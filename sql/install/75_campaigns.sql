@@ -449,6 +449,7 @@ CREATE FUNCTION crefinder.enroll(tenant uuid, campaign bigint, property_ids bigi
     RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
     AS $$
 DECLARE
     missing bigint[];
@@ -643,11 +644,18 @@ CREATE FUNCTION crefinder.tick(at timestamptz DEFAULT now(), max_steps integer D
     SET search_path = pg_catalog, pg_temp
     -- a last resort: a lock held longer fails this tick, not all later ones
     SET lock_timeout = '10s'
+    -- the plan's estimates (made for thousands of rows, off by orders of
+    -- magnitude through the CTEs) would have JIT compile it for a third of
+    -- its run; the due steps' rows fit in memory
+    SET jit = off
+    SET work_mem = '64MB'
     AS $$
 #variable_conflict use_variable
 DECLARE
     advanced integer;
     queued integer;
+    -- the outbox's id sequence, looked up once (not per message)
+    ids regclass := pg_get_serial_sequence('crefinder.outbound_events', 'id')::regclass;
 BEGIN
     PERFORM crefinder.require_argument(at IS NULL, 'at');
     IF max_steps IS NULL OR max_steps < 1 THEN
@@ -702,13 +710,40 @@ BEGIN
         CROSS JOIN LATERAL jsonb_array_elements(q.steps) WITH ORDINALITY AS s(value, n)
         WHERE q.id IN (SELECT DISTINCT d.sequence_id FROM due d)
     ),
+    -- each due step's contact point: the best of its kind (lowest rank)
+    -- that is active, not opted out and (email) not suppressed, for all
+    -- of them in one join (a lookup per step costs ten times the probe);
+    -- and one step per contact point and tick: an owner enrolled in two
+    -- campaigns (or two properties with one owner) gets the second step at
+    -- the next tick (deferred), decided with the first counted by the
+    -- frequency caps (the holdout's steps send nothing and defer nothing)
+    contacts AS MATERIALIZED (
+        SELECT b.id, b.value,
+               b.vi > 0 AND row_number() OVER (PARTITION BY b.user_id, b.value, b.vi > 0 ORDER BY b.id) > 1
+                   AS deferred
+        FROM (
+            SELECT DISTINCT ON (d.id) d.id, d.user_id, c.value,
+                   crefinder.variant_index(d.id, d.step_base + d.current_step, st.weights, st.holdout) AS vi
+            FROM due d
+            JOIN steps st ON st.sequence_id = d.sequence_id AND st.step_no = d.current_step
+            JOIN crefinder.property_contacts c
+              ON c.user_id = d.user_id AND c.property_id = d.property_id AND c.status = 'active'
+             AND c.kind = CASE WHEN st.step ->> 'channel' = 'email' THEN 'email' ELSE 'phone' END
+            WHERE NOT EXISTS (SELECT 1 FROM crefinder.opt_outs o
+                              WHERE o.user_id = d.user_id AND o.contact = c.value AND o.revoked_at IS NULL
+                                AND (o.channel = 'email') = (c.kind = 'email'))
+              AND NOT EXISTS (SELECT 1 FROM crefinder.email_suppressions x
+                              WHERE c.kind = 'email' AND x.user_id = d.user_id AND x.email = c.value
+                                AND x.removed_at IS NULL)
+            ORDER BY d.id, c.rank, c.id) AS b
+    ),
     planned AS MATERIALIZED (
         SELECT d.id, d.user_id, d.campaign_id, d.property_id, d.current_step, d.attempts,
                d.step_base + d.current_step AS message_step,
                st.step, st.nsteps, st.next_delay, st.step ->> 'channel' AS channel,
                CASE WHEN st.step IS NULL THEN NULL
                     ELSE crefinder.variant_index(d.id, d.step_base + d.current_step, st.weights, st.holdout) END AS vi,
-               pc.value AS contact,
+               pc.value AS contact, coalesce(pc.deferred, false) AS deferred,
                jsonb_strip_nulls(jsonb_build_object(
                    'owner_name', p.owner_name, 'first_name', nm.first_name, 'last_name', nm.last_name,
                    'property_address', p.property_address, 'city', p.property_city,
@@ -723,8 +758,7 @@ BEGIN
                        WHERE x.enrollment_id = d.id AND x.step = d.step_base + d.current_step) AS taken
         FROM due d
         LEFT JOIN steps st ON st.sequence_id = d.sequence_id AND st.step_no = d.current_step
-        -- (lookups per enrollment are LATERAL: an index probe each; the
-        -- property came with the enrollment)
+        -- (the property came with the enrollment)
         CROSS JOIN LATERAL (SELECT d.owner_name, d.property_address, d.property_city, d.property_state,
                                    d.property_zip, d.mailing_address) AS p
         LEFT JOIN LATERAL (SELECT t.business_name, t.postal_address, t.release_window_minutes,
@@ -735,34 +769,12 @@ BEGIN
                              AND i.provider = CASE st.step ->> 'channel' WHEN 'email' THEN 'sendgrid'
                                                   WHEN 'voice' THEN 'vapi' ELSE 'twilio' END) AS ic ON true
         CROSS JOIN LATERAL crefinder.split_owner_name(p.owner_name) AS nm
-        LEFT JOIN LATERAL (
-            SELECT c.value FROM crefinder.property_contacts c
-            WHERE c.user_id = d.user_id AND c.property_id = d.property_id AND c.status = 'active'
-              AND c.kind = CASE WHEN st.step ->> 'channel' = 'email' THEN 'email' ELSE 'phone' END
-              AND NOT EXISTS (SELECT 1 FROM crefinder.opt_outs o
-                              WHERE o.user_id = d.user_id AND o.contact = c.value AND o.revoked_at IS NULL
-                                AND (o.channel = 'email') = (c.kind = 'email'))
-              AND NOT EXISTS (SELECT 1 FROM crefinder.email_suppressions x
-                              WHERE c.kind = 'email' AND x.user_id = d.user_id AND x.email = c.value
-                                AND x.removed_at IS NULL)
-            ORDER BY c.rank, c.id LIMIT 1) AS pc ON st.step IS NOT NULL
-    ),
-    -- one step per contact point and tick: an owner enrolled in two
-    -- campaigns (or two properties with one owner) gets the second step at
-    -- the next tick, decided with the first counted by the frequency caps
-    -- (the window runs over narrow rows, then joins back by id)
-    ranked AS MATERIALIZED (
-        SELECT pl.*, dup.id IS NOT NULL AS deferred
-        FROM planned pl
-        LEFT JOIN (SELECT r.id FROM (SELECT q.id, row_number() OVER (PARTITION BY q.user_id, q.contact
-                                                                      ORDER BY q.id) AS n
-                                     FROM planned q WHERE q.contact IS NOT NULL AND q.vi > 0) AS r
-                   WHERE r.n > 1) AS dup ON dup.id = pl.id
+        LEFT JOIN contacts pc ON pc.id = d.id
     ),
     groups AS (
         SELECT pl.user_id, pl.channel, array_agg(pl.contact ORDER BY pl.id) AS contacts,
                array_agg(pl.property_id ORDER BY pl.id) AS property_ids, array_agg(pl.id ORDER BY pl.id) AS ids
-        FROM ranked pl
+        FROM planned pl
         WHERE pl.vi > 0 AND pl.contact IS NOT NULL AND pl.configured AND NOT pl.taken AND NOT pl.deferred
         GROUP BY pl.user_id, pl.channel
     ),
@@ -775,7 +787,7 @@ BEGIN
     messages AS MATERIALIZED (
         SELECT x.*,
                CASE WHEN x.status IS NULL THEN NULL
-                    ELSE nextval(pg_get_serial_sequence('crefinder.outbound_events', 'id')) END AS message_id,
+                    ELSE nextval(ids) END AS message_id,
                -- when the message goes: allowed now, or (held) when the
                -- window opens, spread over the release window so that the
                -- night's messages do not go in one burst
@@ -806,7 +818,7 @@ BEGIN
                            CASE WHEN pl.vi > 0 AND pl.contact IS NOT NULL AND pl.channel = 'email' THEN
                                crefinder.render(pl.step -> 'variants' -> (pl.vi - 1) ->> 'html', pl.vars, true, 1048576)
                            END AS html_body
-                    FROM ranked pl
+                    FROM planned pl
                     LEFT JOIN decided dc ON dc.enrollment_id = pl.id) AS z) AS y) AS x
     ),
     inserted AS (

@@ -17,6 +17,9 @@ CREATE FUNCTION crefinder.send_many(channel text, rows jsonb, template text, con
     RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    -- (set-based statements over thousands of rows: JIT would compile
+    -- them for longer than they run)
+    SET jit = off
     AS $$
 #variable_conflict use_variable
 DECLARE
@@ -163,6 +166,7 @@ $$;
 CREATE FUNCTION crefinder.enqueue_trigger() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET jit = off
     AS $$
 DECLARE
     rows jsonb;
