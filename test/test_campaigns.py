@@ -357,6 +357,13 @@ def test_pause_resume_cancel_and_overlapping_ticks(cluster):
     assert w.value("SELECT hold_reason FROM crefinder.outbound_events WHERE id = %s", (failed,)) == "campaign_paused"
     assert w.value("SELECT crefinder.resume_campaign(%s)", (camp,)) is True
     assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE hold_reason IS NULL AND status = 'queued'") == 300
+    # the held messages go out over the release window (60 minutes), not
+    # in one burst at the resume
+    spread = w.one("SELECT min(next_attempt_at - now()) AS first, max(next_attempt_at - now()) AS last, "
+                   "count(DISTINCT date_trunc('minute', next_attempt_at)) AS minutes "
+                   "FROM crefinder.outbound_events")
+    assert spread["first"].total_seconds() >= 0 and spread["last"].total_seconds() < 3600, spread
+    assert spread["last"].total_seconds() > 3000 and spread["minutes"] > 40, spread
     assert w.tick("2026-12-04 15:00+00") == 300
     assert w.value("SELECT crefinder.cancel_campaign(%s)", (camp,)) is True
     assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE status = 'cancelled'") == 600
@@ -367,6 +374,33 @@ def test_pause_resume_cancel_and_overlapping_ticks(cluster):
     w.as_tenant(B)
     code, _, _ = w.error("SELECT crefinder.pause_campaign(%s)", (camp,))
     assert code == "22023"
+
+
+def test_tenants_take_turns_when_more_is_due_than_a_tick_takes(cluster):
+    w = World(cluster, "turns")
+    w.as_tenant(A)
+    seq_a = three_steps(w)
+    big = [w.property() for _ in range(40)]
+    w.value("SELECT crefinder.create_campaign('big', %s, %s, '{}', '2026-12-02 14:00+00')", (seq_a, big))
+    w.as_tenant(B)
+    seq_b = three_steps(w)
+    small = [w.property() for _ in range(6)]
+    w.value("SELECT crefinder.create_campaign('small', %s, %s, '{}', %s)", (seq_b, small, NOON_EAST))
+    w.cur.execute("RESET crefinder.user_id")
+    # A's 40 steps are older than B's 6: oldest first alone would give A
+    # every one of the first two ticks
+    assert w.value("SELECT crefinder.tick(%s, 10)", (NOON_EAST,)) == 10
+    per_tenant = dict((r["user_id"], r["n"]) for r in w.all(
+        "SELECT user_id::text, count(*) AS n FROM crefinder.outbound_events GROUP BY 1"))
+    assert per_tenant == {A: 5, B: 5}, per_tenant
+    assert w.value("SELECT crefinder.tick(%s, 10)", (NOON_EAST,)) == 10
+    per_tenant = dict((r["user_id"], r["n"]) for r in w.all(
+        "SELECT user_id::text, count(*) AS n FROM crefinder.outbound_events GROUP BY 1"))
+    assert per_tenant == {A: 14, B: 6}, per_tenant
+    # within a tenant, oldest first; and nothing is taken twice
+    assert w.value("SELECT crefinder.tick(%s, 100)", (NOON_EAST,)) == 26
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events") == 46
+    assert w.value("SELECT count(DISTINCT enrollment_id) FROM crefinder.outbound_events") == 46
 
 
 def test_enqueue_trigger_and_send_many(cluster):

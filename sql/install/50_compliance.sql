@@ -117,7 +117,7 @@ CREATE TABLE crefinder.tenant_settings (
     help_text               text CHECK (char_length(help_text) BETWEEN 1 AND 320),
     opt_out_text            text CHECK (char_length(opt_out_text) BETWEEN 1 AND 320),
     postal_address          text CHECK (char_length(postal_address) BETWEEN 10 AND 300),
-    release_window_minutes  integer NOT NULL DEFAULT 60 CHECK (release_window_minutes BETWEEN 0 AND 720),
+    release_window_minutes  integer NOT NULL DEFAULT 60 CHECK (release_window_minutes BETWEEN 0 AND 240),
     max_attempts_per_property integer NOT NULL DEFAULT 10 CHECK (max_attempts_per_property BETWEEN 1 AND 100),
     sms_segment_cost_cents  numeric(10, 4) NOT NULL DEFAULT 0.83 CHECK (sms_segment_cost_cents >= 0),
     whatsapp_cost_cents     numeric(10, 4) NOT NULL DEFAULT 0.50 CHECK (whatsapp_cost_cents >= 0),

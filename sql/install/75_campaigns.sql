@@ -591,9 +591,11 @@ INSERT INTO crefinder.tick_lock VALUES (1);
 -- due_enrollments: the enrollments whose next step is due at at (at most
 -- max_steps, oldest first), locked for this transaction; one that another
 -- transaction holds (a reaction, an overlapping tick) is left for the next
--- tick.  A function of its own so that the planner expects many rows
--- (ROWS): every later join of tick() is then a hash join, never a loop
--- over a list that has no statistics.
+-- tick.  When more are due than one tick takes, the tenants take turns
+-- (each one's oldest first): one tenant's backlog does not hold back the
+-- others' steps.  A function of its own so that the planner expects many
+-- rows (ROWS): every later join of tick() is then a hash join, never a
+-- loop over a list that has no statistics.
 CREATE FUNCTION crefinder.due_enrollments(at timestamptz, max_steps integer)
     RETURNS TABLE (id bigint, user_id uuid, campaign_id bigint, property_id bigint, current_step integer,
                    attempts integer, sequence_id bigint, step_base integer, campaign_vars jsonb,
@@ -602,6 +604,11 @@ CREATE FUNCTION crefinder.due_enrollments(at timestamptz, max_steps integer)
     LANGUAGE plpgsql VOLATILE ROWS 10000
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    -- more due than this tick takes (counted from the due index, no further)
+    crowded boolean := (SELECT count(*) FROM (SELECT 1 FROM crefinder.enrollments e
+                                              WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at
+                                              LIMIT max_steps + 1) AS x) > max_steps;
 BEGIN
     RETURN QUERY
     SELECT e.id, e.user_id, e.campaign_id, e.property_id, e.current_step, e.attempts,
@@ -621,6 +628,16 @@ BEGIN
     -- crefinder's functions, which does not conflict.)
     JOIN crefinder.property_records p ON p.user_id = e.user_id AND p.id = e.property_id
     WHERE e.status IN ('active', 'nurture') AND e.next_step_at <= at AND c.status = 'active'
+      -- crowded: the tenants' turns, a tenant's n-th oldest step after
+      -- every tenant's (n-1)-th
+      AND (NOT crowded
+           OR e.id IN (SELECT r.id
+                       FROM (SELECT q.id, q.next_step_at,
+                                    row_number() OVER (PARTITION BY q.user_id ORDER BY q.next_step_at, q.id) AS turn
+                             FROM crefinder.enrollments q
+                             WHERE q.status IN ('active', 'nurture') AND q.next_step_at <= at) AS r
+                       ORDER BY r.turn, r.next_step_at, r.id
+                       LIMIT max_steps))
     ORDER BY e.next_step_at
     LIMIT max_steps
     FOR UPDATE OF e SKIP LOCKED
@@ -1109,7 +1126,9 @@ END
 $$;
 
 -- resume_campaign: a paused campaign goes on; steps that fell due while it
--- was paused are taken by the next tick.  True when it was paused.
+-- was paused are taken by the next tick, and its held messages go out
+-- spread over the tenant's release window, not in one burst.  True when
+-- it was paused.
 CREATE FUNCTION crefinder.resume_campaign(campaign_id bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1117,6 +1136,7 @@ CREATE FUNCTION crefinder.resume_campaign(campaign_id bigint) RETURNS boolean
 #variable_conflict use_variable
 DECLARE
     tenant uuid := crefinder.current_user_id();
+    release_window integer := coalesce((crefinder.settings_of(tenant) ->> 'release_window_minutes')::integer, 60);
 BEGIN
     IF crefinder.campaign_for_change(campaign_id) <> 'paused' THEN
         RETURN false;
@@ -1127,7 +1147,10 @@ BEGIN
     WHERE e.user_id = tenant AND e.campaign_id = campaign_id AND e.status = 'paused';
     -- the queued messages are decided again when the dispatcher takes them
     UPDATE crefinder.outbound_events m
-    SET hold_reason = NULL, next_attempt_at = now(), updated_at = now()
+    SET hold_reason = NULL,
+        next_attempt_at = now() + make_interval(secs => (hashint8(m.id) & 2147483647)
+                                                         % greatest(release_window * 60, 1)),
+        updated_at = now()
     WHERE m.user_id = tenant AND m.campaign_id = campaign_id AND m.status = 'queued'
       AND m.hold_reason = 'campaign_paused';
     PERFORM crefinder.wake_dispatcher_on_commit();

@@ -667,7 +667,7 @@ COMMENT ON FUNCTION crefinder.vapi_secret_verified(uuid, text, text) IS
 COMMENT ON COLUMN crefinder.tenant_settings.postal_address IS
     'The tenant''s postal address, which every campaign email carries (CAN-SPAM); an email step is refused without it.';
 COMMENT ON COLUMN crefinder.tenant_settings.release_window_minutes IS
-    'Campaign messages held by quiet hours are released spread over this many minutes after the window opens, not in one burst (default 60; 0 to 720).';
+    'Campaign messages held by quiet hours are released spread over this many minutes after the window opens, not in one burst (default 60; 0 to 240, shorter than any day''s calling window, so that none is spread past its close).';
 COMMENT ON COLUMN crefinder.tenant_settings.max_attempts_per_property IS
     'At most this many messages per enrollment over a whole campaign (nurture included); then the enrollment stops with attempt_cap (default 10).';
 COMMENT ON FUNCTION crefinder.render(text, jsonb, boolean, integer) IS
