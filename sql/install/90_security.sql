@@ -11,7 +11,7 @@ BEGIN
                              'enrollments', 'outbound_events', 'integration_configs',
                              'opt_outs', 'email_suppressions', 'consents', 'webhook_events',
                              'tenant_settings', 'inbound_messages', 'responses', 'call_results',
-                             'property_contacts']
+                             'property_contacts', 'message_rollups']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -150,7 +150,8 @@ BEGIN
                    'crefinder.webhook_events, crefinder.inbound_messages, crefinder.responses, '
                    'crefinder.call_results, crefinder.property_contacts, crefinder.calling_rules, crefinder.state_holidays, '
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
-                   'crefinder.message_errors TO %s', role);
+                   'crefinder.message_errors, crefinder.message_rollups, crefinder.campaign_performance, '
+                   'crefinder.channel_effectiveness TO %s', role);
     -- Settings are read through integration_config() (masked); the pause
     -- columns feed paused_providers.  Sealed secrets stay unreadable.
     EXECUTE format('GRANT SELECT (id, user_id, provider, paused_at, paused_reason, created_at, updated_at) '

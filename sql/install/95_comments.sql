@@ -762,3 +762,71 @@ COMMENT ON FUNCTION crefinder.preview_campaign(bigint, timestamptz) IS
     'Per step of a campaign, for the enrollments that have not taken it yet, as if it were taken at at (default now): how many messages would be sent, held (quiet hours, caps), blocked (by reason) or skipped (no contact point, holdout), their SMS segments, and an estimated cost from the tenant''s price settings.';
 COMMENT ON FUNCTION crefinder.due_enrollments(timestamptz, integer) IS
     'Internal: lock the enrollments whose next step is due (tick() uses it).';
+
+-- Analytics
+COMMENT ON TABLE crefinder.message_rollups IS
+    'The outbox''s counts per tenant, campaign, channel, step, variant and day, kept current by every statement that writes outbound_events (in shards, summed by the views); rebuild_rollups() recomputes them.';
+COMMENT ON COLUMN crefinder.message_rollups.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.message_rollups.campaign_id IS 'The campaign; NULL for messages sent outside campaigns.';
+COMMENT ON COLUMN crefinder.message_rollups.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.message_rollups.step IS 'The campaign step (NULL outside campaigns).';
+COMMENT ON COLUMN crefinder.message_rollups.variant IS 'The A/B variant, holdout, or NULL.';
+COMMENT ON COLUMN crefinder.message_rollups.day IS 'The UTC day the messages were sent (created, for those not sent).';
+COMMENT ON COLUMN crefinder.message_rollups.shard IS 'The writer''s shard (its backend id modulo 8): concurrent writers add to different rows.';
+COMMENT ON COLUMN crefinder.message_rollups.messages IS 'Messages, whatever their status.';
+COMMENT ON COLUMN crefinder.message_rollups.sent IS 'Messages with sent_at set.';
+COMMENT ON COLUMN crefinder.message_rollups.delivered IS 'Messages with delivered_at set (SMS/WhatsApp delivered or read, email delivered, call answered).';
+COMMENT ON COLUMN crefinder.message_rollups.opened IS 'Messages with opened_at set (email).';
+COMMENT ON COLUMN crefinder.message_rollups.clicked IS 'Messages with clicked_at set (email).';
+COMMENT ON COLUMN crefinder.message_rollups.responded IS 'Messages with responded_at set.';
+COMMENT ON COLUMN crefinder.message_rollups.failed IS 'Messages whose status is failed.';
+COMMENT ON COLUMN crefinder.message_rollups.blocked IS 'Messages whose status is blocked.';
+COMMENT ON COLUMN crefinder.message_rollups.skipped IS 'Messages whose status is skipped (campaign steps not sent).';
+COMMENT ON COLUMN crefinder.message_rollups.priced IS 'Sent messages whose cost is known.';
+COMMENT ON COLUMN crefinder.message_rollups.cost_cents IS 'The known costs, in cents.';
+COMMENT ON TYPE crefinder.rollup_delta IS 'Internal: what one message adds to (or takes from) its rollup row.';
+COMMENT ON FUNCTION crefinder.rollup_delta(crefinder.outbound_events, integer) IS
+    'Internal: a message''s counts as a rollup delta, signed (1: added, -1: removed); the one definition of each count.';
+COMMENT ON FUNCTION crefinder.add_to_rollups(crefinder.rollup_delta[]) IS
+    'Internal: adds deltas, summed by key, to this backend''s rollup shard.';
+COMMENT ON FUNCTION crefinder.roll_up() IS
+    'Internal: the statement trigger on outbound_events that keeps message_rollups current.';
+COMMENT ON FUNCTION crefinder.rebuild_rollups() IS
+    'Recomputes message_rollups from outbound_events (operator''s); returns the number of rollup rows. The result equals what was kept incrementally.';
+COMMENT ON VIEW crefinder.campaign_performance IS
+    'Per campaign and channel: counts of messages (sent, delivered, opened, clicked, responded, failed, blocked), rates in percent (NULL where the denominator is 0), cost in dollars, and how many sent messages have no price yet.';
+COMMENT ON COLUMN crefinder.campaign_performance.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.campaign_performance.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.campaign_performance.campaign_name IS 'The campaign''s name.';
+COMMENT ON COLUMN crefinder.campaign_performance.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.campaign_performance.messages IS 'Messages of the campaign on this channel, whatever their status.';
+COMMENT ON COLUMN crefinder.campaign_performance.sent IS 'Messages with sent_at set.';
+COMMENT ON COLUMN crefinder.campaign_performance.delivered IS 'Messages with delivered_at set.';
+COMMENT ON COLUMN crefinder.campaign_performance.opened IS 'Messages with opened_at set (email).';
+COMMENT ON COLUMN crefinder.campaign_performance.clicked IS 'Messages with clicked_at set (email).';
+COMMENT ON COLUMN crefinder.campaign_performance.responded IS 'Messages with responded_at set.';
+COMMENT ON COLUMN crefinder.campaign_performance.failed IS 'Messages whose status is failed.';
+COMMENT ON COLUMN crefinder.campaign_performance.blocked IS 'Messages whose status is blocked.';
+COMMENT ON COLUMN crefinder.campaign_performance.skipped IS 'Campaign steps not sent (no contact point, holdout).';
+COMMENT ON COLUMN crefinder.campaign_performance.delivery_rate IS 'delivered / sent, in percent.';
+COMMENT ON COLUMN crefinder.campaign_performance.open_rate IS 'opened / delivered, in percent.';
+COMMENT ON COLUMN crefinder.campaign_performance.click_rate IS 'clicked / delivered, in percent.';
+COMMENT ON COLUMN crefinder.campaign_performance.response_rate IS 'responded / delivered, in percent.';
+COMMENT ON COLUMN crefinder.campaign_performance.total_cost IS 'The known costs, in dollars.';
+COMMENT ON COLUMN crefinder.campaign_performance.cost_per_contact IS 'total_cost / sent, in dollars.';
+COMMENT ON COLUMN crefinder.campaign_performance.unpriced IS 'Sent messages whose price is not known yet (not in total_cost).';
+COMMENT ON VIEW crefinder.channel_effectiveness IS
+    'Per channel, messages sent in the last 30 days, best response rate first, with cost, expected revenue and ROI from the tenant''s deal assumptions.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.sent IS 'Messages sent in the last 30 days.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.delivered IS 'Of those, delivered.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.opened IS 'Of those, opened (email).';
+COMMENT ON COLUMN crefinder.channel_effectiveness.responded IS 'Of those, responded to.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.delivery_rate IS 'delivered / sent, in percent.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.open_rate IS 'opened / delivered, in percent.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.response_rate IS 'responded / delivered, in percent.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.cost IS 'The known costs, in dollars.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.revenue IS 'responded x average_deal_value x conversion_rate (tenant settings; defaults 50,000 and 0.05), in dollars.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.roi IS '(revenue - cost) / cost, in percent; NULL while the cost is 0.';
+COMMENT ON COLUMN crefinder.channel_effectiveness.unpriced IS 'Sent messages whose price is not known yet (not in cost).';

@@ -1,0 +1,259 @@
+"""Analytics: the rollups behind the views equal what rebuild_rollups()
+computes from the outbox after a randomised workload of inserts, state
+changes, retries, late and repeated events and deletions, from concurrent
+writers; and each view equals a computation from the raw rows made here,
+in Python, independently of crefinder's SQL.
+
+The dispatcher is off: the workload writes the outbox the way every code
+path does (statements of many rows), and the trigger sees them all alike.
+"""
+import datetime
+import decimal
+import json
+import random
+import threading
+
+import psycopg2.extras
+
+from cluster import TEST_DATABASE
+
+A = "aaaaaaaa-3333-4333-8333-aaaaaaaaaaaa"
+B = "bbbbbbbb-4444-4444-8444-bbbbbbbbbbbb"
+CHANNELS = ("sms", "whatsapp", "email", "voice")
+ROLLUP_COLUMNS = ("messages", "sent", "delivered", "opened", "clicked", "responded", "failed", "blocked",
+                  "skipped", "priced", "cost_cents")
+
+
+def connect(cluster):
+    conn = cluster.connect(dbname=TEST_DATABASE)
+    return conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+
+
+def setup(cluster):
+    admin = cluster.connect(dbname="postgres")
+    with admin.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEST_DATABASE,))
+        if cur.fetchone() is None:
+            cur.execute("CREATE DATABASE %s" % TEST_DATABASE)
+        cur.execute("ALTER SYSTEM SET crefinder.dispatcher_enabled = off")
+        cur.execute("SELECT pg_reload_conf()")
+    admin.close()
+    conn, cur = connect(cluster)
+    cur.execute("DROP EXTENSION IF EXISTS crefinder CASCADE")
+    cur.execute("CREATE EXTENSION crefinder")
+    campaigns = {}
+    for tenant in (A, B):
+        cur.execute("SET crefinder.user_id = %s", (tenant,))
+        cur.execute("SELECT crefinder.configure('twilio', %s)",
+                    (json.dumps({"accountSid": "AC" + "a3" * 16, "authToken": "0123456789abcdef" * 2,
+                                 "phoneNumber": "+13055550100"}),))
+        cur.execute("SELECT crefinder.create_sequence('one', %s)",
+                    (json.dumps([{"channel": "sms", "body": "Hi {{first_name | there}}"}]),))
+        seq = list(cur.fetchone().values())[0]
+        campaigns[tenant] = []
+        for k in range(3):
+            cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone) "
+                        "VALUES ('DOE JANE', '+13055550%03d') RETURNING id" % (k + 10 * (tenant == B)))
+            prop = cur.fetchone()["id"]
+            cur.execute("SELECT crefinder.create_campaign(%s, %s, %s, '{}', '2030-01-01')",
+                        ("c%d" % k, seq, [prop]))
+            campaigns[tenant].append(list(cur.fetchone().values())[0])
+    cur.execute("RESET crefinder.user_id")
+    return conn, cur, campaigns
+
+
+def random_workload(cluster, campaigns, seed, rounds):
+    """One writer's statements: batches of inserts, then updates that move
+    messages forward (sent, delivered, opened, clicked, responded, priced),
+    back to queued (a retry), to failed or blocked, events that come again
+    or late, and deletions."""
+    rng = random.Random(seed)
+    conn, cur = connect(cluster)
+    now = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    mine = []
+    for _ in range(rounds):
+        n = rng.randint(1, 40)
+        rows = []
+        for _ in range(n):
+            tenant = rng.choice((A, B))
+            campaign = rng.choice(campaigns[tenant] + [None])
+            channel = rng.choice(CHANNELS)
+            created = now - datetime.timedelta(days=rng.randint(0, 45), minutes=rng.randint(0, 1440))
+            rows.append((tenant, channel, "+1305555%04d" % rng.randint(0, 9999), campaign,
+                         rng.choice((0, 1, None)) if campaign else None,
+                         rng.choice(("A", "B", "holdout")) if campaign else None,
+                         rng.choice(("queued", "queued", "blocked", "skipped")), created))
+        cur.execute("INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, campaign_id, step, "
+                    "variant, status, block_reason, created_at) "
+                    "SELECT u, ch, c, camp, st, v, s, CASE WHEN s IN ('blocked', 'skipped') THEN 'dnc' END, t "
+                    "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[], %s::int[], %s::text[], "
+                    "            %s::text[], %s::timestamptz[]) AS x(u, ch, c, camp, st, v, s, t) RETURNING id",
+                    tuple(list(col) for col in zip(*rows)))
+        mine += [r["id"] for r in cur.fetchall()]
+        if not mine:
+            continue
+        for _ in range(rng.randint(1, 4)):
+            batch = rng.sample(mine, min(len(mine), rng.randint(1, 30)))
+            kind = rng.choice(("sent", "delivered", "opened", "clicked", "responded", "priced", "retry",
+                               "failed", "again", "late", "delete", "claim"))
+            if kind == "sent":
+                cur.execute("UPDATE crefinder.outbound_events SET status = 'sent', block_reason = NULL, "
+                            "sent_at = coalesce(sent_at, created_at + interval '3 minutes') "
+                            "WHERE id = ANY(%s) AND status IN ('queued', 'sending')", (batch,))
+            elif kind in ("delivered", "opened", "clicked", "responded", "again", "late"):
+                column = {"again": "delivered", "late": "responded"}.get(kind, kind)
+                # a repeated event changes nothing; a late one lands on
+                # a message whatever its state
+                cur.execute("UPDATE crefinder.outbound_events SET %s_at = coalesce(%s_at, sent_at + interval '1 hour'), "
+                            "status = CASE WHEN status = 'sent' AND '%s' = 'delivered' THEN 'delivered' ELSE status END "
+                            "WHERE id = ANY(%%s) AND sent_at IS NOT NULL" % (column, column, column), (batch,))
+            elif kind == "priced":
+                cur.execute("UPDATE crefinder.outbound_events SET cost_cents = round((random() * 20)::numeric, 4) "
+                            "WHERE id = ANY(%s) AND sent_at IS NOT NULL", (batch,))
+            elif kind == "retry":
+                cur.execute("UPDATE crefinder.outbound_events SET status = 'queued', attempts = attempts + 1 "
+                            "WHERE id = ANY(%s) AND status = 'failed'", (batch,))
+            elif kind == "failed":
+                cur.execute("UPDATE crefinder.outbound_events SET status = 'failed', last_error = 'twilio 30007' "
+                            "WHERE id = ANY(%s) AND status IN ('queued', 'sent')", (batch,))
+            elif kind == "claim":
+                cur.execute("UPDATE crefinder.outbound_events SET updated_at = now(), attempts = attempts + 1 "
+                            "WHERE id = ANY(%s)", (batch,))
+            else:
+                cur.execute("DELETE FROM crefinder.outbound_events WHERE id = ANY(%s)", (batch[:3],))
+                mine = [m for m in mine if m not in batch[:3]]
+        conn.commit()
+    conn.close()
+
+
+def rollups(cur, table_sql):
+    cur.execute("SELECT user_id::text, campaign_id, channel, step, variant, day, %s FROM (%s) r "
+                "GROUP BY 1, 2, 3, 4, 5, 6 HAVING %s ORDER BY 1, 2, 3, 4, 5, 6"
+                % (", ".join("sum(%s) AS %s" % (c, c) for c in ROLLUP_COLUMNS), table_sql,
+                   " OR ".join("sum(%s) <> 0" % c for c in ROLLUP_COLUMNS)))
+    return [tuple(r.values()) for r in cur.fetchall()]
+
+
+def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
+    conn, cur, campaigns = setup(cluster)
+    conn.autocommit = True
+    threads = [threading.Thread(target=random_workload, args=(cluster, campaigns, seed, 25)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cur.execute("SELECT count(*) AS n, count(DISTINCT status) AS statuses FROM crefinder.outbound_events")
+    seen = cur.fetchone()
+    assert seen["n"] > 500 and seen["statuses"] >= 5, seen
+    # writers wrote to several shards
+    cur.execute("SELECT count(DISTINCT shard) AS n FROM crefinder.message_rollups")
+    assert cur.fetchone()["n"] >= 2
+    kept = rollups(cur, "SELECT * FROM crefinder.message_rollups")
+    assert kept, "no rollups kept"
+    # the same from the raw rows, by an independent query
+    raw = rollups(cur, """
+        SELECT user_id, campaign_id, channel, step, variant,
+               (coalesce(sent_at, created_at) AT TIME ZONE 'UTC')::date AS day, 1 AS messages,
+               (sent_at IS NOT NULL)::int AS sent, (delivered_at IS NOT NULL)::int AS delivered,
+               (opened_at IS NOT NULL)::int AS opened, (clicked_at IS NOT NULL)::int AS clicked,
+               (responded_at IS NOT NULL)::int AS responded, (status = 'failed')::int AS failed,
+               (status = 'blocked')::int AS blocked, (status = 'skipped')::int AS skipped,
+               (sent_at IS NOT NULL AND cost_cents IS NOT NULL)::int AS priced, coalesce(cost_cents, 0) AS cost_cents
+        FROM crefinder.outbound_events""")
+    assert kept == raw
+    cur.execute("SELECT crefinder.rebuild_rollups() AS n")
+    assert cur.fetchone()["n"] == len(raw)
+    assert rollups(cur, "SELECT * FROM crefinder.message_rollups") == kept
+    conn.close()
+
+
+def pct(a, b):
+    if b == 0:
+        return None
+    return (decimal.Decimal(100) * a / b).quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP)
+
+
+def test_views_equal_a_computation_from_the_raw_rows(cluster):
+    conn, cur, campaigns = setup(cluster)
+    conn.autocommit = True
+    random_workload(cluster, campaigns, 7, 40)
+    cur.execute("INSERT INTO crefinder.tenant_settings (user_id, average_deal_value, conversion_rate) "
+                "VALUES (%s, 80000, 0.02)", (B,))
+    cur.execute("SELECT * FROM crefinder.outbound_events")
+    messages = cur.fetchall()
+    cur.execute("SELECT now() AS now")
+    today = cur.fetchone()["now"].astimezone(datetime.timezone.utc).date()
+    conn.close()
+
+    for tenant in (A, B):
+        conn, cur = connect(cluster)
+        cur.execute("CREATE ROLE analytics_reader_%s LOGIN" % tenant[:4])
+        cur.execute("SELECT crefinder.grant_access('analytics_reader_%s')" % tenant[:4])
+        cur.execute("SET ROLE analytics_reader_%s" % tenant[:4])
+        cur.execute("SET crefinder.user_id = %s", (tenant,))
+        mine = [m for m in messages if m["user_id"] == tenant]
+
+        # campaign_performance
+        cur.execute("SELECT * FROM crefinder.campaign_performance ORDER BY campaign_id, channel")
+        got = cur.fetchall()
+        want = []
+        for camp in sorted(campaigns[tenant]):
+            for channel in sorted(CHANNELS):
+                ms = [m for m in mine if m["campaign_id"] == camp and m["channel"] == channel]
+                if not ms:
+                    continue
+                sent = sum(m["sent_at"] is not None for m in ms)
+                delivered = sum(m["delivered_at"] is not None for m in ms)
+                opened = sum(m["opened_at"] is not None for m in ms)
+                clicked = sum(m["clicked_at"] is not None for m in ms)
+                responded = sum(m["responded_at"] is not None for m in ms)
+                cost = sum((m["cost_cents"] or 0) for m in ms)
+                want.append({
+                    "campaign_id": camp, "channel": channel, "messages": len(ms), "sent": sent,
+                    "delivered": delivered, "opened": opened, "clicked": clicked, "responded": responded,
+                    "failed": sum(m["status"] == "failed" for m in ms),
+                    "blocked": sum(m["status"] == "blocked" for m in ms),
+                    "skipped": sum(m["status"] == "skipped" for m in ms),
+                    "delivery_rate": pct(delivered, sent), "open_rate": pct(opened, delivered),
+                    "click_rate": pct(clicked, delivered), "response_rate": pct(responded, delivered),
+                    "total_cost": (decimal.Decimal(cost) / 100).quantize(decimal.Decimal("0.01"),
+                                                                          rounding=decimal.ROUND_HALF_UP),
+                    "cost_per_contact": None if sent == 0 else (decimal.Decimal(cost) / 100 / sent).quantize(
+                        decimal.Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP),
+                    "unpriced": sum(m["sent_at"] is not None and m["cost_cents"] is None for m in ms)})
+        assert want and [dict((k, g[k]) for k in want[0]) for g in got] == want
+        assert {g["campaign_name"] for g in got} <= {"c0", "c1", "c2"}
+
+        # channel_effectiveness: the last 30 days, best response rate first
+        deal, conversion = (decimal.Decimal(80000), decimal.Decimal("0.02")) if tenant == B else \
+            (decimal.Decimal(50000), decimal.Decimal("0.05"))
+        cur.execute("SELECT * FROM crefinder.channel_effectiveness")
+        got = cur.fetchall()
+        want = []
+        for channel in CHANNELS:
+            ms = [m for m in mine if m["channel"] == channel
+                  and (m["sent_at"] or m["created_at"]).astimezone(datetime.timezone.utc).date()
+                  > today - datetime.timedelta(days=30)]
+            if not ms:
+                continue
+            sent = sum(m["sent_at"] is not None for m in ms)
+            delivered = sum(m["delivered_at"] is not None for m in ms)
+            responded = sum(m["responded_at"] is not None for m in ms)
+            cost = decimal.Decimal(sum((m["cost_cents"] or 0) for m in ms)) / 100
+            revenue = responded * deal * conversion
+            want.append({"channel": channel, "sent": sent, "delivered": delivered, "responded": responded,
+                         "response_rate": pct(responded, delivered),
+                         "cost": cost.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP),
+                         "revenue": revenue.quantize(decimal.Decimal("0.01")),
+                         "roi": None if cost == 0 else (100 * (revenue - cost) / cost).quantize(
+                             decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP)})
+        want.sort(key=lambda w: (w["response_rate"] is None, -(w["response_rate"] or 0), w["channel"]))
+        assert want and [dict((k, g[k]) for k in want[0]) for g in got] == want
+        # row-level security: only this tenant's rows
+        cur.execute("SELECT count(*) AS n FROM crefinder.message_rollups WHERE user_id <> %s", (tenant,))
+        assert cur.fetchone()["n"] == 0
+        cur.execute("RESET ROLE")
+        cur.execute("SELECT crefinder.revoke_access('analytics_reader_%s')" % tenant[:4])
+        cur.execute("DROP ROLE analytics_reader_%s" % tenant[:4])
+        conn.commit()
+        conn.close()
