@@ -24,7 +24,7 @@ PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 # PostgreSQL's own headers have unused parameters, hence -Wno-unused-parameter.
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter
-SHLIB_LINK  = -lcurl -lssl -lcrypto
+SHLIB_LINK  = -lcurl -lssl -lcrypto -lm
 
 # On a fresh machine pg_config is not there yet: "make test" and "make demo"
 # install it (tools/setup) before they build.

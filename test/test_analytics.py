@@ -257,3 +257,59 @@ def test_views_equal_a_computation_from_the_raw_rows(cluster):
         cur.execute("DROP ROLE analytics_reader_%s" % tenant[:4])
         conn.commit()
         conn.close()
+
+
+def test_ab_test_results_and_the_winner(cluster):
+    import math
+    conn, cur, campaigns = setup(cluster)
+    conn.autocommit = True
+    camp = campaigns[A][0]
+
+    def arm(variant, n, responded, sent=True):
+        cur.execute("INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, campaign_id, step, variant, "
+                    "status, block_reason, sent_at, delivered_at, responded_at) "
+                    "SELECT %s, 'sms', '+13055550000', %s, 0, %s, CASE WHEN %s THEN 'delivered' ELSE 'skipped' END, "
+                    "CASE WHEN %s THEN NULL ELSE 'holdout' END, "
+                    "CASE WHEN %s THEN now() END, CASE WHEN %s THEN now() END, "
+                    "CASE WHEN g <= %s THEN now() END FROM generate_series(1, %s) g",
+                    (A, camp, variant, sent, sent, sent, sent, responded, n))
+
+    def results():
+        cur.execute("SELECT variant, assigned, sent, responded, response_rate, difference, z, p_value, "
+                    "lift_over_holdout, winner FROM crefinder.ab_test_results WHERE campaign_id = %s "
+                    "ORDER BY variant", (camp,))
+        return dict((r["variant"], r) for r in cur.fetchall())
+
+    # 90 sends per arm: B looks better but the arms are too small
+    arm("A", 90, 9)
+    arm("B", 90, 27)
+    arm("holdout", 50, 1, sent=False)
+    r = results()
+    assert not any(x["winner"] for x in r.values()), r
+    # 200 each: 20 against 45 responses
+    arm("A", 110, 11)
+    arm("B", 110, 18)
+    r = results()
+    assert (r["A"]["sent"], r["A"]["responded"], r["B"]["sent"], r["B"]["responded"]) == (200, 20, 200, 45)
+    assert r["holdout"]["assigned"] == 50 and r["holdout"]["sent"] == 0 and r["holdout"]["response_rate"] == 2
+    # the z-test, computed here
+    p1, p2, pooled = 45 / 200, 20 / 200, 65 / 400
+    z = (p1 - p2) / math.sqrt(pooled * (1 - pooled) * (1 / 200 + 1 / 200))
+    assert abs(r["B"]["z"] - z) < 1e-9 and abs(r["B"]["p_value"] - math.erfc(abs(z) / math.sqrt(2))) < 1e-12
+    assert r["A"]["z"] is None and r["A"]["difference"] == 0
+    assert float(r["B"]["difference"]) == 12.5 and float(r["B"]["lift_over_holdout"]) == 20.5
+    assert r["B"]["p_value"] < 0.05
+    assert [v for v, x in r.items() if x["winner"]] == ["B"], r
+    # a close race has no winner
+    arm("A", 300, 90)
+    r = results()
+    assert r["B"]["p_value"] > 0.05 and not any(x["winner"] for x in r.values()), r
+    # bad input to the test itself is a clear error
+    try:
+        cur.execute("SELECT * FROM crefinder.proportion_test(5, 3, 1, 10)")
+        raise AssertionError("accepted more successes than trials")
+    except psycopg2.Error as e:
+        assert e.pgcode == "22023", e.pgcode
+    cur.execute("SELECT * FROM crefinder.proportion_test(0, 10, 0, 10)")
+    assert cur.fetchone() == {"z": None, "p_value": None}
+    conn.close()

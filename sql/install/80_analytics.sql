@@ -51,6 +51,7 @@ CREATE TYPE crefinder.rollup_delta AS (
 CREATE FUNCTION crefinder.rollup_delta(m crefinder.outbound_events, sign integer)
     RETURNS crefinder.rollup_delta
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT ROW(m.user_id, m.campaign_id, m.channel, m.step, m.variant,
                (coalesce(m.sent_at, m.created_at) AT TIME ZONE 'UTC')::date,
@@ -154,16 +155,16 @@ $$;
 -- have no price yet.
 CREATE VIEW crefinder.campaign_performance WITH (security_invoker = true) AS
 SELECT r.user_id, r.campaign_id, c.name AS campaign_name, r.channel,
-       sum(r.messages) AS messages, sum(r.sent) AS sent, sum(r.delivered) AS delivered,
-       sum(r.opened) AS opened, sum(r.clicked) AS clicked, sum(r.responded) AS responded,
-       sum(r.failed) AS failed, sum(r.blocked) AS blocked, sum(r.skipped) AS skipped,
-       round(100.0 * sum(r.delivered) / nullif(sum(r.sent), 0), 2) AS delivery_rate,
-       round(100.0 * sum(r.opened) / nullif(sum(r.delivered), 0), 2) AS open_rate,
-       round(100.0 * sum(r.clicked) / nullif(sum(r.delivered), 0), 2) AS click_rate,
-       round(100.0 * sum(r.responded) / nullif(sum(r.delivered), 0), 2) AS response_rate,
+       sum(r.messages)::bigint AS messages, sum(r.sent)::bigint AS sent, sum(r.delivered)::bigint AS delivered,
+       sum(r.opened)::bigint AS opened, sum(r.clicked)::bigint AS clicked, sum(r.responded)::bigint AS responded,
+       sum(r.failed)::bigint AS failed, sum(r.blocked)::bigint AS blocked, sum(r.skipped)::bigint AS skipped,
+       round(100.0 * sum(r.delivered)::bigint / nullif(sum(r.sent)::bigint, 0), 2) AS delivery_rate,
+       round(100.0 * sum(r.opened)::bigint / nullif(sum(r.delivered)::bigint, 0), 2) AS open_rate,
+       round(100.0 * sum(r.clicked)::bigint / nullif(sum(r.delivered)::bigint, 0), 2) AS click_rate,
+       round(100.0 * sum(r.responded)::bigint / nullif(sum(r.delivered)::bigint, 0), 2) AS response_rate,
        round(sum(r.cost_cents) / 100, 2) AS total_cost,
-       round(sum(r.cost_cents) / 100 / nullif(sum(r.sent), 0), 4) AS cost_per_contact,
-       sum(r.sent) - sum(r.priced) AS unpriced
+       round(sum(r.cost_cents) / 100 / nullif(sum(r.sent)::bigint, 0), 4) AS cost_per_contact,
+       sum(r.sent)::bigint - sum(r.priced)::bigint AS unpriced
 FROM crefinder.message_rollups r
 JOIN crefinder.campaigns c ON c.user_id = r.user_id AND c.id = r.campaign_id
 GROUP BY r.user_id, r.campaign_id, c.name, r.channel;
@@ -182,8 +183,8 @@ SELECT x.user_id, x.channel, x.sent, x.delivered, x.opened, x.responded,
        round(100 * (x.responded * x.deal_value * x.conversion - x.cost_cents / 100) / nullif(x.cost_cents / 100, 0), 2)
            AS roi,
        x.sent - x.priced AS unpriced
-FROM (SELECT r.user_id, r.channel, sum(r.sent) AS sent, sum(r.delivered) AS delivered, sum(r.opened) AS opened,
-             sum(r.responded) AS responded, sum(r.cost_cents) AS cost_cents, sum(r.priced) AS priced,
+FROM (SELECT r.user_id, r.channel, sum(r.sent)::bigint AS sent, sum(r.delivered)::bigint AS delivered, sum(r.opened)::bigint AS opened,
+             sum(r.responded)::bigint AS responded, sum(r.cost_cents) AS cost_cents, sum(r.priced)::bigint AS priced,
              coalesce(min(t.average_deal_value), 50000) AS deal_value,
              coalesce(min(t.conversion_rate), 0.05) AS conversion
       FROM crefinder.message_rollups r
@@ -191,3 +192,70 @@ FROM (SELECT r.user_id, r.channel, sum(r.sent) AS sent, sum(r.delivered) AS deli
       WHERE r.day > (now() AT TIME ZONE 'UTC')::date - 30
       GROUP BY r.user_id, r.channel) AS x
 ORDER BY x.user_id, round(100.0 * x.responded / nullif(x.delivered, 0), 2) DESC NULLS LAST, x.channel;
+
+-- proportion_test: the two-proportion z-test of x1 successes in n1 trials
+-- against x2 in n2: z and the two-sided p-value (NULL when an arm has no
+-- trials or nothing varies).
+CREATE FUNCTION crefinder.proportion_test(x1 bigint, n1 bigint, x2 bigint, n2 bigint,
+                                          OUT z float8, OUT p_value float8)
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_proportion_test';
+
+-- ab_test_results: per campaign, step and arm (each variant, and the
+-- holdout), who was assigned, sent and responded; the response rate
+-- (responded / sent; the holdout's, which is sent nothing: responded /
+-- assigned), the difference to the step's first variant with the z-test,
+-- the lift over the holdout (percentage points), and the winner: the best
+-- variant once each variant has at least 100 sends and it differs from
+-- the first (or, being the first, every other differs from it) at
+-- p < 0.05.
+CREATE VIEW crefinder.ab_test_results WITH (security_invoker = true) AS
+WITH arms AS (
+    SELECT r.user_id, r.campaign_id, r.step, r.variant, sum(r.messages)::bigint AS assigned, sum(r.sent)::bigint AS sent,
+           sum(r.responded)::bigint AS responded
+    FROM crefinder.message_rollups r
+    WHERE r.campaign_id IS NOT NULL AND r.variant IS NOT NULL AND r.step IS NOT NULL
+    GROUP BY r.user_id, r.campaign_id, r.step, r.variant
+),
+placed AS (
+    -- the variants in the order the step lists them (a nurture step's,
+    -- numbered from 1000, by name), the holdout apart
+    SELECT a.*, a.variant = 'holdout' AS holdout,
+           CASE WHEN a.variant = 'holdout' THEN a.assigned ELSE a.sent END AS base,
+           row_number() OVER (PARTITION BY a.user_id, a.campaign_id, a.step
+                              ORDER BY a.variant = 'holdout', o.n, a.variant) AS position
+    FROM arms a
+    LEFT JOIN crefinder.campaigns c ON c.user_id = a.user_id AND c.id = a.campaign_id
+    LEFT JOIN crefinder.sequences q ON q.user_id = c.user_id AND q.id = c.sequence_id
+    LEFT JOIN LATERAL (SELECT v.n FROM jsonb_array_elements(q.steps -> a.step -> 'variants') WITH ORDINALITY AS v(x, n)
+                       WHERE a.step < 1000 AND v.x ->> 'name' = a.variant) AS o ON true
+),
+compared AS (
+    SELECT p.*, round(100.0 * p.responded / nullif(p.base, 0), 2) AS response_rate,
+           f.responded AS first_responded, f.base AS first_base,
+           round(100.0 * f.responded / nullif(f.base, 0), 2) AS first_rate,
+           round(100.0 * h.responded / nullif(h.base, 0), 2) AS holdout_rate,
+           t.z, t.p_value
+    FROM placed p
+    LEFT JOIN placed f ON f.user_id = p.user_id AND f.campaign_id = p.campaign_id AND f.step = p.step
+                      AND f.position = 1 AND NOT f.holdout
+    LEFT JOIN placed h ON h.user_id = p.user_id AND h.campaign_id = p.campaign_id AND h.step = p.step AND h.holdout
+    LEFT JOIN LATERAL crefinder.proportion_test(p.responded, p.base, f.responded, f.base) AS t
+        ON NOT p.holdout AND p.position > 1
+),
+judged AS (
+    SELECT x.*,
+           bool_and(x.base >= 100) FILTER (WHERE NOT x.holdout) OVER w AS enough,
+           bool_and(x.p_value < 0.05) FILTER (WHERE NOT x.holdout AND x.position > 1) OVER w AS all_differ,
+           first_value(x.position) OVER (PARTITION BY x.user_id, x.campaign_id, x.step
+                                         ORDER BY x.holdout, x.responded::numeric / nullif(x.base, 0) DESC NULLS LAST,
+                                                  x.position) AS best
+    FROM compared x
+    WINDOW w AS (PARTITION BY x.user_id, x.campaign_id, x.step)
+)
+SELECT j.user_id, j.campaign_id, j.step, j.variant, j.assigned, j.sent, j.responded, j.response_rate,
+       j.response_rate - j.first_rate AS difference, j.z, j.p_value,
+       CASE WHEN NOT j.holdout THEN j.response_rate - j.holdout_rate END AS lift_over_holdout,
+       NOT j.holdout AND j.position = j.best AND coalesce(j.enough, false)
+           AND CASE WHEN j.position = 1 THEN coalesce(j.all_differ, false) ELSE j.p_value < 0.05 END AS winner
+FROM judged j;

@@ -125,7 +125,8 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.cancel_campaign(bigint)',
         'crefinder.send_many(text, jsonb, text, text, text, timestamptz)',
         'crefinder.enqueue_trigger()',
-        'crefinder.preview_campaign(bigint, timestamptz)'
+        'crefinder.preview_campaign(bigint, timestamptz)',
+        'crefinder.proportion_test(bigint, bigint, bigint, bigint)'
     ]::regprocedure[]
 $$;
 
@@ -151,7 +152,7 @@ BEGIN
                    'crefinder.call_results, crefinder.property_contacts, crefinder.calling_rules, crefinder.state_holidays, '
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
                    'crefinder.message_errors, crefinder.message_rollups, crefinder.campaign_performance, '
-                   'crefinder.channel_effectiveness TO %s', role);
+                   'crefinder.channel_effectiveness, crefinder.ab_test_results TO %s', role);
     -- Settings are read through integration_config() (masked); the pause
     -- columns feed paused_providers.  Sealed secrets stay unreadable.
     EXECUTE format('GRANT SELECT (id, user_id, provider, paused_at, paused_reason, created_at, updated_at) '

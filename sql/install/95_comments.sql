@@ -830,3 +830,20 @@ COMMENT ON COLUMN crefinder.channel_effectiveness.cost IS 'The known costs, in d
 COMMENT ON COLUMN crefinder.channel_effectiveness.revenue IS 'responded x average_deal_value x conversion_rate (tenant settings; defaults 50,000 and 0.05), in dollars.';
 COMMENT ON COLUMN crefinder.channel_effectiveness.roi IS '(revenue - cost) / cost, in percent; NULL while the cost is 0.';
 COMMENT ON COLUMN crefinder.channel_effectiveness.unpriced IS 'Sent messages whose price is not known yet (not in cost).';
+COMMENT ON FUNCTION crefinder.proportion_test(bigint, bigint, bigint, bigint) IS
+    'The two-proportion z-test of x1 successes in n1 trials against x2 in n2: z and the two-sided p-value; NULL when an arm has no trials or the pooled proportion is 0 or 1.';
+COMMENT ON VIEW crefinder.ab_test_results IS
+    'Per campaign, step and arm (each A/B variant and the holdout): assigned, sent, responded, response rate, the difference to the first variant with a two-proportion z-test, the lift over the holdout, and the winner (p < 0.05, at least 100 sends per variant).';
+COMMENT ON COLUMN crefinder.ab_test_results.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.ab_test_results.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.ab_test_results.step IS 'The step (0 the first; a nurture sequence''s from 1000).';
+COMMENT ON COLUMN crefinder.ab_test_results.variant IS 'The variant''s name, or holdout.';
+COMMENT ON COLUMN crefinder.ab_test_results.assigned IS 'Enrollments that took this step with this arm.';
+COMMENT ON COLUMN crefinder.ab_test_results.sent IS 'Of those, messages sent (the holdout is sent nothing).';
+COMMENT ON COLUMN crefinder.ab_test_results.responded IS 'Messages responded to.';
+COMMENT ON COLUMN crefinder.ab_test_results.response_rate IS 'responded / sent in percent (the holdout: responded / assigned).';
+COMMENT ON COLUMN crefinder.ab_test_results.difference IS 'response_rate less the first variant''s, in percentage points.';
+COMMENT ON COLUMN crefinder.ab_test_results.z IS 'The z statistic of this variant against the first (NULL for the first and the holdout).';
+COMMENT ON COLUMN crefinder.ab_test_results.p_value IS 'The two-sided p-value of z.';
+COMMENT ON COLUMN crefinder.ab_test_results.lift_over_holdout IS 'response_rate less the holdout''s, in percentage points (NULL without a holdout).';
+COMMENT ON COLUMN crefinder.ab_test_results.winner IS 'The best variant, once every variant has 100 sends and the difference is significant (p < 0.05).';
