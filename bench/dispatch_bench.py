@@ -79,6 +79,8 @@ def main():
     parser.add_argument("--email", type=int, default=100000)
     parser.add_argument("--calls", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--rollup-rounds", type=int, default=2,
+                        help="rounds of --sms texts with the analytics rollups kept and without (0: skip)")
     args = parser.parse_args()
 
     subprocess.run(["make", "-s"], cwd=os.path.join(HERE, ".."), check=True)
@@ -194,6 +196,7 @@ def main():
                   "%d transactions; dispatcher private resident kB per worker at start %r, middle %r, end %r"
                   % (channel, n, queued, n / queued, elapsed, n / elapsed, failed - failed_before, left,
                      xacts, rss[0], rss[len(rss) // 2], rss[-1]))
+            return n / queued, n / elapsed
 
         run("sms", args.sms, "SELECT count(crefinder.send_sms('+1212' || (2000000 + i)::text, 'Hello')) "
                              "FROM generate_series(1, %s) i")
@@ -201,6 +204,25 @@ def main():
                                  "text_body => 'Hello')) FROM generate_series(1, %s) i")
         run("voice", args.calls, "SELECT count(crefinder.start_call('+1305' || (2000000 + i)::text)) "
                                  "FROM generate_series(1, %s) i")
+        # the analytics rollups' cost: the same texts with the rollup
+        # triggers on and off, in alternating rounds of one run
+        rates = {"kept": [], "off": []}
+        for r in range(args.rollup_rounds):
+            for mode in ("kept", "off"):
+                cur.execute("ALTER TABLE crefinder.outbound_events %s TRIGGER roll_up_inserts, "
+                            "%s TRIGGER roll_up_updates, %s TRIGGER roll_up_deletes"
+                            % ((("ENABLE" if mode == "kept" else "DISABLE"),) * 3))
+                print("rollups %s, round %d:" % (mode, r + 1), end=" ")
+                rates[mode].append(run("sms", args.sms, "SELECT count(crefinder.send_sms('+1212' || (3000000 + i)::text, "
+                                                        "'Hello')) FROM generate_series(1, %s) i"))
+        cur.execute("ALTER TABLE crefinder.outbound_events ENABLE TRIGGER roll_up_inserts, "
+                    "ENABLE TRIGGER roll_up_updates, ENABLE TRIGGER roll_up_deletes")
+        if args.rollup_rounds:
+            for i, what in ((0, "enqueue (send_sms)"), (1, "dispatch (commit -> recorded sent)")):
+                kept = statistics.median(x[i] for x in rates["kept"])
+                off = statistics.median(x[i] for x in rates["off"])
+                print("%s with rollups kept: %.0f/s, without: %.0f/s, cost %.1f%%"
+                      % (what, kept, off, 100 * (1 - kept / off)))
         cur.execute("SELECT worker, sent, failed, retried FROM crefinder.dispatcher_status ORDER BY worker")
         print("dispatcher_status worker/sent/failed/retried: %r" % (cur.fetchall(),))
         conn.close()

@@ -140,15 +140,22 @@ def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
     threads = [threading.Thread(target=random_workload, args=(cluster, campaigns, seed, 25)) for seed in range(4)]
     for t in threads:
         t.start()
+    folds = 0
+    while any(t.is_alive() for t in threads):
+        cur.execute("SELECT crefinder.fold_rollups() AS n")
+        folds += cur.fetchone()["n"]
     for t in threads:
         t.join()
+    assert folds > 0
+    # and some more, not folded yet
+    random_workload(cluster, campaigns, 99, 5)
     cur.execute("SELECT count(*) AS n, count(DISTINCT status) AS statuses FROM crefinder.outbound_events")
     seen = cur.fetchone()
     assert seen["n"] > 500 and seen["statuses"] >= 5, seen
-    # writers wrote to several shards
-    cur.execute("SELECT count(DISTINCT shard) AS n FROM crefinder.message_rollups")
-    assert cur.fetchone()["n"] >= 2
-    kept = rollups(cur, "SELECT * FROM crefinder.message_rollups")
+    # the writers appended deltas; a fold moved part of them mid-way
+    cur.execute("SELECT count(*) AS n FROM crefinder.rollup_deltas")
+    assert cur.fetchone()["n"] > 0
+    kept = rollups(cur, "SELECT * FROM crefinder.rollups")
     assert kept, "no rollups kept"
     # the same from the raw rows, by an independent query
     raw = rollups(cur, """
@@ -161,9 +168,15 @@ def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
                (sent_at IS NOT NULL AND cost_cents IS NOT NULL)::int AS priced, coalesce(cost_cents, 0) AS cost_cents
         FROM crefinder.outbound_events""")
     assert kept == raw
+    # folded, the same
+    cur.execute("SELECT crefinder.fold_rollups() AS n")
+    assert cur.fetchone()["n"] > 0
+    cur.execute("SELECT count(*) AS n FROM crefinder.rollup_deltas")
+    assert cur.fetchone()["n"] == 0
+    assert rollups(cur, "SELECT * FROM crefinder.message_rollups") == kept
     cur.execute("SELECT crefinder.rebuild_rollups() AS n")
     assert cur.fetchone()["n"] == len(raw)
-    assert rollups(cur, "SELECT * FROM crefinder.message_rollups") == kept
+    assert rollups(cur, "SELECT * FROM crefinder.rollups") == kept
     conn.close()
 
 

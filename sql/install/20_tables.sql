@@ -158,7 +158,7 @@ CREATE TABLE crefinder.outbound_events (
     property_id          bigint,
     enrollment_id        bigint,
     step                 integer,
-    variant              text,
+    variant              text CHECK (octet_length(variant) <= 160),
     attempts             integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     claimed_by           smallint,   -- the dispatcher worker that last claimed the row
     first_attempt_at     timestamptz,  -- retries give up crefinder.retry_max_age after it

@@ -683,6 +683,9 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Run crefinder.tick() in the database named by crefinder.database.';
     END IF;
+    -- the analytics' counts changed since the last minute go into their
+    -- rollups (the views read them either way: this keeps them quick)
+    PERFORM crefinder.fold_rollups();
     -- nothing due: done (the minute's usual case, one probe of an index)
     -- (the earliest due time, read from the front of enrollments_due_idx:
     -- a condition on next_step_at could be planned as a scan of them all)

@@ -8,10 +8,10 @@
 
 -- message_rollups: per tenant, campaign (NULL: messages outside
 -- campaigns), channel, step, variant and day, the counts of messages in
--- each state and their cost.  Each writer adds to the shard of its
--- backend, so concurrent writers (dispatcher, webhooks, tick) rarely wait
--- on one another's row; readers sum the shards.  Always equal to what
--- rebuild_rollups() computes from outbound_events.
+-- each state and their cost, as of the last fold_rollups(); the deltas
+-- appended since are in rollup_deltas, and crefinder.rollups is the sum of
+-- both.  Always equal to what rebuild_rollups() computes from
+-- outbound_events.
 CREATE TABLE crefinder.message_rollups (
     user_id      uuid NOT NULL,
     campaign_id  bigint,
@@ -19,7 +19,6 @@ CREATE TABLE crefinder.message_rollups (
     step         integer,
     variant      text,
     day          date NOT NULL,      -- the UTC day sent (created, until sent)
-    shard        smallint NOT NULL,
     messages     bigint NOT NULL DEFAULT 0,
     sent         bigint NOT NULL DEFAULT 0,
     delivered    bigint NOT NULL DEFAULT 0,
@@ -31,86 +30,20 @@ CREATE TABLE crefinder.message_rollups (
     skipped      bigint NOT NULL DEFAULT 0,
     priced       bigint NOT NULL DEFAULT 0,   -- sent, with a cost known
     cost_cents   numeric NOT NULL DEFAULT 0,
-    CONSTRAINT message_rollups_key UNIQUE NULLS NOT DISTINCT
-        (user_id, campaign_id, channel, step, variant, day, shard)
+    CONSTRAINT message_rollups_key UNIQUE NULLS NOT DISTINCT (user_id, campaign_id, channel, step, variant, day)
 );
 CREATE INDEX message_rollups_day_idx ON crefinder.message_rollups (user_id, day);
 
--- rollup_delta: what one message adds to its rollup row (sign 1) or takes
--- from it (sign -1).  The one definition of what each count counts:
---   sent: sent_at is set; delivered: delivered_at (SMS and WhatsApp
---   delivered or read, email delivered, call answered); opened, clicked:
---   opened_at, clicked_at (email); responded: responded_at; failed,
---   blocked, skipped: the current status; priced: sent with cost_cents known.
-CREATE TYPE crefinder.rollup_delta AS (
-    user_id uuid, campaign_id bigint, channel text, step integer, variant text, day date,
-    messages integer, sent integer, delivered integer, opened integer, clicked integer,
-    responded integer, failed integer, blocked integer, skipped integer, priced integer,
-    cost_cents numeric);
+-- rollup_deltas: what each statement that wrote outbound_events changed
+-- (the roll_up trigger appends them), waiting for fold_rollups().
+CREATE TABLE crefinder.rollup_deltas (LIKE crefinder.message_rollups INCLUDING DEFAULTS);
 
-CREATE FUNCTION crefinder.rollup_delta(m crefinder.outbound_events, sign integer)
-    RETURNS crefinder.rollup_delta
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT ROW(m.user_id, m.campaign_id, m.channel, m.step, m.variant,
-               (coalesce(m.sent_at, m.created_at) AT TIME ZONE 'UTC')::date,
-               sign, sign * (m.sent_at IS NOT NULL)::integer, sign * (m.delivered_at IS NOT NULL)::integer,
-               sign * (m.opened_at IS NOT NULL)::integer, sign * (m.clicked_at IS NOT NULL)::integer,
-               sign * (m.responded_at IS NOT NULL)::integer, sign * (m.status = 'failed')::integer,
-               sign * (m.status = 'blocked')::integer, sign * (m.status = 'skipped')::integer,
-               sign * (m.sent_at IS NOT NULL AND m.cost_cents IS NOT NULL)::integer,
-               sign * coalesce(m.cost_cents, 0))::crefinder.rollup_delta
-$$;
-
--- add_to_rollups: sums deltas by key and adds them to this backend's
--- shard (keys in order, so that two writers never wait on each other in a
--- cycle).  Deltas that cancel out (a claim, a retry) write nothing.
-CREATE FUNCTION crefinder.add_to_rollups(deltas crefinder.rollup_delta[]) RETURNS void
-    LANGUAGE sql
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    INSERT INTO crefinder.message_rollups AS r
-        (user_id, campaign_id, channel, step, variant, day, shard, messages, sent, delivered, opened,
-         clicked, responded, failed, blocked, skipped, priced, cost_cents)
-    SELECT d.user_id, d.campaign_id, d.channel, d.step, d.variant, d.day, (pg_backend_pid() % 8)::smallint,
-           sum(d.messages), sum(d.sent), sum(d.delivered), sum(d.opened), sum(d.clicked), sum(d.responded),
-           sum(d.failed), sum(d.blocked), sum(d.skipped), sum(d.priced), sum(d.cost_cents)
-    FROM unnest(deltas) AS d
-    GROUP BY d.user_id, d.campaign_id, d.channel, d.step, d.variant, d.day
-    HAVING sum(d.messages) <> 0 OR sum(d.sent) <> 0 OR sum(d.delivered) <> 0 OR sum(d.opened) <> 0
-        OR sum(d.clicked) <> 0 OR sum(d.responded) <> 0 OR sum(d.failed) <> 0 OR sum(d.blocked) <> 0
-        OR sum(d.skipped) <> 0 OR sum(d.priced) <> 0 OR sum(d.cost_cents) <> 0
-    ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT ON CONSTRAINT message_rollups_key DO UPDATE SET
-        messages = r.messages + excluded.messages, sent = r.sent + excluded.sent,
-        delivered = r.delivered + excluded.delivered, opened = r.opened + excluded.opened,
-        clicked = r.clicked + excluded.clicked, responded = r.responded + excluded.responded,
-        failed = r.failed + excluded.failed, blocked = r.blocked + excluded.blocked,
-        skipped = r.skipped + excluded.skipped, priced = r.priced + excluded.priced,
-        cost_cents = r.cost_cents + excluded.cost_cents
-$$;
-
--- roll_up: the trigger of every statement that writes outbound_events
--- (one per kind of statement: a trigger with transition tables has one
--- event): the new rows' counts less the old rows'.
+-- roll_up: the statement trigger on outbound_events (one per kind of
+-- statement: a trigger with transition tables has one event), in C.
 CREATE FUNCTION crefinder.roll_up() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE c SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    SET jit = off
-    AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM crefinder.add_to_rollups(ARRAY(SELECT crefinder.rollup_delta(n, 1) FROM new_rows n));
-    ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM crefinder.add_to_rollups(ARRAY(SELECT crefinder.rollup_delta(n, 1) FROM new_rows n)
-                                         || ARRAY(SELECT crefinder.rollup_delta(o, -1) FROM old_rows o));
-    ELSE
-        PERFORM crefinder.add_to_rollups(ARRAY(SELECT crefinder.rollup_delta(o, -1) FROM old_rows o));
-    END IF;
-    RETURN NULL;
-END
-$$;
+    AS 'MODULE_PATHNAME', 'crefinder_roll_up';
 CREATE TRIGGER roll_up_inserts AFTER INSERT ON crefinder.outbound_events
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crefinder.roll_up();
 CREATE TRIGGER roll_up_updates AFTER UPDATE ON crefinder.outbound_events
@@ -118,9 +51,87 @@ CREATE TRIGGER roll_up_updates AFTER UPDATE ON crefinder.outbound_events
 CREATE TRIGGER roll_up_deletes AFTER DELETE ON crefinder.outbound_events
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crefinder.roll_up();
 
--- rebuild_rollups: recomputes the rollups from outbound_events (locking
--- it against writers meanwhile).  Returns how many rollup rows there are;
--- they must equal what was kept incrementally.
+-- fold_rollups: moves the deltas committed so far into message_rollups,
+-- summed by key (keys in order).  tick() runs it every minute.  Returns
+-- how many deltas it folded.
+CREATE FUNCTION crefinder.fold_rollups() RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    SET jit = off
+    AS $$
+DECLARE
+    n bigint;
+BEGIN
+    WITH taken AS (
+        DELETE FROM crefinder.rollup_deltas d RETURNING d.*
+    ),
+    summed AS (
+        SELECT t.user_id, t.campaign_id, t.channel, t.step, t.variant, t.day, count(*) AS deltas,
+               sum(t.messages) AS messages, sum(t.sent) AS sent, sum(t.delivered) AS delivered,
+               sum(t.opened) AS opened, sum(t.clicked) AS clicked, sum(t.responded) AS responded,
+               sum(t.failed) AS failed, sum(t.blocked) AS blocked, sum(t.skipped) AS skipped,
+               sum(t.priced) AS priced, sum(t.cost_cents) AS cost_cents
+        FROM taken t
+        GROUP BY t.user_id, t.campaign_id, t.channel, t.step, t.variant, t.day
+    ),
+    folded AS (
+        INSERT INTO crefinder.message_rollups AS r
+            (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened, clicked,
+             responded, failed, blocked, skipped, priced, cost_cents)
+        SELECT s.user_id, s.campaign_id, s.channel, s.step, s.variant, s.day, s.messages, s.sent, s.delivered,
+               s.opened, s.clicked, s.responded, s.failed, s.blocked, s.skipped, s.priced, s.cost_cents
+        FROM summed s
+        ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT ON CONSTRAINT message_rollups_key DO UPDATE SET
+            messages = r.messages + excluded.messages, sent = r.sent + excluded.sent,
+            delivered = r.delivered + excluded.delivered, opened = r.opened + excluded.opened,
+            clicked = r.clicked + excluded.clicked, responded = r.responded + excluded.responded,
+            failed = r.failed + excluded.failed, blocked = r.blocked + excluded.blocked,
+            skipped = r.skipped + excluded.skipped, priced = r.priced + excluded.priced,
+            cost_cents = r.cost_cents + excluded.cost_cents
+    )
+    SELECT coalesce(sum(s.deltas), 0) INTO n FROM summed s;
+    RETURN n;
+END
+$$;
+
+-- rollups: message_rollups and the deltas not folded yet, as one (what
+-- the views read).
+CREATE VIEW crefinder.rollups WITH (security_invoker = true) AS
+SELECT r.user_id, r.campaign_id, r.channel, r.step, r.variant, r.day, r.messages, r.sent, r.delivered,
+       r.opened, r.clicked, r.responded, r.failed, r.blocked, r.skipped, r.priced, r.cost_cents
+FROM crefinder.message_rollups r
+UNION ALL
+SELECT d.user_id, d.campaign_id, d.channel, d.step, d.variant, d.day, d.messages, d.sent, d.delivered,
+       d.opened, d.clicked, d.responded, d.failed, d.blocked, d.skipped, d.priced, d.cost_cents
+FROM crefinder.rollup_deltas d;
+
+-- rollup_delta: what one message adds to its rollup row (sign 1) or takes
+-- from it (sign -1), for rebuild_rollups(): the same definitions as the
+-- trigger's (src/rollups.c), and a test holds them equal:
+--   sent: sent_at is set; delivered: delivered_at (SMS and WhatsApp
+--   delivered or read, email delivered, call answered); opened, clicked:
+--   opened_at, clicked_at (email); responded: responded_at; failed,
+--   blocked, skipped: the current status; priced: sent with cost_cents known.
+CREATE FUNCTION crefinder.rollup_delta(m crefinder.outbound_events, sign integer,
+    OUT day date, OUT messages integer, OUT sent integer, OUT delivered integer, OUT opened integer,
+    OUT clicked integer, OUT responded integer, OUT failed integer, OUT blocked integer,
+    OUT skipped integer, OUT priced integer, OUT cost_cents numeric)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT (coalesce(m.sent_at, m.created_at) AT TIME ZONE 'UTC')::date,
+           sign, sign * (m.sent_at IS NOT NULL)::integer, sign * (m.delivered_at IS NOT NULL)::integer,
+           sign * (m.opened_at IS NOT NULL)::integer, sign * (m.clicked_at IS NOT NULL)::integer,
+           sign * (m.responded_at IS NOT NULL)::integer, sign * (m.status = 'failed')::integer,
+           sign * (m.status = 'blocked')::integer, sign * (m.status = 'skipped')::integer,
+           sign * (m.sent_at IS NOT NULL AND m.cost_cents IS NOT NULL)::integer,
+           sign * coalesce(m.cost_cents, 0)
+$$;
+
+-- rebuild_rollups: recomputes the rollups from outbound_events (writers
+-- wait meanwhile).  Returns how many rollup rows there are; they are what
+-- was kept incrementally.
 CREATE FUNCTION crefinder.rebuild_rollups() RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -130,15 +141,18 @@ DECLARE
     n bigint;
 BEGIN
     LOCK TABLE crefinder.outbound_events IN SHARE MODE;
+    LOCK TABLE crefinder.rollup_deltas, crefinder.message_rollups IN EXCLUSIVE MODE;
+    DELETE FROM crefinder.rollup_deltas;
     DELETE FROM crefinder.message_rollups;
     INSERT INTO crefinder.message_rollups
-        (user_id, campaign_id, channel, step, variant, day, shard, messages, sent, delivered, opened,
+        (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened,
          clicked, responded, failed, blocked, skipped, priced, cost_cents)
-    SELECT (d).user_id, (d).campaign_id, (d).channel, (d).step, (d).variant, (d).day, 0,
+    SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, (d).day,
            sum((d).messages), sum((d).sent), sum((d).delivered), sum((d).opened), sum((d).clicked),
            sum((d).responded), sum((d).failed), sum((d).blocked), sum((d).skipped), sum((d).priced),
            sum((d).cost_cents)
-    FROM (SELECT crefinder.rollup_delta(m, 1) AS d FROM crefinder.outbound_events m) AS x
+    FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, crefinder.rollup_delta(m, 1) AS d
+          FROM crefinder.outbound_events m) AS m
     GROUP BY 1, 2, 3, 4, 5, 6;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -165,7 +179,7 @@ SELECT r.user_id, r.campaign_id, c.name AS campaign_name, r.channel,
        round(sum(r.cost_cents) / 100, 2) AS total_cost,
        round(sum(r.cost_cents) / 100 / nullif(sum(r.sent)::bigint, 0), 4) AS cost_per_contact,
        sum(r.sent)::bigint - sum(r.priced)::bigint AS unpriced
-FROM crefinder.message_rollups r
+FROM crefinder.rollups r
 JOIN crefinder.campaigns c ON c.user_id = r.user_id AND c.id = r.campaign_id
 GROUP BY r.user_id, r.campaign_id, c.name, r.channel;
 
@@ -187,7 +201,7 @@ FROM (SELECT r.user_id, r.channel, sum(r.sent)::bigint AS sent, sum(r.delivered)
              sum(r.responded)::bigint AS responded, sum(r.cost_cents) AS cost_cents, sum(r.priced)::bigint AS priced,
              coalesce(min(t.average_deal_value), 50000) AS deal_value,
              coalesce(min(t.conversion_rate), 0.05) AS conversion
-      FROM crefinder.message_rollups r
+      FROM crefinder.rollups r
       LEFT JOIN crefinder.tenant_settings t ON t.user_id = r.user_id
       WHERE r.day > (now() AT TIME ZONE 'UTC')::date - 30
       GROUP BY r.user_id, r.channel) AS x
@@ -213,7 +227,7 @@ CREATE VIEW crefinder.ab_test_results WITH (security_invoker = true) AS
 WITH arms AS (
     SELECT r.user_id, r.campaign_id, r.step, r.variant, sum(r.messages)::bigint AS assigned, sum(r.sent)::bigint AS sent,
            sum(r.responded)::bigint AS responded
-    FROM crefinder.message_rollups r
+    FROM crefinder.rollups r
     WHERE r.campaign_id IS NOT NULL AND r.variant IS NOT NULL AND r.step IS NOT NULL
     GROUP BY r.user_id, r.campaign_id, r.step, r.variant
 ),

@@ -11,7 +11,7 @@ BEGIN
                              'enrollments', 'outbound_events', 'integration_configs',
                              'opt_outs', 'email_suppressions', 'consents', 'webhook_events',
                              'tenant_settings', 'inbound_messages', 'responses', 'call_results',
-                             'property_contacts', 'message_rollups']
+                             'property_contacts', 'message_rollups', 'rollup_deltas']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -151,7 +151,8 @@ BEGIN
                    'crefinder.webhook_events, crefinder.inbound_messages, crefinder.responses, '
                    'crefinder.call_results, crefinder.property_contacts, crefinder.calling_rules, crefinder.state_holidays, '
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
-                   'crefinder.message_errors, crefinder.message_rollups, crefinder.campaign_performance, '
+                   'crefinder.message_errors, crefinder.message_rollups, crefinder.rollup_deltas, crefinder.rollups, '
+                   'crefinder.campaign_performance, '
                    'crefinder.channel_effectiveness, crefinder.ab_test_results TO %s', role);
     -- Settings are read through integration_config() (masked); the pause
     -- columns feed paused_providers.  Sealed secrets stay unreadable.

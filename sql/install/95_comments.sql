@@ -765,14 +765,17 @@ COMMENT ON FUNCTION crefinder.due_enrollments(timestamptz, integer) IS
 
 -- Analytics
 COMMENT ON TABLE crefinder.message_rollups IS
-    'The outbox''s counts per tenant, campaign, channel, step, variant and day, kept current by every statement that writes outbound_events (in shards, summed by the views); rebuild_rollups() recomputes them.';
+    'The outbox''s counts per tenant, campaign, channel, step, variant and day, as of the last fold_rollups(); with rollup_deltas (the view crefinder.rollups) always what rebuild_rollups() computes.';
+COMMENT ON TABLE crefinder.rollup_deltas IS
+    'What each statement that wrote outbound_events changed in the counts (appended by its trigger), until fold_rollups() moves it into message_rollups. Deltas may be negative.';
+COMMENT ON VIEW crefinder.rollups IS
+    'message_rollups and rollup_deltas as one: the current counts (sum by key). What the analytics views read.';
 COMMENT ON COLUMN crefinder.message_rollups.user_id IS 'The tenant.';
 COMMENT ON COLUMN crefinder.message_rollups.campaign_id IS 'The campaign; NULL for messages sent outside campaigns.';
 COMMENT ON COLUMN crefinder.message_rollups.channel IS 'sms, whatsapp, email or voice.';
 COMMENT ON COLUMN crefinder.message_rollups.step IS 'The campaign step (NULL outside campaigns).';
 COMMENT ON COLUMN crefinder.message_rollups.variant IS 'The A/B variant, holdout, or NULL.';
 COMMENT ON COLUMN crefinder.message_rollups.day IS 'The UTC day the messages were sent (created, for those not sent).';
-COMMENT ON COLUMN crefinder.message_rollups.shard IS 'The writer''s shard (its backend id modulo 8): concurrent writers add to different rows.';
 COMMENT ON COLUMN crefinder.message_rollups.messages IS 'Messages, whatever their status.';
 COMMENT ON COLUMN crefinder.message_rollups.sent IS 'Messages with sent_at set.';
 COMMENT ON COLUMN crefinder.message_rollups.delivered IS 'Messages with delivered_at set (SMS/WhatsApp delivered or read, email delivered, call answered).';
@@ -784,15 +787,48 @@ COMMENT ON COLUMN crefinder.message_rollups.blocked IS 'Messages whose status is
 COMMENT ON COLUMN crefinder.message_rollups.skipped IS 'Messages whose status is skipped (campaign steps not sent).';
 COMMENT ON COLUMN crefinder.message_rollups.priced IS 'Sent messages whose cost is known.';
 COMMENT ON COLUMN crefinder.message_rollups.cost_cents IS 'The known costs, in cents.';
-COMMENT ON TYPE crefinder.rollup_delta IS 'Internal: what one message adds to (or takes from) its rollup row.';
+COMMENT ON COLUMN crefinder.rollup_deltas.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.rollup_deltas.campaign_id IS 'The campaign; NULL for messages sent outside campaigns.';
+COMMENT ON COLUMN crefinder.rollup_deltas.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.rollup_deltas.step IS 'The campaign step (NULL outside campaigns).';
+COMMENT ON COLUMN crefinder.rollup_deltas.variant IS 'The A/B variant, holdout, or NULL.';
+COMMENT ON COLUMN crefinder.rollup_deltas.day IS 'The UTC day the messages were sent (created, for those not sent).';
+COMMENT ON COLUMN crefinder.rollup_deltas.messages IS 'The change in: messages, whatever their status.';
+COMMENT ON COLUMN crefinder.rollup_deltas.sent IS 'The change in: messages with sent_at set.';
+COMMENT ON COLUMN crefinder.rollup_deltas.delivered IS 'The change in: messages with delivered_at set (SMS/WhatsApp delivered or read, email delivered, call answered).';
+COMMENT ON COLUMN crefinder.rollup_deltas.opened IS 'The change in: messages with opened_at set (email).';
+COMMENT ON COLUMN crefinder.rollup_deltas.clicked IS 'The change in: messages with clicked_at set (email).';
+COMMENT ON COLUMN crefinder.rollup_deltas.responded IS 'The change in: messages with responded_at set.';
+COMMENT ON COLUMN crefinder.rollup_deltas.failed IS 'The change in: messages whose status is failed.';
+COMMENT ON COLUMN crefinder.rollup_deltas.blocked IS 'The change in: messages whose status is blocked.';
+COMMENT ON COLUMN crefinder.rollup_deltas.skipped IS 'The change in: messages whose status is skipped (campaign steps not sent).';
+COMMENT ON COLUMN crefinder.rollup_deltas.priced IS 'The change in: sent messages whose cost is known.';
+COMMENT ON COLUMN crefinder.rollup_deltas.cost_cents IS 'The change in: the known costs, in cents.';
+COMMENT ON COLUMN crefinder.rollups.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.rollups.campaign_id IS 'The campaign; NULL for messages sent outside campaigns.';
+COMMENT ON COLUMN crefinder.rollups.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.rollups.step IS 'The campaign step (NULL outside campaigns).';
+COMMENT ON COLUMN crefinder.rollups.variant IS 'The A/B variant, holdout, or NULL.';
+COMMENT ON COLUMN crefinder.rollups.day IS 'The UTC day the messages were sent (created, for those not sent).';
+COMMENT ON COLUMN crefinder.rollups.messages IS 'Messages, whatever their status.';
+COMMENT ON COLUMN crefinder.rollups.sent IS 'Messages with sent_at set.';
+COMMENT ON COLUMN crefinder.rollups.delivered IS 'Messages with delivered_at set (SMS/WhatsApp delivered or read, email delivered, call answered).';
+COMMENT ON COLUMN crefinder.rollups.opened IS 'Messages with opened_at set (email).';
+COMMENT ON COLUMN crefinder.rollups.clicked IS 'Messages with clicked_at set (email).';
+COMMENT ON COLUMN crefinder.rollups.responded IS 'Messages with responded_at set.';
+COMMENT ON COLUMN crefinder.rollups.failed IS 'Messages whose status is failed.';
+COMMENT ON COLUMN crefinder.rollups.blocked IS 'Messages whose status is blocked.';
+COMMENT ON COLUMN crefinder.rollups.skipped IS 'Messages whose status is skipped (campaign steps not sent).';
+COMMENT ON COLUMN crefinder.rollups.priced IS 'Sent messages whose cost is known.';
+COMMENT ON COLUMN crefinder.rollups.cost_cents IS 'The known costs, in cents.';
 COMMENT ON FUNCTION crefinder.rollup_delta(crefinder.outbound_events, integer) IS
-    'Internal: a message''s counts as a rollup delta, signed (1: added, -1: removed); the one definition of each count.';
-COMMENT ON FUNCTION crefinder.add_to_rollups(crefinder.rollup_delta[]) IS
-    'Internal: adds deltas, summed by key, to this backend''s rollup shard.';
+    'Internal: a message''s counts, signed (1: added, -1: removed), for rebuild_rollups(); the same definitions as the trigger''s.';
 COMMENT ON FUNCTION crefinder.roll_up() IS
-    'Internal: the statement trigger on outbound_events that keeps message_rollups current.';
+    'Internal: the statement trigger on outbound_events that appends each statement''s changes in the counts to rollup_deltas.';
+COMMENT ON FUNCTION crefinder.fold_rollups() IS
+    'Moves the committed rollup_deltas into message_rollups, summed by key; tick() runs it every minute. Returns how many deltas it folded.';
 COMMENT ON FUNCTION crefinder.rebuild_rollups() IS
-    'Recomputes message_rollups from outbound_events (operator''s); returns the number of rollup rows. The result equals what was kept incrementally.';
+    'Recomputes message_rollups from outbound_events and empties rollup_deltas (operator''s; writers wait meanwhile); returns the number of rollup rows. The result equals what was kept incrementally.';
 COMMENT ON VIEW crefinder.campaign_performance IS
     'Per campaign and channel: counts of messages (sent, delivered, opened, clicked, responded, failed, blocked), rates in percent (NULL where the denominator is 0), cost in dollars, and how many sent messages have no price yet.';
 COMMENT ON COLUMN crefinder.campaign_performance.user_id IS 'The tenant.';

@@ -1,0 +1,368 @@
+/*
+ * rollups.c
+ *		The statement trigger that keeps the analytics rollups current.
+ *
+ * SQL: crefinder.roll_up(), AFTER INSERT / UPDATE / DELETE ON
+ * crefinder.outbound_events FOR EACH STATEMENT, with transition tables.
+ *
+ * Every statement that writes messages (the dispatcher's outcomes, the
+ * webhooks, tick, the send functions) ends here: the new rows' counts less
+ * the old rows', summed by rollup key (tenant, campaign, channel, step,
+ * variant, UTC day), are appended to crefinder.rollup_deltas, one row per
+ * key whose counts changed (a claim or a retry changes none and writes
+ * nothing).  Appending never waits on another writer and never rewrites a
+ * row (a thousand single sends in one transaction would otherwise stack a
+ * thousand versions of one rollup row); crefinder.fold_rollups() folds the
+ * deltas into crefinder.message_rollups in batches, and the views read
+ * both.  What each count counts is defined here and, for
+ * rebuild_rollups(), in crefinder.rollup_delta(); a test holds them equal.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+
+PG_FUNCTION_INFO_V1(crefinder_roll_up);
+
+/* outbound_events.variant is at most this many bytes (a CHECK says so) */
+#define VARIANT_MAX_BYTES 160
+
+/* the counts, in rollup_deltas' column order after the key */
+enum
+{
+	COUNT_MESSAGES, COUNT_SENT, COUNT_DELIVERED, COUNT_OPENED, COUNT_CLICKED,
+	COUNT_RESPONDED, COUNT_FAILED, COUNT_BLOCKED, COUNT_SKIPPED, COUNT_PRICED,
+	NUM_COUNTS
+};
+
+typedef struct RollupKey
+{
+	pg_uuid_t	user_id;
+	int64		campaign_id;
+	int32		step;
+	DateADT		day;
+	bool		campaign_null;
+	bool		step_null;
+	bool		variant_null;
+	char		channel[16];
+	char		variant[VARIANT_MAX_BYTES + 1];
+} RollupKey;
+
+typedef struct RollupEntry
+{
+	RollupKey	key;			/* hash key: first */
+	int64		counts[NUM_COUNTS];
+	Datum		cost;			/* numeric, cents */
+} RollupEntry;
+
+/* outbound_events' columns the rollups read, by attribute number */
+typedef struct MessageColumns
+{
+	int			user_id, campaign_id, channel, step, variant, status, created_at,
+				sent_at, delivered_at, opened_at, clicked_at, responded_at, cost_cents;
+} MessageColumns;
+
+static SPIPlanPtr AppendPlan = NULL;
+
+static int
+ColumnNumber(TupleDesc desc, const char *name)
+{
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "crefinder.outbound_events has no column \"%s\"", name);
+	return attnum;
+}
+
+static void
+FindColumns(TupleDesc desc, MessageColumns *c)
+{
+	c->user_id = ColumnNumber(desc, "user_id");
+	c->campaign_id = ColumnNumber(desc, "campaign_id");
+	c->channel = ColumnNumber(desc, "channel");
+	c->step = ColumnNumber(desc, "step");
+	c->variant = ColumnNumber(desc, "variant");
+	c->status = ColumnNumber(desc, "status");
+	c->created_at = ColumnNumber(desc, "created_at");
+	c->sent_at = ColumnNumber(desc, "sent_at");
+	c->delivered_at = ColumnNumber(desc, "delivered_at");
+	c->opened_at = ColumnNumber(desc, "opened_at");
+	c->clicked_at = ColumnNumber(desc, "clicked_at");
+	c->responded_at = ColumnNumber(desc, "responded_at");
+	c->cost_cents = ColumnNumber(desc, "cost_cents");
+}
+
+static bool
+IsSet(TupleTableSlot *slot, int attnum)
+{
+	bool		isnull;
+
+	(void) slot_getattr(slot, attnum, &isnull);
+	return !isnull;
+}
+
+/* The UTC day of a timestamptz (the infinities stay infinite). */
+static DateADT
+UtcDay(TimestampTz t)
+{
+	if (TIMESTAMP_IS_NOBEGIN(t))
+		return DATEVAL_NOBEGIN;
+	if (TIMESTAMP_IS_NOEND(t))
+		return DATEVAL_NOEND;
+	/* days since 2000-01-01, rounded down */
+	if (t >= 0)
+		return (DateADT) (t / USECS_PER_DAY);
+	return (DateADT) -((-t + USECS_PER_DAY - 1) / USECS_PER_DAY);
+}
+
+static void
+TextInto(Datum value, char *buffer, int size, const char *what)
+{
+	text	   *t = DatumGetTextPP(value);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (len >= size)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("a message's %s is longer than %d bytes", what, size - 1)));
+	memcpy(buffer, VARDATA_ANY(t), len);
+	buffer[len] = '\0';
+}
+
+/*
+ * AddRows adds sign times each row of store to its entry of entries.
+ */
+static void
+AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sign, HTAB *entries)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			reader = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+	Datum		zero = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
+
+	/* a new read pointer starts where pointer 0 is: rewind it */
+	tuplestore_select_read_pointer(store, reader);
+	tuplestore_rescan(store);
+	while (tuplestore_gettupleslot(store, true, false, slot))
+	{
+		RollupKey	key;
+		RollupEntry *entry;
+		bool		found;
+		bool		isnull;
+		Datum		value;
+		bool		sent;
+		const char *status;
+
+		CHECK_FOR_INTERRUPTS();
+		memset(&key, 0, sizeof(key));
+		value = slot_getattr(slot, c->user_id, &isnull);
+		if (!isnull)
+			memcpy(&key.user_id, DatumGetUUIDP(value), sizeof(pg_uuid_t));
+		value = slot_getattr(slot, c->campaign_id, &key.campaign_null);
+		key.campaign_id = key.campaign_null ? 0 : DatumGetInt64(value);
+		value = slot_getattr(slot, c->step, &key.step_null);
+		key.step = key.step_null ? 0 : DatumGetInt32(value);
+		value = slot_getattr(slot, c->variant, &key.variant_null);
+		if (!key.variant_null)
+			TextInto(value, key.variant, sizeof(key.variant), "variant");
+		value = slot_getattr(slot, c->channel, &isnull);
+		if (!isnull)
+			TextInto(value, key.channel, sizeof(key.channel), "channel");
+		sent = IsSet(slot, c->sent_at);
+		value = slot_getattr(slot, sent ? c->sent_at : c->created_at, &isnull);
+		key.day = isnull ? DATEVAL_NOBEGIN : UtcDay(DatumGetTimestampTz(value));
+
+		entry = hash_search(entries, &key, HASH_ENTER, &found);
+		if (!found)
+		{
+			memset(entry->counts, 0, sizeof(entry->counts));
+			entry->cost = zero;
+		}
+		value = slot_getattr(slot, c->status, &isnull);
+		status = isnull ? "" : TextDatumGetCString(value);
+		entry->counts[COUNT_MESSAGES] += sign;
+		entry->counts[COUNT_SENT] += sent ? sign : 0;
+		entry->counts[COUNT_DELIVERED] += IsSet(slot, c->delivered_at) ? sign : 0;
+		entry->counts[COUNT_OPENED] += IsSet(slot, c->opened_at) ? sign : 0;
+		entry->counts[COUNT_CLICKED] += IsSet(slot, c->clicked_at) ? sign : 0;
+		entry->counts[COUNT_RESPONDED] += IsSet(slot, c->responded_at) ? sign : 0;
+		entry->counts[COUNT_FAILED] += strcmp(status, "failed") == 0 ? sign : 0;
+		entry->counts[COUNT_BLOCKED] += strcmp(status, "blocked") == 0 ? sign : 0;
+		entry->counts[COUNT_SKIPPED] += strcmp(status, "skipped") == 0 ? sign : 0;
+		value = slot_getattr(slot, c->cost_cents, &isnull);
+		if (!isnull)
+		{
+			entry->counts[COUNT_PRICED] += sent ? sign : 0;
+			entry->cost = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub, entry->cost, value);
+		}
+	}
+	tuplestore_select_read_pointer(store, 0);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+static bool
+Changed(const RollupEntry *entry)
+{
+	for (int i = 0; i < NUM_COUNTS; i++)
+		if (entry->counts[i] != 0)
+			return true;
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, entry->cost,
+											 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))) != 0;
+}
+
+/*
+ * AppendDeltas writes the changed entries to crefinder.rollup_deltas in one
+ * statement (one array per column).
+ */
+static void
+AppendDeltas(HTAB *entries)
+{
+	long		n = hash_get_num_entries(entries);
+	Datum	   *users = palloc(sizeof(Datum) * n);
+	Datum	   *campaigns = palloc(sizeof(Datum) * n);
+	bool	   *campaign_nulls = palloc(sizeof(bool) * n);
+	Datum	   *channels = palloc(sizeof(Datum) * n);
+	Datum	   *steps = palloc(sizeof(Datum) * n);
+	bool	   *step_nulls = palloc(sizeof(bool) * n);
+	Datum	   *variants = palloc(sizeof(Datum) * n);
+	bool	   *variant_nulls = palloc(sizeof(bool) * n);
+	Datum	   *days = palloc(sizeof(Datum) * n);
+	Datum	   *counts[NUM_COUNTS];
+	Datum	   *costs = palloc(sizeof(Datum) * n);
+	Datum		values[7 + NUM_COUNTS];
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			rows = 0;
+	HASH_SEQ_STATUS scan;
+	RollupEntry *entry;
+	int			rc;
+
+	for (int i = 0; i < NUM_COUNTS; i++)
+		counts[i] = palloc(sizeof(Datum) * n);
+	hash_seq_init(&scan, entries);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+	{
+		if (!Changed(entry))
+			continue;
+		users[rows] = UUIDPGetDatum(&entry->key.user_id);
+		campaigns[rows] = Int64GetDatum(entry->key.campaign_id);
+		campaign_nulls[rows] = entry->key.campaign_null;
+		channels[rows] = CStringGetTextDatum(entry->key.channel);
+		steps[rows] = Int32GetDatum(entry->key.step);
+		step_nulls[rows] = entry->key.step_null;
+		variants[rows] = entry->key.variant_null ? (Datum) 0 : CStringGetTextDatum(entry->key.variant);
+		variant_nulls[rows] = entry->key.variant_null;
+		days[rows] = DateADTGetDatum(entry->key.day);
+		for (int i = 0; i < NUM_COUNTS; i++)
+			counts[i][rows] = Int64GetDatum(entry->counts[i]);
+		costs[rows] = entry->cost;
+		rows++;
+	}
+	if (rows == 0)
+		return;
+	dims[0] = rows;
+	values[0] = PointerGetDatum(construct_array(users, rows, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	values[1] = PointerGetDatum(construct_md_array(campaigns, campaign_nulls, 1, dims, lbs, INT8OID, 8,
+												   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(channels, rows, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_md_array(steps, step_nulls, 1, dims, lbs, INT4OID, 4, true,
+												   TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(variants, variant_nulls, 1, dims, lbs, TEXTOID, -1, false,
+												   TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_array(days, rows, DATEOID, 4, true, TYPALIGN_INT));
+	for (int i = 0; i < NUM_COUNTS; i++)
+		values[6 + i] = PointerGetDatum(construct_array(counts[i], rows, INT8OID, 8, FLOAT8PASSBYVAL,
+														TYPALIGN_DOUBLE));
+	values[6 + NUM_COUNTS] = PointerGetDatum(construct_array(costs, rows, NUMERICOID, -1, false,
+															 TYPALIGN_INT));
+
+	if (AppendPlan == NULL)
+	{
+		Oid			types[7 + NUM_COUNTS];
+		SPIPlanPtr	plan;
+
+		types[0] = UUIDARRAYOID;
+		types[1] = INT8ARRAYOID;
+		types[2] = TEXTARRAYOID;
+		types[3] = INT4ARRAYOID;
+		types[4] = TEXTARRAYOID;
+		types[5] = DATEARRAYOID;
+		for (int i = 0; i < NUM_COUNTS; i++)
+			types[6 + i] = INT8ARRAYOID;
+		types[6 + NUM_COUNTS] = NUMERICARRAYOID;
+		plan = SPI_prepare("INSERT INTO crefinder.rollup_deltas (user_id, campaign_id, channel, step, variant, "
+						   "  day, messages, sent, delivered, opened, clicked, responded, failed, blocked, "
+						   "  skipped, priced, cost_cents) "
+						   "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+						   "  $12, $13, $14, $15, $16, $17)",
+						   7 + NUM_COUNTS, types);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the rollup append: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the rollup append's plan");
+		AppendPlan = plan;
+	}
+	rc = SPI_execute_plan(AppendPlan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not append rollup deltas: %s", SPI_result_code_string(rc));
+}
+
+Datum
+crefinder_roll_up(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	MessageColumns columns;
+	MemoryContext work;
+	MemoryContext caller;
+	HASHCTL		ctl;
+	HTAB	   *entries;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crefinder.roll_up() must be an AFTER ... FOR EACH STATEMENT trigger")));
+	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "outbound_events") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("crefinder.roll_up() is for crefinder.outbound_events only")));
+
+	work = AllocSetContextCreate(CurrentMemoryContext, "crefinder rollups", ALLOCSET_DEFAULT_SIZES);
+	caller = MemoryContextSwitchTo(work);
+	desc = RelationGetDescr(trigdata->tg_relation);
+	FindColumns(desc, &columns);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(RollupKey);
+	ctl.entrysize = sizeof(RollupEntry);
+	ctl.hcxt = work;
+	entries = hash_create("crefinder rollup deltas", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (trigdata->tg_newtable != NULL)
+		AddRows(trigdata->tg_newtable, desc, &columns, 1, entries);
+	if (trigdata->tg_oldtable != NULL)
+		AddRows(trigdata->tg_oldtable, desc, &columns, -1, entries);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	AppendDeltas(entries);
+	SPI_finish();
+
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(work);
+	return PointerGetDatum(NULL);
+}
