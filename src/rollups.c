@@ -14,7 +14,10 @@
  * row (a thousand single sends in one transaction would otherwise stack a
  * thousand versions of one rollup row); crefinder.fold_rollups() folds the
  * deltas into crefinder.message_rollups in batches, and the views read
- * both.  What each count counts is defined here and, for
+ * both.  Campaign messages also add, per property and contact point, what
+ * was sent, delivered and responded to (crefinder.reach_deltas): the
+ * distinct counts of campaign_overview and campaign_funnel are folded from
+ * them.  What each count counts is defined here and, for
  * rebuild_rollups(), in crefinder.rollup_delta(); a test holds them equal.
  */
 #include "postgres.h"
@@ -40,8 +43,9 @@
 
 PG_FUNCTION_INFO_V1(crefinder_roll_up);
 
-/* outbound_events.variant is at most this many bytes (a CHECK says so) */
+/* outbound_events.variant and to_contact are at most this many bytes (CHECKs say so) */
 #define VARIANT_MAX_BYTES 160
+#define CONTACT_MAX_BYTES 320
 
 /* the counts, in rollup_deltas' column order after the key */
 enum
@@ -71,14 +75,32 @@ typedef struct RollupEntry
 	Datum		cost;			/* numeric, cents */
 } RollupEntry;
 
+/* a campaign message's property and contact point */
+typedef struct ReachKey
+{
+	pg_uuid_t	user_id;
+	int64		campaign_id;
+	int64		property_id;
+	char		contact[CONTACT_MAX_BYTES + 1];
+} ReachKey;
+
+typedef struct ReachEntry
+{
+	ReachKey	key;			/* hash key: first */
+	int64		sent;
+	int64		delivered;
+	int64		responded;
+} ReachEntry;
+
 /* outbound_events' columns the rollups read, by attribute number */
 typedef struct MessageColumns
 {
-	int			user_id, campaign_id, channel, step, variant, status, created_at,
-				sent_at, delivered_at, opened_at, clicked_at, responded_at, cost_cents;
+	int			user_id, campaign_id, property_id, to_contact, channel, step, variant, status,
+				created_at, sent_at, delivered_at, opened_at, clicked_at, responded_at, cost_cents;
 } MessageColumns;
 
 static SPIPlanPtr AppendPlan = NULL;
+static SPIPlanPtr AppendReachPlan = NULL;
 
 static int
 ColumnNumber(TupleDesc desc, const char *name)
@@ -95,6 +117,8 @@ FindColumns(TupleDesc desc, MessageColumns *c)
 {
 	c->user_id = ColumnNumber(desc, "user_id");
 	c->campaign_id = ColumnNumber(desc, "campaign_id");
+	c->property_id = ColumnNumber(desc, "property_id");
+	c->to_contact = ColumnNumber(desc, "to_contact");
 	c->channel = ColumnNumber(desc, "channel");
 	c->step = ColumnNumber(desc, "step");
 	c->variant = ColumnNumber(desc, "variant");
@@ -146,10 +170,12 @@ TextInto(Datum value, char *buffer, int size, const char *what)
 }
 
 /*
- * AddRows adds sign times each row of store to its entry of entries.
+ * AddRows adds sign times each row of store to its entry of entries, and
+ * a campaign message's to its entry of reach.
  */
 static void
-AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sign, HTAB *entries)
+AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sign, HTAB *entries,
+		HTAB *reach)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	int			reader = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
@@ -209,6 +235,28 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 		{
 			entry->counts[COUNT_PRICED] += sent ? sign : 0;
 			entry->cost = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub, entry->cost, value);
+		}
+		if (!key.campaign_null && sent)
+		{
+			ReachKey	rkey;
+			ReachEntry *r;
+
+			value = slot_getattr(slot, c->property_id, &isnull);
+			if (isnull)
+				continue;
+			memset(&rkey, 0, sizeof(rkey));
+			rkey.user_id = key.user_id;
+			rkey.campaign_id = key.campaign_id;
+			rkey.property_id = DatumGetInt64(value);
+			value = slot_getattr(slot, c->to_contact, &isnull);
+			if (!isnull)
+				TextInto(value, rkey.contact, sizeof(rkey.contact), "contact");
+			r = hash_search(reach, &rkey, HASH_ENTER, &found);
+			if (!found)
+				r->sent = r->delivered = r->responded = 0;
+			r->sent += sign;
+			r->delivered += IsSet(slot, c->delivered_at) ? sign : 0;
+			r->responded += IsSet(slot, c->responded_at) ? sign : 0;
 		}
 	}
 	tuplestore_select_read_pointer(store, 0);
@@ -322,6 +370,69 @@ AppendDeltas(HTAB *entries)
 		elog(ERROR, "could not append rollup deltas: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * AppendReach writes the changed reach entries to crefinder.reach_deltas.
+ */
+static void
+AppendReach(HTAB *reach)
+{
+	long		n = hash_get_num_entries(reach);
+	Datum	   *users = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *campaigns = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *properties = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *contacts = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *sent = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *delivered = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *responded = palloc(sizeof(Datum) * Max(n, 1));
+	Datum		values[7];
+	int			rows = 0;
+	HASH_SEQ_STATUS scan;
+	ReachEntry *r;
+	int			rc;
+
+	hash_seq_init(&scan, reach);
+	while ((r = hash_seq_search(&scan)) != NULL)
+	{
+		if (r->sent == 0 && r->delivered == 0 && r->responded == 0)
+			continue;
+		users[rows] = UUIDPGetDatum(&r->key.user_id);
+		campaigns[rows] = Int64GetDatum(r->key.campaign_id);
+		properties[rows] = Int64GetDatum(r->key.property_id);
+		contacts[rows] = CStringGetTextDatum(r->key.contact);
+		sent[rows] = Int64GetDatum(r->sent);
+		delivered[rows] = Int64GetDatum(r->delivered);
+		responded[rows] = Int64GetDatum(r->responded);
+		rows++;
+	}
+	if (rows == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(users, rows, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	values[1] = PointerGetDatum(construct_array(campaigns, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(properties, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(contacts, rows, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_array(sent, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[5] = PointerGetDatum(construct_array(delivered, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[6] = PointerGetDatum(construct_array(responded, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (AppendReachPlan == NULL)
+	{
+		Oid			types[7] = {UUIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+								INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("INSERT INTO crefinder.reach_deltas (user_id, campaign_id, property_id, contact, "
+						   "  sent, delivered, responded) "
+						   "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7)", 7, types);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the reach append: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the reach append's plan");
+		AppendReachPlan = plan;
+	}
+	rc = SPI_execute_plan(AppendReachPlan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not append reach deltas: %s", SPI_result_code_string(rc));
+}
+
 Datum
 crefinder_roll_up(PG_FUNCTION_ARGS)
 {
@@ -332,6 +443,7 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	HASHCTL		ctl;
 	HTAB	   *entries;
+	HTAB	   *reach;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
@@ -352,14 +464,20 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	ctl.entrysize = sizeof(RollupEntry);
 	ctl.hcxt = work;
 	entries = hash_create("crefinder rollup deltas", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(ReachKey);
+	ctl.entrysize = sizeof(ReachEntry);
+	ctl.hcxt = work;
+	reach = hash_create("crefinder reach deltas", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	if (trigdata->tg_newtable != NULL)
-		AddRows(trigdata->tg_newtable, desc, &columns, 1, entries);
+		AddRows(trigdata->tg_newtable, desc, &columns, 1, entries, reach);
 	if (trigdata->tg_oldtable != NULL)
-		AddRows(trigdata->tg_oldtable, desc, &columns, -1, entries);
+		AddRows(trigdata->tg_oldtable, desc, &columns, -1, entries, reach);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	AppendDeltas(entries);
+	AppendReach(reach);
 	SPI_finish();
 
 	MemoryContextSwitchTo(caller);

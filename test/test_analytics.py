@@ -52,14 +52,20 @@ def setup(cluster):
         seq = list(cur.fetchone().values())[0]
         campaigns[tenant] = []
         for k in range(3):
-            cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone) "
-                        "VALUES ('DOE JANE', '+13055550%03d') RETURNING id" % (k + 10 * (tenant == B)))
-            prop = cur.fetchone()["id"]
+            props = []
+            for j in range(4):
+                cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone) "
+                            "VALUES ('DOE JANE', '+1305555%04d') RETURNING id" % (100 * k + j + 1000 * (tenant == B)))
+                props.append(cur.fetchone()["id"])
             cur.execute("SELECT crefinder.create_campaign(%s, %s, %s, '{}', '2030-01-01')",
-                        ("c%d" % k, seq, [prop]))
+                        ("c%d" % k, seq, props))
             campaigns[tenant].append(list(cur.fetchone().values())[0])
+            PROPERTIES[campaigns[tenant][-1]] = props
     cur.execute("RESET crefinder.user_id")
     return conn, cur, campaigns
+
+
+PROPERTIES = {}     # campaign -> its properties
 
 
 def random_workload(cluster, campaigns, seed, rounds):
@@ -79,23 +85,24 @@ def random_workload(cluster, campaigns, seed, rounds):
             campaign = rng.choice(campaigns[tenant] + [None])
             channel = rng.choice(CHANNELS)
             created = now - datetime.timedelta(days=rng.randint(0, 45), minutes=rng.randint(0, 1440))
-            rows.append((tenant, channel, "+1305555%04d" % rng.randint(0, 9999), campaign,
+            rows.append((tenant, channel, "+1305555%04d" % rng.randint(0, 30), campaign,
                          rng.choice((0, 1, None)) if campaign else None,
                          rng.choice(("A", "B", "holdout")) if campaign else None,
-                         rng.choice(("queued", "queued", "blocked", "skipped")), created))
+                         rng.choice(("queued", "queued", "blocked", "skipped")), created,
+                         rng.choice(PROPERTIES[campaign] + [None]) if campaign else None))
         cur.execute("INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, campaign_id, step, "
-                    "variant, status, block_reason, created_at) "
-                    "SELECT u, ch, c, camp, st, v, s, CASE WHEN s IN ('blocked', 'skipped') THEN 'dnc' END, t "
+                    "variant, status, block_reason, created_at, property_id) "
+                    "SELECT u, ch, c, camp, st, v, s, CASE WHEN s IN ('blocked', 'skipped') THEN 'dnc' END, t, p "
                     "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[], %s::int[], %s::text[], "
-                    "            %s::text[], %s::timestamptz[]) AS x(u, ch, c, camp, st, v, s, t) RETURNING id",
-                    tuple(list(col) for col in zip(*rows)))
+                    "            %s::text[], %s::timestamptz[], %s::bigint[]) AS x(u, ch, c, camp, st, v, s, t, p) "
+                    "RETURNING id", tuple(list(col) for col in zip(*rows)))
         mine += [r["id"] for r in cur.fetchall()]
         if not mine:
             continue
         for _ in range(rng.randint(1, 4)):
             batch = rng.sample(mine, min(len(mine), rng.randint(1, 30)))
             kind = rng.choice(("sent", "delivered", "opened", "clicked", "responded", "priced", "retry",
-                               "failed", "again", "late", "delete", "claim"))
+                               "failed", "again", "late", "delete", "claim", "reply", "unenroll"))
             if kind == "sent":
                 cur.execute("UPDATE crefinder.outbound_events SET status = 'sent', block_reason = NULL, "
                             "sent_at = coalesce(sent_at, created_at + interval '3 minutes') "
@@ -119,7 +126,19 @@ def random_workload(cluster, campaigns, seed, rounds):
             elif kind == "claim":
                 cur.execute("UPDATE crefinder.outbound_events SET updated_at = now(), attempts = attempts + 1 "
                             "WHERE id = ANY(%s)", (batch,))
-            else:
+            elif kind == "reply":
+                # replies of every kind on campaign messages (interested
+                # ones count for the funnel)
+                cur.execute("INSERT INTO crefinder.responses (user_id, message_id, campaign_id, property_id, channel, "
+                            "kind, source) SELECT user_id, id, campaign_id, property_id, channel, "
+                            "(ARRAY['interested', 'not_interested', 'question', 'interested'])[1 + (id %% 4)], 'manual' "
+                            "FROM crefinder.outbound_events WHERE id = ANY(%s) AND campaign_id IS NOT NULL", (batch[:5],))
+            elif kind == "unenroll" and rng.random() < 0.2:
+                cur.execute("DELETE FROM crefinder.enrollments WHERE id = (SELECT min(id) FROM crefinder.enrollments "
+                            "WHERE property_id = (SELECT property_id FROM crefinder.outbound_events WHERE id = %s))",
+                            (batch[0],))
+            elif kind == "delete":
+                cur.execute("DELETE FROM crefinder.responses WHERE message_id = ANY(%s)", (batch[:3],))
                 cur.execute("DELETE FROM crefinder.outbound_events WHERE id = ANY(%s)", (batch[:3],))
                 mine = [m for m in mine if m not in batch[:3]]
         conn.commit()
@@ -132,6 +151,29 @@ def rollups(cur, table_sql):
                 % (", ".join("sum(%s) AS %s" % (c, c) for c in ROLLUP_COLUMNS), table_sql,
                    " OR ".join("sum(%s) <> 0" % c for c in ROLLUP_COLUMNS)))
     return [tuple(r.values()) for r in cur.fetchall()]
+
+
+def reach(cur, table):
+    cur.execute("SELECT campaign_id, enrolled, contacted, delivered, responded, interested, contacts FROM %s "
+                "WHERE (enrolled, contacted, delivered, responded, interested, contacts) <> (0, 0, 0, 0, 0, 0) "
+                "ORDER BY 1" % table)
+    return [tuple(r.values()) for r in cur.fetchall()]
+
+
+def reach_from_raw(cur):
+    cur.execute("""
+        SELECT c.id, (SELECT count(*) FROM crefinder.enrollments e WHERE e.campaign_id = c.id) AS enrolled,
+               count(DISTINCT m.property_id) AS contacted,
+               count(DISTINCT m.property_id) FILTER (WHERE m.delivered_at IS NOT NULL) AS delivered,
+               count(DISTINCT m.property_id) FILTER (WHERE m.responded_at IS NOT NULL) AS responded,
+               (SELECT count(DISTINCT r.property_id) FROM crefinder.responses r
+                WHERE r.campaign_id = c.id AND r.kind = 'interested' AND r.property_id IS NOT NULL) AS interested,
+               count(DISTINCT m.to_contact) AS contacts
+        FROM crefinder.campaigns c
+        LEFT JOIN crefinder.outbound_events m
+          ON m.campaign_id = c.id AND m.property_id IS NOT NULL AND m.sent_at IS NOT NULL
+        GROUP BY c.id ORDER BY 1""")
+    return [tuple(r.values()) for r in cur.fetchall() if any(list(r.values())[1:])]
 
 
 def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
@@ -168,15 +210,20 @@ def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
                (sent_at IS NOT NULL AND cost_cents IS NOT NULL)::int AS priced, coalesce(cost_cents, 0) AS cost_cents
         FROM crefinder.outbound_events""")
     assert kept == raw
+    now_, raw_ = reach(cur, "crefinder.campaign_counts_now"), reach_from_raw(cur)
+    assert now_ == raw_, (now_, raw_)
     # folded, the same
     cur.execute("SELECT crefinder.fold_rollups() AS n")
     assert cur.fetchone()["n"] > 0
     cur.execute("SELECT count(*) AS n FROM crefinder.rollup_deltas")
     assert cur.fetchone()["n"] == 0
     assert rollups(cur, "SELECT * FROM crefinder.message_rollups") == kept
+    assert reach(cur, "crefinder.campaign_counts") == reach_from_raw(cur)
+    assert reach(cur, "crefinder.campaign_counts_now") == reach_from_raw(cur)
     cur.execute("SELECT crefinder.rebuild_rollups() AS n")
     assert cur.fetchone()["n"] == len(raw)
     assert rollups(cur, "SELECT * FROM crefinder.rollups") == kept
+    assert reach(cur, "crefinder.campaign_counts") == reach_from_raw(cur)
     conn.close()
 
 
@@ -194,6 +241,15 @@ def test_views_equal_a_computation_from_the_raw_rows(cluster):
                 "VALUES (%s, 80000, 0.02)", (B,))
     cur.execute("SELECT * FROM crefinder.outbound_events")
     messages = cur.fetchall()
+    cur.execute("SELECT * FROM crefinder.enrollments")
+    enrollments = cur.fetchall()
+    cur.execute("SELECT * FROM crefinder.responses")
+    responses = cur.fetchall()
+    # some enrollments in nurture (what a positive reply does)
+    cur.execute("UPDATE crefinder.enrollments SET status = 'nurture', sequence_id = "
+                "(SELECT min(id) FROM crefinder.sequences s WHERE s.user_id = enrollments.user_id) "
+                "WHERE id % 3 = 0 RETURNING id")
+    nurtured = {r["id"] for r in cur.fetchall()}
     cur.execute("SELECT now() AS now")
     today = cur.fetchone()["now"].astimezone(datetime.timezone.utc).date()
     conn.close()
@@ -236,6 +292,35 @@ def test_views_equal_a_computation_from_the_raw_rows(cluster):
                     "unpriced": sum(m["sent_at"] is not None and m["cost_cents"] is None for m in ms)})
         assert want and [dict((k, g[k]) for k in want[0]) for g in got] == want
         assert {g["campaign_name"] for g in got} <= {"c0", "c1", "c2"}
+
+        # campaign_overview and campaign_funnel: distinct properties
+        cur.execute("SELECT * FROM crefinder.campaign_overview ORDER BY campaign_id")
+        overview = cur.fetchall()
+        cur.execute("SELECT * FROM crefinder.campaign_funnel ORDER BY campaign_id, position")
+        funnel = cur.fetchall()
+        assert [o["campaign_id"] for o in overview] == sorted(campaigns[tenant])
+        for o in overview:
+            camp = o["campaign_id"]
+            sent = [m for m in mine if m["campaign_id"] == camp and m["property_id"] and m["sent_at"]]
+            contacted = len({m["property_id"] for m in sent})
+            responded = len({m["property_id"] for m in sent if m["responded_at"]})
+            interested = len({r["property_id"] for r in responses
+                              if r["campaign_id"] == camp and r["kind"] == "interested" and r["property_id"]})
+            enrolled = sum(e["campaign_id"] == camp for e in enrollments)
+            cost = decimal.Decimal(sum((m["cost_cents"] or 0) for m in mine if m["campaign_id"] == camp)) / 100
+            want = {"properties_enrolled": enrolled, "properties_contacted": contacted,
+                    "properties_responded": responded, "properties_interested": interested,
+                    "unique_contacts": len({m["to_contact"] for m in sent}),
+                    "response_rate": pct(responded, contacted),
+                    "total_cost": cost.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP),
+                    "cost_per_interested": None if not interested else (cost / interested).quantize(
+                        decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP)}
+            assert dict((k, o[k]) for k in want) == want, (o, want)
+            stages = [enrolled, contacted, len({m["property_id"] for m in sent if m["delivered_at"]}), responded,
+                      interested, sum(e["campaign_id"] == camp and e["id"] in nurtured for e in enrollments)]
+            got = [(f["stage"], f["properties"]) for f in funnel if f["campaign_id"] == camp]
+            assert got == list(zip(("enrolled", "contacted", "delivered", "responded", "interested", "nurture"),
+                                   stages)), got
 
         # channel_effectiveness: the last 30 days, best response rate first
         deal, conversion = (decimal.Decimal(80000), decimal.Decimal("0.02")) if tenant == B else \

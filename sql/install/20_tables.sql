@@ -146,7 +146,7 @@ CREATE TABLE crefinder.outbound_events (
     id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id              uuid NOT NULL DEFAULT crefinder.current_user_id(),
     channel              text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
-    to_contact           text NOT NULL,
+    to_contact           text NOT NULL CHECK (octet_length(to_contact) <= 320),
     status               text NOT NULL DEFAULT 'queued'
         CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'blocked', 'failed',
                           'cancelled', 'unknown', 'skipped')),

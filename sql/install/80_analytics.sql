@@ -37,6 +37,108 @@ CREATE INDEX message_rollups_day_idx ON crefinder.message_rollups (user_id, day)
 -- rollup_deltas: what each statement that wrote outbound_events changed
 -- (the roll_up trigger appends them), waiting for fold_rollups().
 CREATE TABLE crefinder.rollup_deltas (LIKE crefinder.message_rollups INCLUDING DEFAULTS);
+CREATE INDEX ON crefinder.rollup_deltas (user_id, campaign_id);
+
+-- Per campaign and property: enrolled (0 or 1), and the campaign's
+-- messages sent to it, delivered, responded to, and its interested
+-- replies; per campaign and contact point: the messages sent to it; per
+-- campaign: how many properties (contact points) have each of these.
+-- Folded from reach_deltas like the rollups, for campaign_overview and
+-- campaign_funnel.
+CREATE TABLE crefinder.campaign_reach (
+    user_id      uuid NOT NULL,
+    campaign_id  bigint NOT NULL,
+    property_id  bigint NOT NULL,
+    enrolled     bigint NOT NULL DEFAULT 0,
+    sent         bigint NOT NULL DEFAULT 0,
+    delivered    bigint NOT NULL DEFAULT 0,
+    responded    bigint NOT NULL DEFAULT 0,
+    interested   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, property_id)
+);
+CREATE TABLE crefinder.contact_reach (
+    user_id      uuid NOT NULL,
+    campaign_id  bigint NOT NULL,
+    contact      text NOT NULL,
+    sent         bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (campaign_id, contact)
+);
+CREATE TABLE crefinder.campaign_counts (
+    user_id      uuid NOT NULL,
+    campaign_id  bigint PRIMARY KEY,
+    enrolled     bigint NOT NULL DEFAULT 0,
+    contacted    bigint NOT NULL DEFAULT 0,
+    delivered    bigint NOT NULL DEFAULT 0,
+    responded    bigint NOT NULL DEFAULT 0,
+    interested   bigint NOT NULL DEFAULT 0,
+    contacts     bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX ON crefinder.campaign_counts (user_id);
+-- reach_deltas: changes to campaign_reach and contact_reach waiting for
+-- fold_rollups() (contact NULL: a change of enrollment or interest only).
+CREATE TABLE crefinder.reach_deltas (
+    user_id      uuid NOT NULL,
+    campaign_id  bigint NOT NULL,
+    property_id  bigint NOT NULL,
+    contact      text,
+    enrolled     bigint NOT NULL DEFAULT 0,
+    sent         bigint NOT NULL DEFAULT 0,
+    delivered    bigint NOT NULL DEFAULT 0,
+    responded    bigint NOT NULL DEFAULT 0,
+    interested   bigint NOT NULL DEFAULT 0
+);
+
+-- reach_of_enrollments, reach_of_responses: enrollments added or removed,
+-- and interested replies recorded or removed, as reach deltas.
+CREATE FUNCTION crefinder.reach_of_enrollments() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO crefinder.reach_deltas (user_id, campaign_id, property_id, enrolled)
+        SELECT n.user_id, n.campaign_id, n.property_id, 1 FROM new_rows n;
+    ELSE
+        INSERT INTO crefinder.reach_deltas (user_id, campaign_id, property_id, enrolled)
+        SELECT o.user_id, o.campaign_id, o.property_id, -1 FROM old_rows o;
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- campaign_funnel counts the enrollments moved to nurture
+CREATE INDEX enrollments_nurture_idx ON crefinder.enrollments (campaign_id) WHERE sequence_id IS NOT NULL;
+CREATE TRIGGER reach_of_new_enrollments AFTER INSERT ON crefinder.enrollments
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crefinder.reach_of_enrollments();
+CREATE TRIGGER reach_of_old_enrollments AFTER DELETE ON crefinder.enrollments
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crefinder.reach_of_enrollments();
+
+CREATE FUNCTION crefinder.reach_of_responses() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO crefinder.reach_deltas (user_id, campaign_id, property_id, interested)
+        SELECT n.user_id, n.campaign_id, n.property_id, count(*) FROM new_rows n
+        WHERE n.kind = 'interested' AND n.campaign_id IS NOT NULL AND n.property_id IS NOT NULL
+        GROUP BY 1, 2, 3;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO crefinder.reach_deltas (user_id, campaign_id, property_id, interested)
+        SELECT o.user_id, o.campaign_id, o.property_id, -count(*) FROM old_rows o
+        WHERE o.kind = 'interested' AND o.campaign_id IS NOT NULL AND o.property_id IS NOT NULL
+        GROUP BY 1, 2, 3;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER reach_of_new_responses AFTER INSERT ON crefinder.responses
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crefinder.reach_of_responses();
+CREATE TRIGGER reach_of_changed_responses AFTER UPDATE ON crefinder.responses
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION crefinder.reach_of_responses();
+CREATE TRIGGER reach_of_old_responses AFTER DELETE ON crefinder.responses
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crefinder.reach_of_responses();
 
 -- roll_up: the statement trigger on outbound_events (one per kind of
 -- statement: a trigger with transition tables has one event), in C.
@@ -91,6 +193,81 @@ BEGIN
             cost_cents = r.cost_cents + excluded.cost_cents
     )
     SELECT coalesce(sum(s.deltas), 0) INTO n FROM summed s;
+    n := n + crefinder.fold_reach();
+    RETURN n;
+END
+$$;
+
+-- fold_reach: moves the committed reach_deltas into campaign_reach and
+-- contact_reach, and what crosses zero there (a property first contacted,
+-- a contact point no longer sent anything) into campaign_counts.
+CREATE FUNCTION crefinder.fold_reach() RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    SET jit = off
+    AS $$
+DECLARE
+    n bigint;
+BEGIN
+    WITH taken AS (
+        DELETE FROM crefinder.reach_deltas d RETURNING d.*
+    ),
+    props AS (
+        SELECT t.user_id, t.campaign_id, t.property_id, sum(t.enrolled) AS enrolled, sum(t.sent) AS sent,
+               sum(t.delivered) AS delivered, sum(t.responded) AS responded, sum(t.interested) AS interested,
+               count(*) AS deltas
+        FROM taken t GROUP BY t.user_id, t.campaign_id, t.property_id
+    ),
+    contacts AS (
+        SELECT t.user_id, t.campaign_id, t.contact, sum(t.sent) AS sent
+        FROM taken t WHERE t.contact IS NOT NULL GROUP BY t.user_id, t.campaign_id, t.contact
+    ),
+    props_now AS (
+        INSERT INTO crefinder.campaign_reach AS r
+            (user_id, campaign_id, property_id, enrolled, sent, delivered, responded, interested)
+        SELECT p.user_id, p.campaign_id, p.property_id, p.enrolled, p.sent, p.delivered, p.responded, p.interested
+        FROM props p ORDER BY p.campaign_id, p.property_id
+        ON CONFLICT (campaign_id, property_id) DO UPDATE SET
+            enrolled = r.enrolled + excluded.enrolled, sent = r.sent + excluded.sent,
+            delivered = r.delivered + excluded.delivered, responded = r.responded + excluded.responded,
+            interested = r.interested + excluded.interested
+        RETURNING r.user_id, r.campaign_id, r.property_id, r.enrolled, r.sent, r.delivered, r.responded,
+                  r.interested
+    ),
+    contacts_now AS (
+        INSERT INTO crefinder.contact_reach AS r (user_id, campaign_id, contact, sent)
+        SELECT c.user_id, c.campaign_id, c.contact, c.sent FROM contacts c ORDER BY c.campaign_id, c.contact
+        ON CONFLICT (campaign_id, contact) DO UPDATE SET sent = r.sent + excluded.sent
+        RETURNING r.user_id, r.campaign_id, r.contact, r.sent
+    ),
+    -- what crossed zero: now positive and before not, or the other way
+    crossed AS (
+        SELECT a.user_id, a.campaign_id,
+               sum((a.enrolled > 0)::integer - (a.enrolled - p.enrolled > 0)::integer) AS enrolled,
+               sum((a.sent > 0)::integer - (a.sent - p.sent > 0)::integer) AS contacted,
+               sum((a.delivered > 0)::integer - (a.delivered - p.delivered > 0)::integer) AS delivered,
+               sum((a.responded > 0)::integer - (a.responded - p.responded > 0)::integer) AS responded,
+               sum((a.interested > 0)::integer - (a.interested - p.interested > 0)::integer) AS interested,
+               0 AS contacts
+        FROM props_now a JOIN props p ON p.campaign_id = a.campaign_id AND p.property_id = a.property_id
+        GROUP BY a.user_id, a.campaign_id
+        UNION ALL
+        SELECT a.user_id, a.campaign_id, 0, 0, 0, 0, 0, sum((a.sent > 0)::integer - (a.sent - c.sent > 0)::integer)
+        FROM contacts_now a JOIN contacts c ON c.campaign_id = a.campaign_id AND c.contact = a.contact
+        GROUP BY a.user_id, a.campaign_id
+    ),
+    counted AS (
+        INSERT INTO crefinder.campaign_counts AS k
+            (user_id, campaign_id, enrolled, contacted, delivered, responded, interested, contacts)
+        SELECT x.user_id, x.campaign_id, sum(x.enrolled), sum(x.contacted), sum(x.delivered), sum(x.responded),
+               sum(x.interested), sum(x.contacts)
+        FROM crossed x GROUP BY x.user_id, x.campaign_id ORDER BY x.campaign_id
+        ON CONFLICT (campaign_id) DO UPDATE SET
+            enrolled = k.enrolled + excluded.enrolled, contacted = k.contacted + excluded.contacted,
+            delivered = k.delivered + excluded.delivered, responded = k.responded + excluded.responded,
+            interested = k.interested + excluded.interested, contacts = k.contacts + excluded.contacts
+    )
+    SELECT coalesce(sum(p.deltas), 0) INTO n FROM props p;
     RETURN n;
 END
 $$;
@@ -155,6 +332,51 @@ BEGIN
           FROM crefinder.outbound_events m) AS m
     GROUP BY 1, 2, 3, 4, 5, 6;
     GET DIAGNOSTICS n = ROW_COUNT;
+
+    -- the reach: enrollments, the campaign messages sent (per property and
+    -- contact point), interested replies
+    LOCK TABLE crefinder.enrollments, crefinder.responses IN SHARE MODE;
+    LOCK TABLE crefinder.reach_deltas, crefinder.campaign_reach, crefinder.contact_reach,
+               crefinder.campaign_counts IN EXCLUSIVE MODE;
+    DELETE FROM crefinder.reach_deltas;
+    DELETE FROM crefinder.campaign_reach;
+    DELETE FROM crefinder.contact_reach;
+    DELETE FROM crefinder.campaign_counts;
+    INSERT INTO crefinder.campaign_reach
+        (user_id, campaign_id, property_id, enrolled, sent, delivered, responded, interested)
+    SELECT x.user_id, x.campaign_id, x.property_id, sum(x.enrolled), sum(x.sent), sum(x.delivered),
+           sum(x.responded), sum(x.interested)
+    FROM (SELECT e.user_id, e.campaign_id, e.property_id, 1 AS enrolled, 0 AS sent, 0 AS delivered,
+                 0 AS responded, 0 AS interested
+          FROM crefinder.enrollments e
+          UNION ALL
+          SELECT m.user_id, m.campaign_id, m.property_id, 0, 1, (m.delivered_at IS NOT NULL)::integer,
+                 (m.responded_at IS NOT NULL)::integer, 0
+          FROM crefinder.outbound_events m
+          WHERE m.campaign_id IS NOT NULL AND m.property_id IS NOT NULL AND m.sent_at IS NOT NULL
+          UNION ALL
+          SELECT r.user_id, r.campaign_id, r.property_id, 0, 0, 0, 0, 1
+          FROM crefinder.responses r
+          WHERE r.kind = 'interested' AND r.campaign_id IS NOT NULL AND r.property_id IS NOT NULL) AS x
+    GROUP BY 1, 2, 3;
+    INSERT INTO crefinder.contact_reach (user_id, campaign_id, contact, sent)
+    SELECT m.user_id, m.campaign_id, m.to_contact, count(*)
+    FROM crefinder.outbound_events m
+    WHERE m.campaign_id IS NOT NULL AND m.property_id IS NOT NULL AND m.sent_at IS NOT NULL
+    GROUP BY 1, 2, 3;
+    INSERT INTO crefinder.campaign_counts
+        (user_id, campaign_id, enrolled, contacted, delivered, responded, interested, contacts)
+    SELECT coalesce(p.user_id, c.user_id), coalesce(p.campaign_id, c.campaign_id), coalesce(p.enrolled, 0),
+           coalesce(p.contacted, 0), coalesce(p.delivered, 0), coalesce(p.responded, 0),
+           coalesce(p.interested, 0), coalesce(c.contacts, 0)
+    FROM (SELECT r.user_id, r.campaign_id, count(*) FILTER (WHERE r.enrolled > 0) AS enrolled,
+                 count(*) FILTER (WHERE r.sent > 0) AS contacted, count(*) FILTER (WHERE r.delivered > 0) AS delivered,
+                 count(*) FILTER (WHERE r.responded > 0) AS responded,
+                 count(*) FILTER (WHERE r.interested > 0) AS interested
+          FROM crefinder.campaign_reach r GROUP BY 1, 2) AS p
+    FULL JOIN (SELECT r.user_id, r.campaign_id, count(*) FILTER (WHERE r.sent > 0) AS contacts
+               FROM crefinder.contact_reach r GROUP BY 1, 2) AS c
+      ON c.campaign_id = p.campaign_id;
     RETURN n;
 END
 $$;
@@ -273,3 +495,86 @@ SELECT j.user_id, j.campaign_id, j.step, j.variant, j.assigned, j.sent, j.respon
        NOT j.holdout AND j.position = j.best AND coalesce(j.enough, false)
            AND CASE WHEN j.position = 1 THEN coalesce(j.all_differ, false) ELSE j.p_value < 0.05 END AS winner
 FROM judged j;
+
+-- campaign_counts_now: campaign_counts with the reach deltas not folded
+-- yet (what they make cross zero in campaign_reach and contact_reach),
+-- so that the views are current to the last commit.
+CREATE VIEW crefinder.campaign_counts_now WITH (security_invoker = true) AS
+WITH pending AS (
+    SELECT d.user_id, d.campaign_id, d.property_id, sum(d.enrolled) AS enrolled, sum(d.sent) AS sent,
+           sum(d.delivered) AS delivered, sum(d.responded) AS responded, sum(d.interested) AS interested
+    FROM crefinder.reach_deltas d
+    GROUP BY d.user_id, d.campaign_id, d.property_id
+),
+pending_contacts AS (
+    SELECT d.user_id, d.campaign_id, d.contact, sum(d.sent) AS sent
+    FROM crefinder.reach_deltas d WHERE d.contact IS NOT NULL
+    GROUP BY d.user_id, d.campaign_id, d.contact
+),
+changes AS (
+    SELECT p.user_id, p.campaign_id,
+           sum((coalesce(r.enrolled, 0) + p.enrolled > 0)::integer - (coalesce(r.enrolled, 0) > 0)::integer) AS enrolled,
+           sum((coalesce(r.sent, 0) + p.sent > 0)::integer - (coalesce(r.sent, 0) > 0)::integer) AS contacted,
+           sum((coalesce(r.delivered, 0) + p.delivered > 0)::integer - (coalesce(r.delivered, 0) > 0)::integer)
+               AS delivered,
+           sum((coalesce(r.responded, 0) + p.responded > 0)::integer - (coalesce(r.responded, 0) > 0)::integer)
+               AS responded,
+           sum((coalesce(r.interested, 0) + p.interested > 0)::integer - (coalesce(r.interested, 0) > 0)::integer)
+               AS interested,
+           0 AS contacts
+    FROM pending p
+    LEFT JOIN crefinder.campaign_reach r ON r.campaign_id = p.campaign_id AND r.property_id = p.property_id
+    GROUP BY p.user_id, p.campaign_id
+    UNION ALL
+    SELECT p.user_id, p.campaign_id, 0, 0, 0, 0, 0,
+           sum((coalesce(r.sent, 0) + p.sent > 0)::integer - (coalesce(r.sent, 0) > 0)::integer)
+    FROM pending_contacts p
+    LEFT JOIN crefinder.contact_reach r ON r.campaign_id = p.campaign_id AND r.contact = p.contact
+    GROUP BY p.user_id, p.campaign_id
+    UNION ALL
+    SELECT k.user_id, k.campaign_id, k.enrolled, k.contacted, k.delivered, k.responded, k.interested, k.contacts
+    FROM crefinder.campaign_counts k
+)
+SELECT c.user_id, c.campaign_id, sum(c.enrolled)::bigint AS enrolled, sum(c.contacted)::bigint AS contacted,
+       sum(c.delivered)::bigint AS delivered, sum(c.responded)::bigint AS responded,
+       sum(c.interested)::bigint AS interested, sum(c.contacts)::bigint AS contacts
+FROM changes c
+GROUP BY c.user_id, c.campaign_id;
+
+-- campaign_overview: per campaign, the properties enrolled, contacted (a
+-- message sent), responded (a message responded to) and interested (an
+-- interested reply), the distinct contact points messaged, the response
+-- rate (properties responded / contacted, in percent), the cost in
+-- dollars, per property contacted and per interested lead.
+CREATE VIEW crefinder.campaign_overview WITH (security_invoker = true) AS
+SELECT c.user_id, c.id AS campaign_id, c.name AS campaign_name, c.status,
+       coalesce(k.enrolled, 0) AS properties_enrolled, coalesce(k.contacted, 0) AS properties_contacted,
+       coalesce(k.responded, 0) AS properties_responded, coalesce(k.interested, 0) AS properties_interested,
+       coalesce(k.contacts, 0) AS unique_contacts,
+       round(100.0 * k.responded / nullif(k.contacted, 0), 2) AS response_rate,
+       round(coalesce(m.cost_cents, 0) / 100, 2) AS total_cost,
+       round(coalesce(m.cost_cents, 0) / 100 / nullif(k.contacted, 0), 4) AS cost_per_property,
+       round(coalesce(m.cost_cents, 0) / 100 / nullif(k.interested, 0), 2) AS cost_per_interested,
+       coalesce(m.unpriced, 0) AS unpriced
+FROM crefinder.campaigns c
+LEFT JOIN crefinder.campaign_counts_now k ON k.campaign_id = c.id AND k.user_id = c.user_id
+LEFT JOIN LATERAL (SELECT sum(r.cost_cents) AS cost_cents, (sum(r.sent) - sum(r.priced))::bigint AS unpriced
+                   FROM crefinder.rollups r WHERE r.user_id = c.user_id AND r.campaign_id = c.id) AS m ON true;
+
+-- campaign_funnel: per campaign, how many properties reached each stage:
+-- enrolled, contacted, delivered, responded, interested, and moved to a
+-- nurture sequence; each stage's share of the one before, in percent.
+CREATE VIEW crefinder.campaign_funnel WITH (security_invoker = true) AS
+SELECT f.user_id, f.campaign_id, f.campaign_name, s.n AS position, s.stage, s.properties,
+       round(100.0 * s.properties / nullif(lag(s.properties) OVER (PARTITION BY f.campaign_id ORDER BY s.n), 0), 2)
+           AS share_of_previous
+FROM (SELECT c.user_id, c.id AS campaign_id, c.name AS campaign_name, coalesce(k.enrolled, 0) AS enrolled,
+             coalesce(k.contacted, 0) AS contacted, coalesce(k.delivered, 0) AS delivered,
+             coalesce(k.responded, 0) AS responded, coalesce(k.interested, 0) AS interested,
+             (SELECT count(*) FROM crefinder.enrollments e
+              WHERE e.user_id = c.user_id AND e.campaign_id = c.id AND e.sequence_id IS NOT NULL) AS nurture
+      FROM crefinder.campaigns c
+      LEFT JOIN crefinder.campaign_counts_now k ON k.campaign_id = c.id AND k.user_id = c.user_id) AS f
+CROSS JOIN LATERAL (VALUES (1, 'enrolled', f.enrolled), (2, 'contacted', f.contacted),
+                           (3, 'delivered', f.delivered), (4, 'responded', f.responded),
+                           (5, 'interested', f.interested), (6, 'nurture', f.nurture)) AS s(n, stage, properties);

@@ -11,7 +11,8 @@ BEGIN
                              'enrollments', 'outbound_events', 'integration_configs',
                              'opt_outs', 'email_suppressions', 'consents', 'webhook_events',
                              'tenant_settings', 'inbound_messages', 'responses', 'call_results',
-                             'property_contacts', 'message_rollups', 'rollup_deltas']
+                             'property_contacts', 'message_rollups', 'rollup_deltas', 'campaign_reach',
+                             'contact_reach', 'campaign_counts', 'reach_deltas']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -152,6 +153,8 @@ BEGIN
                    'crefinder.call_results, crefinder.property_contacts, crefinder.calling_rules, crefinder.state_holidays, '
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
                    'crefinder.message_errors, crefinder.message_rollups, crefinder.rollup_deltas, crefinder.rollups, '
+                   'crefinder.campaign_reach, crefinder.contact_reach, crefinder.campaign_counts, '
+                   'crefinder.reach_deltas, crefinder.campaign_counts_now, crefinder.campaign_overview, crefinder.campaign_funnel, '
                    'crefinder.campaign_performance, '
                    'crefinder.channel_effectiveness, crefinder.ab_test_results TO %s', role);
     -- Settings are read through integration_config() (masked); the pause

@@ -883,3 +883,79 @@ COMMENT ON COLUMN crefinder.ab_test_results.z IS 'The z statistic of this varian
 COMMENT ON COLUMN crefinder.ab_test_results.p_value IS 'The two-sided p-value of z.';
 COMMENT ON COLUMN crefinder.ab_test_results.lift_over_holdout IS 'response_rate less the holdout''s, in percentage points (NULL without a holdout).';
 COMMENT ON COLUMN crefinder.ab_test_results.winner IS 'The best variant, once every variant has 100 sends and the difference is significant (p < 0.05).';
+COMMENT ON TABLE crefinder.campaign_reach IS
+    'Per campaign and property: enrolled (0 or 1), the campaign''s messages sent to it, delivered and responded to, and its interested replies (as of the last fold; reach_deltas hold the rest).';
+COMMENT ON TABLE crefinder.contact_reach IS
+    'Per campaign and contact point: the campaign''s messages sent to it (as of the last fold).';
+COMMENT ON TABLE crefinder.campaign_counts IS
+    'Per campaign: how many properties are enrolled, contacted, delivered, responded and interested, and how many contact points were messaged (as of the last fold).';
+COMMENT ON TABLE crefinder.reach_deltas IS
+    'Changes to campaign_reach and contact_reach (messages sent, enrollments, interested replies) waiting for fold_rollups().';
+COMMENT ON FUNCTION crefinder.reach_of_enrollments() IS 'Internal: the statement trigger that records enrollments added or removed as reach deltas.';
+COMMENT ON FUNCTION crefinder.reach_of_responses() IS 'Internal: the statement trigger that records interested replies as reach deltas.';
+COMMENT ON FUNCTION crefinder.fold_reach() IS
+    'Internal: moves the committed reach_deltas into campaign_reach and contact_reach, and what crosses zero into campaign_counts; fold_rollups() runs it.';
+COMMENT ON VIEW crefinder.campaign_overview IS
+    'Per campaign: properties enrolled, contacted, responded and interested, unique contact points messaged, response rate (properties responded / contacted), cost, cost per property contacted and per interested lead.';
+COMMENT ON VIEW crefinder.campaign_funnel IS
+    'Per campaign and stage (enrolled, contacted, delivered, responded, interested, nurture): how many properties reached it, and its share of the stage before.';
+COMMENT ON COLUMN crefinder.campaign_reach.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.campaign_reach.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.campaign_reach.property_id IS 'The property.';
+COMMENT ON COLUMN crefinder.campaign_reach.enrolled IS '1 while the property is enrolled in the campaign, else 0.';
+COMMENT ON COLUMN crefinder.campaign_reach.sent IS 'The campaign''s messages sent to it.';
+COMMENT ON COLUMN crefinder.campaign_reach.delivered IS 'Of those, delivered.';
+COMMENT ON COLUMN crefinder.campaign_reach.responded IS 'Of those, responded to.';
+COMMENT ON COLUMN crefinder.campaign_reach.interested IS 'Its interested replies in the campaign.';
+COMMENT ON COLUMN crefinder.reach_deltas.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.reach_deltas.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.reach_deltas.property_id IS 'The property.';
+COMMENT ON COLUMN crefinder.reach_deltas.enrolled IS 'The change in whether it is enrolled (1 or 0).';
+COMMENT ON COLUMN crefinder.reach_deltas.sent IS 'The change in the campaign''s messages sent to it.';
+COMMENT ON COLUMN crefinder.reach_deltas.delivered IS 'The change in those delivered.';
+COMMENT ON COLUMN crefinder.reach_deltas.responded IS 'The change in those responded to.';
+COMMENT ON COLUMN crefinder.reach_deltas.interested IS 'The change in its interested replies.';
+COMMENT ON COLUMN crefinder.reach_deltas.contact IS 'The contact point the messages went to; NULL for a change of enrollment or interest.';
+COMMENT ON COLUMN crefinder.contact_reach.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.contact_reach.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.contact_reach.contact IS 'The contact point (E.164 phone number or email address).';
+COMMENT ON COLUMN crefinder.contact_reach.sent IS 'The campaign''s messages sent to it.';
+COMMENT ON COLUMN crefinder.campaign_counts.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.campaign_counts.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.campaign_counts.enrolled IS 'Properties enrolled.';
+COMMENT ON COLUMN crefinder.campaign_counts.contacted IS 'Properties sent at least one message.';
+COMMENT ON COLUMN crefinder.campaign_counts.delivered IS 'Properties with a message delivered.';
+COMMENT ON COLUMN crefinder.campaign_counts.responded IS 'Properties with a message responded to.';
+COMMENT ON COLUMN crefinder.campaign_counts.interested IS 'Properties with an interested reply.';
+COMMENT ON COLUMN crefinder.campaign_counts.contacts IS 'Distinct contact points sent at least one message.';
+COMMENT ON COLUMN crefinder.campaign_overview.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.campaign_overview.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.campaign_overview.campaign_name IS 'The campaign''s name.';
+COMMENT ON COLUMN crefinder.campaign_overview.status IS 'The campaign''s status.';
+COMMENT ON COLUMN crefinder.campaign_overview.properties_enrolled IS 'Properties enrolled.';
+COMMENT ON COLUMN crefinder.campaign_overview.properties_contacted IS 'Properties sent at least one message.';
+COMMENT ON COLUMN crefinder.campaign_overview.properties_responded IS 'Properties with a message responded to.';
+COMMENT ON COLUMN crefinder.campaign_overview.properties_interested IS 'Properties with an interested reply.';
+COMMENT ON COLUMN crefinder.campaign_overview.unique_contacts IS 'Distinct contact points sent at least one message.';
+COMMENT ON COLUMN crefinder.campaign_overview.response_rate IS 'properties_responded / properties_contacted, in percent.';
+COMMENT ON COLUMN crefinder.campaign_overview.total_cost IS 'The known costs of the campaign''s messages, in dollars.';
+COMMENT ON COLUMN crefinder.campaign_overview.cost_per_property IS 'total_cost / properties_contacted, in dollars.';
+COMMENT ON COLUMN crefinder.campaign_overview.cost_per_interested IS 'total_cost / properties_interested, in dollars.';
+COMMENT ON COLUMN crefinder.campaign_overview.unpriced IS 'Sent messages whose price is not known yet (not in total_cost).';
+COMMENT ON COLUMN crefinder.campaign_funnel.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.campaign_funnel.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.campaign_funnel.campaign_name IS 'The campaign''s name.';
+COMMENT ON COLUMN crefinder.campaign_funnel.position IS 'The stage''s place in the funnel (1: enrolled ... 6: nurture).';
+COMMENT ON COLUMN crefinder.campaign_funnel.stage IS 'enrolled, contacted, delivered, responded, interested or nurture.';
+COMMENT ON COLUMN crefinder.campaign_funnel.properties IS 'Properties that reached the stage.';
+COMMENT ON COLUMN crefinder.campaign_funnel.share_of_previous IS 'properties / the stage before''s, in percent.';
+COMMENT ON VIEW crefinder.campaign_counts_now IS
+    'campaign_counts with the reach deltas not folded yet: the distinct counts as of the last commit.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.campaign_id IS 'The campaign.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.enrolled IS 'Properties enrolled.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.contacted IS 'Properties sent at least one message.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.delivered IS 'Properties with a message delivered.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.responded IS 'Properties with a message responded to.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.interested IS 'Properties with an interested reply.';
+COMMENT ON COLUMN crefinder.campaign_counts_now.contacts IS 'Distinct contact points sent at least one message.';
