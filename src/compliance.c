@@ -556,18 +556,6 @@ FindRule(const Policy *policy, const char *region)
  * Places and local time
  * ---------------------------------------------------------------------- */
 
-static pg_tz *
-ZoneByIndex(int zone)
-{
-	static pg_tz **cache = NULL;
-
-	if (cache == NULL)
-		cache = MemoryContextAllocZero(TopMemoryContext, sizeof(pg_tz *) * crefinder_zone_count);
-	if (cache[zone] == NULL)
-		cache[zone] = pg_tzset(crefinder_zone_names[zone]);
-	return cache[zone];
-}
-
 static void
 AddZone(Place *place, pg_tz *tz)
 {
@@ -611,7 +599,7 @@ BuildPlace(const Policy *policy, const CrefinderPhone *phone, const PropertyCont
 		const CrefinderZoneSet *zs = &crefinder_zone_sets[set];
 
 		for (int i = 0; i < zs->count; i++)
-			AddZone(place, ZoneByIndex(crefinder_zone_set_members[zs->first + i]));
+			AddZone(place, crefinder_zone_tz(crefinder_zone_set_members[zs->first + i]));
 	}
 	AddRule(place, policy, policy->federal);
 	if (region != NULL && ac != NULL && strcmp(ac->country, "US") == 0)
@@ -628,7 +616,7 @@ BuildPlace(const Policy *policy, const CrefinderPhone *phone, const PropertyCont
 			strlcpy(zip5, property->mailing_zip, sizeof(zip5));
 			zone = crefinder_zip_zone(zip5, &valid);
 			if (zone >= 0)
-				AddZone(place, ZoneByIndex(zone));
+				AddZone(place, crefinder_zone_tz(zone));
 		}
 		/* only zones of the database: a POSIX string would be parsed and cached */
 		if (property->timezone != NULL && crefinder_is_known_zone(property->timezone))

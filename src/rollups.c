@@ -17,7 +17,11 @@
  * both.  Campaign messages also add, per property and contact point, what
  * was sent, delivered and responded to (crefinder.reach_deltas): the
  * distinct counts of campaign_overview and campaign_funnel are folded from
- * them.  What each count counts is defined here and, for
+ * them.  And every message sent adds to its hour of the week in the
+ * recipient's local time (crefinder.contact_time_deltas), what was sent
+ * and responded to, for contact_time_performance: the recipient's zone is
+ * crefinder.recipient_zone()'s (SQL: the same function).  What each count
+ * counts is defined here and, for
  * rebuild_rollups(), in crefinder.rollup_delta(); a test holds them equal.
  */
 #include "postgres.h"
@@ -33,6 +37,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -41,7 +46,12 @@
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
+#include "phone.h"
+#include "tzdata.h"
+#include "zone.h"
+
 PG_FUNCTION_INFO_V1(crefinder_roll_up);
+PG_FUNCTION_INFO_V1(crefinder_recipient_zone);
 
 /* outbound_events.variant and to_contact are at most this many bytes (CHECKs say so) */
 #define VARIANT_MAX_BYTES 160
@@ -92,6 +102,38 @@ typedef struct ReachEntry
 	int64		responded;
 } ReachEntry;
 
+/* an hour of the week in the recipient's local time */
+typedef struct HourKey
+{
+	pg_uuid_t	user_id;
+	char		channel[16];
+	int32		dow;			/* 0: Sunday */
+	int32		hour;
+} HourKey;
+
+typedef struct HourEntry
+{
+	HourKey		key;			/* hash key: first */
+	int64		sent;
+	int64		responded;
+} HourEntry;
+
+/* a property's zone (for emails), by property id */
+typedef struct PropertyZone
+{
+	int64		property_id;	/* hash key: first */
+	int			zone;
+} PropertyZone;
+
+/* what a statement's rows add up to */
+typedef struct Sums
+{
+	HTAB	   *entries;		/* RollupEntry */
+	HTAB	   *reach;			/* ReachEntry */
+	HTAB	   *hours;			/* HourEntry */
+	HTAB	   *property_zones; /* PropertyZone, or NULL */
+} Sums;
+
 /* outbound_events' columns the rollups read, by attribute number */
 typedef struct MessageColumns
 {
@@ -101,6 +143,55 @@ typedef struct MessageColumns
 
 static SPIPlanPtr AppendPlan = NULL;
 static SPIPlanPtr AppendReachPlan = NULL;
+static SPIPlanPtr AppendHoursPlan = NULL;
+static SPIPlanPtr PropertyZipsPlan = NULL;
+
+/*
+ * RecipientZone is the index of the zone a message's recipient is in, or
+ * -1 when unknown: for a phone number, the first zone of its area code
+ * (or country prefix); for an email, the zone of the property's ZIP code.
+ */
+static int
+RecipientZone(const char *channel, const char *contact, const char *zip)
+{
+	if (strcmp(channel, "email") == 0)
+	{
+		bool		valid;
+
+		return zip ? crefinder_zip_zone(zip, &valid) : -1;
+	}
+	else
+	{
+		CrefinderPhone phone;
+		int			set;
+
+		if (crefinder_parse_phone(contact, &phone) != NULL)
+			return -1;
+		set = crefinder_phone_zone_set(&phone);
+		if (set < 0 || crefinder_zone_sets[set].count == 0)
+			return -1;
+		return crefinder_zone_set_members[crefinder_zone_sets[set].first];
+	}
+}
+
+/*
+ * crefinder.recipient_zone(channel, contact, zip): the zone name of
+ * RecipientZone, or NULL.
+ */
+Datum
+crefinder_recipient_zone(PG_FUNCTION_ARGS)
+{
+	char	   *zip;
+	int			zone;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	zip = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	zone = RecipientZone(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)), zip);
+	if (zone < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(crefinder_zone_names[zone]));
+}
 
 static int
 ColumnNumber(TupleDesc desc, const char *name)
@@ -170,12 +261,129 @@ TextInto(Datum value, char *buffer, int size, const char *what)
 }
 
 /*
- * AddRows adds sign times each row of store to its entry of entries, and
- * a campaign message's to its entry of reach.
+ * LocalHour breaks t down in zone: the day of the week (0: Sunday) and the
+ * hour.
  */
 static void
-AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sign, HTAB *entries,
-		HTAB *reach)
+LocalHour(TimestampTz t, int zone, int32 *dow, int32 *hour)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			offset;
+
+	if (TIMESTAMP_NOT_FINITE(t) ||
+		timestamp2tm(t, &offset, &tm, &fsec, NULL, crefinder_zone_tz(zone)) != 0)
+	{
+		*dow = *hour = -1;
+		return;
+	}
+	*dow = j2day(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday));
+	*hour = tm.tm_hour;
+}
+
+/* a growing list of property ids */
+typedef struct IdList
+{
+	int64	   *ids;
+	int			n;
+	int			size;
+} IdList;
+
+/*
+ * EmailProperties adds to list the properties of the sent emails of store.
+ */
+static void
+EmailProperties(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, IdList *list)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			reader = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+
+	tuplestore_select_read_pointer(store, reader);
+	tuplestore_rescan(store);
+	while (tuplestore_gettupleslot(store, true, false, slot))
+	{
+		bool		isnull;
+		Datum		value;
+		char		channel[16];
+
+		CHECK_FOR_INTERRUPTS();
+		if (!IsSet(slot, c->sent_at))
+			continue;
+		value = slot_getattr(slot, c->channel, &isnull);
+		if (isnull)
+			continue;
+		TextInto(value, channel, sizeof(channel), "channel");
+		if (strcmp(channel, "email") != 0)
+			continue;
+		value = slot_getattr(slot, c->property_id, &isnull);
+		if (isnull)
+			continue;
+		if (list->n == list->size)
+		{
+			list->size = Max(64, list->size * 2);
+			list->ids = list->ids ? repalloc(list->ids, sizeof(int64) * list->size)
+				: palloc(sizeof(int64) * list->size);
+		}
+		list->ids[list->n++] = DatumGetInt64(value);
+	}
+	tuplestore_select_read_pointer(store, 0);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * LoadPropertyZones reads the ZIP codes of the properties in ids (one
+ * query) into a table of their zones.
+ */
+static HTAB *
+LoadPropertyZones(const IdList *list, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+	HTAB	   *zones;
+	Datum	   *values = palloc(sizeof(Datum) * list->n);
+	Datum		arg;
+	int			rc;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(PropertyZone);
+	ctl.hcxt = cxt;
+	zones = hash_create("crefinder property zones", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < list->n; i++)
+		values[i] = Int64GetDatum(list->ids[i]);
+	arg = PointerGetDatum(construct_array(values, list->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (PropertyZipsPlan == NULL)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+		SPIPlanPtr	plan = SPI_prepare("SELECT p.id, p.property_zip FROM crefinder.property_records p "
+									   "WHERE p.id = ANY ($1) AND p.property_zip IS NOT NULL", 1, types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the property lookup: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the property lookup's plan");
+		PropertyZipsPlan = plan;
+	}
+	rc = SPI_execute_plan(PropertyZipsPlan, &arg, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the properties' ZIP codes: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *zip = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		bool		found;
+		PropertyZone *pz = hash_search(zones, &id, HASH_ENTER, &found);
+
+		pz->zone = RecipientZone("email", "", zip);
+	}
+	return zones;
+}
+
+/*
+ * AddRows adds sign times each row of store to its entries of sums.
+ */
+static void
+AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sign, Sums *sums)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	int			reader = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
@@ -192,7 +400,9 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 		bool		isnull;
 		Datum		value;
 		bool		sent;
+		bool		responded;
 		const char *status;
+		TimestampTz sent_at = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		memset(&key, 0, sizeof(key));
@@ -209,11 +419,16 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 		value = slot_getattr(slot, c->channel, &isnull);
 		if (!isnull)
 			TextInto(value, key.channel, sizeof(key.channel), "channel");
-		sent = IsSet(slot, c->sent_at);
-		value = slot_getattr(slot, sent ? c->sent_at : c->created_at, &isnull);
+		value = slot_getattr(slot, c->sent_at, &isnull);
+		sent = !isnull;
+		if (sent)
+			sent_at = DatumGetTimestampTz(value);
+		else
+			value = slot_getattr(slot, c->created_at, &isnull);
 		key.day = isnull ? DATEVAL_NOBEGIN : UtcDay(DatumGetTimestampTz(value));
+		responded = IsSet(slot, c->responded_at);
 
-		entry = hash_search(entries, &key, HASH_ENTER, &found);
+		entry = hash_search(sums->entries, &key, HASH_ENTER, &found);
 		if (!found)
 		{
 			memset(entry->counts, 0, sizeof(entry->counts));
@@ -226,7 +441,7 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 		entry->counts[COUNT_DELIVERED] += IsSet(slot, c->delivered_at) ? sign : 0;
 		entry->counts[COUNT_OPENED] += IsSet(slot, c->opened_at) ? sign : 0;
 		entry->counts[COUNT_CLICKED] += IsSet(slot, c->clicked_at) ? sign : 0;
-		entry->counts[COUNT_RESPONDED] += IsSet(slot, c->responded_at) ? sign : 0;
+		entry->counts[COUNT_RESPONDED] += responded ? sign : 0;
 		entry->counts[COUNT_FAILED] += strcmp(status, "failed") == 0 ? sign : 0;
 		entry->counts[COUNT_BLOCKED] += strcmp(status, "blocked") == 0 ? sign : 0;
 		entry->counts[COUNT_SKIPPED] += strcmp(status, "skipped") == 0 ? sign : 0;
@@ -236,7 +451,51 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 			entry->counts[COUNT_PRICED] += sent ? sign : 0;
 			entry->cost = DirectFunctionCall2(sign > 0 ? numeric_add : numeric_sub, entry->cost, value);
 		}
-		if (!key.campaign_null && sent)
+		if (!sent)
+			continue;
+
+		/* the recipient's hour of the week */
+		{
+			char		contact[CONTACT_MAX_BYTES + 1] = "";
+			int			zone = -1;
+			HourKey		hkey;
+			HourEntry  *h;
+
+			value = slot_getattr(slot, c->to_contact, &isnull);
+			if (!isnull)
+				TextInto(value, contact, sizeof(contact), "contact");
+			if (strcmp(key.channel, "email") != 0)
+				zone = RecipientZone(key.channel, contact, NULL);
+			else if (sums->property_zones != NULL)
+			{
+				value = slot_getattr(slot, c->property_id, &isnull);
+				if (!isnull)
+				{
+					int64		id = DatumGetInt64(value);
+					PropertyZone *pz = hash_search(sums->property_zones, &id, HASH_FIND, NULL);
+
+					zone = pz ? pz->zone : -1;
+				}
+			}
+			if (zone >= 0)
+			{
+				memset(&hkey, 0, sizeof(hkey));
+				hkey.user_id = key.user_id;
+				memcpy(hkey.channel, key.channel, sizeof(hkey.channel));
+				LocalHour(sent_at, zone, &hkey.dow, &hkey.hour);
+				if (hkey.dow >= 0)
+				{
+					h = hash_search(sums->hours, &hkey, HASH_ENTER, &found);
+					if (!found)
+						h->sent = h->responded = 0;
+					h->sent += sign;
+					h->responded += responded ? sign : 0;
+				}
+			}
+		}
+
+		/* a campaign message: its property and contact point */
+		if (!key.campaign_null)
 		{
 			ReachKey	rkey;
 			ReachEntry *r;
@@ -251,12 +510,12 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 			value = slot_getattr(slot, c->to_contact, &isnull);
 			if (!isnull)
 				TextInto(value, rkey.contact, sizeof(rkey.contact), "contact");
-			r = hash_search(reach, &rkey, HASH_ENTER, &found);
+			r = hash_search(sums->reach, &rkey, HASH_ENTER, &found);
 			if (!found)
 				r->sent = r->delivered = r->responded = 0;
 			r->sent += sign;
 			r->delivered += IsSet(slot, c->delivered_at) ? sign : 0;
-			r->responded += IsSet(slot, c->responded_at) ? sign : 0;
+			r->responded += responded ? sign : 0;
 		}
 	}
 	tuplestore_select_read_pointer(store, 0);
@@ -433,6 +692,66 @@ AppendReach(HTAB *reach)
 		elog(ERROR, "could not append reach deltas: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * AppendHours writes the changed hours of the week to
+ * crefinder.contact_time_deltas.
+ */
+static void
+AppendHours(HTAB *hours)
+{
+	long		n = Max(hash_get_num_entries(hours), 1);
+	Datum	   *users = palloc(sizeof(Datum) * n);
+	Datum	   *channels = palloc(sizeof(Datum) * n);
+	Datum	   *dows = palloc(sizeof(Datum) * n);
+	Datum	   *hrs = palloc(sizeof(Datum) * n);
+	Datum	   *sent = palloc(sizeof(Datum) * n);
+	Datum	   *responded = palloc(sizeof(Datum) * n);
+	Datum		values[6];
+	int			rows = 0;
+	HASH_SEQ_STATUS scan;
+	HourEntry  *h;
+	int			rc;
+
+	hash_seq_init(&scan, hours);
+	while ((h = hash_seq_search(&scan)) != NULL)
+	{
+		if (h->sent == 0 && h->responded == 0)
+			continue;
+		users[rows] = UUIDPGetDatum(&h->key.user_id);
+		channels[rows] = CStringGetTextDatum(h->key.channel);
+		dows[rows] = Int32GetDatum(h->key.dow);
+		hrs[rows] = Int32GetDatum(h->key.hour);
+		sent[rows] = Int64GetDatum(h->sent);
+		responded[rows] = Int64GetDatum(h->responded);
+		rows++;
+	}
+	if (rows == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(users, rows, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	values[1] = PointerGetDatum(construct_array(channels, rows, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(dows, rows, INT4OID, 4, true, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(hrs, rows, INT4OID, 4, true, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_array(sent, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[5] = PointerGetDatum(construct_array(responded, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (AppendHoursPlan == NULL)
+	{
+		Oid			types[6] = {UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
+								INT8ARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("INSERT INTO crefinder.contact_time_deltas (user_id, channel, dow, hour, sent, responded) "
+						   "SELECT * FROM unnest($1, $2, $3, $4, $5, $6)", 6, types);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the contact-time append: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the contact-time append's plan");
+		AppendHoursPlan = plan;
+	}
+	rc = SPI_execute_plan(AppendHoursPlan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not append contact-time deltas: %s", SPI_result_code_string(rc));
+}
+
 Datum
 crefinder_roll_up(PG_FUNCTION_ARGS)
 {
@@ -442,8 +761,8 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	MemoryContext work;
 	MemoryContext caller;
 	HASHCTL		ctl;
-	HTAB	   *entries;
-	HTAB	   *reach;
+	Sums		sums;
+	IdList		email_properties = {NULL, 0, 0};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
@@ -463,21 +782,33 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	ctl.keysize = sizeof(RollupKey);
 	ctl.entrysize = sizeof(RollupEntry);
 	ctl.hcxt = work;
-	entries = hash_create("crefinder rollup deltas", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	memset(&ctl, 0, sizeof(ctl));
+	sums.entries = hash_create("crefinder rollup deltas", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.keysize = sizeof(ReachKey);
 	ctl.entrysize = sizeof(ReachEntry);
-	ctl.hcxt = work;
-	reach = hash_create("crefinder reach deltas", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	if (trigdata->tg_newtable != NULL)
-		AddRows(trigdata->tg_newtable, desc, &columns, 1, entries, reach);
-	if (trigdata->tg_oldtable != NULL)
-		AddRows(trigdata->tg_oldtable, desc, &columns, -1, entries, reach);
+	sums.reach = hash_create("crefinder reach deltas", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(HourKey);
+	ctl.entrysize = sizeof(HourEntry);
+	sums.hours = hash_create("crefinder contact-time deltas", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	sums.property_zones = NULL;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	AppendDeltas(entries);
-	AppendReach(reach);
+	MemoryContextSwitchTo(work);
+	/* the zones of sent emails' properties, in one query */
+	if (trigdata->tg_newtable != NULL)
+		EmailProperties(trigdata->tg_newtable, desc, &columns, &email_properties);
+	if (trigdata->tg_oldtable != NULL)
+		EmailProperties(trigdata->tg_oldtable, desc, &columns, &email_properties);
+	if (email_properties.n > 0)
+		sums.property_zones = LoadPropertyZones(&email_properties, work);
+	MemoryContextSwitchTo(work);
+	if (trigdata->tg_newtable != NULL)
+		AddRows(trigdata->tg_newtable, desc, &columns, 1, &sums);
+	if (trigdata->tg_oldtable != NULL)
+		AddRows(trigdata->tg_oldtable, desc, &columns, -1, &sums);
+	AppendDeltas(sums.entries);
+	AppendReach(sums.reach);
+	AppendHours(sums.hours);
 	SPI_finish();
 
 	MemoryContextSwitchTo(caller);

@@ -1,7 +1,8 @@
 /*
  * zone.c
  *		crefinder.is_time_zone(): whether a name is a zone of PostgreSQL's
- *		time zone database.
+ *		time zone database; and the zones of crefinder's own tables
+ *		(area codes, ZIP codes), loaded once per backend.
  *
  * pg_tzset() accepts far more than zone names: any POSIX TZ string
  * ("ABC5DEF4,M3.2.0,M11.1.0") is parsed and cached for the life of the
@@ -20,6 +21,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
+#include "tzdata.h"
 #include "zone.h"
 
 PG_FUNCTION_INFO_V1(crefinder_is_time_zone);
@@ -109,4 +111,20 @@ Datum
 crefinder_is_time_zone(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(crefinder_is_known_zone(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/*
+ * crefinder_zone_tz is the zone crefinder_zone_names[zone] (an index of
+ * crefinder's zone tables), loaded on first use and kept for the backend.
+ */
+pg_tz *
+crefinder_zone_tz(int zone)
+{
+	static pg_tz **cache = NULL;
+
+	if (cache == NULL)
+		cache = MemoryContextAllocZero(TopMemoryContext, sizeof(pg_tz *) * crefinder_zone_count);
+	if (cache[zone] == NULL)
+		cache[zone] = pg_tzset(crefinder_zone_names[zone]);
+	return cache[zone];
 }

@@ -12,6 +12,7 @@ import decimal
 import json
 import random
 import threading
+import zoneinfo
 
 import psycopg2.extras
 
@@ -54,8 +55,9 @@ def setup(cluster):
         for k in range(3):
             props = []
             for j in range(4):
-                cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone) "
-                            "VALUES ('DOE JANE', '+1305555%04d') RETURNING id" % (100 * k + j + 1000 * (tenant == B)))
+                cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone, property_zip) "
+                            "VALUES ('DOE JANE', '+1305555%04d', %s) RETURNING id"
+                            % (100 * k + j + 1000 * (tenant == B), ("'33101'", "'90001'", "'60601'", "NULL")[j]))
                 props.append(cur.fetchone()["id"])
             cur.execute("SELECT crefinder.create_campaign(%s, %s, %s, '{}', '2030-01-01')",
                         ("c%d" % k, seq, props))
@@ -212,6 +214,10 @@ def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
     assert kept == raw
     now_, raw_ = reach(cur, "crefinder.campaign_counts_now"), reach_from_raw(cur)
     assert now_ == raw_, (now_, raw_)
+    hours = "SELECT channel, dow, hour, sent, responded FROM crefinder.contact_time_performance ORDER BY 1, 2, 3"
+    cur.execute(hours)
+    hours_kept = cur.fetchall()
+    assert hours_kept
     # folded, the same
     cur.execute("SELECT crefinder.fold_rollups() AS n")
     assert cur.fetchone()["n"] > 0
@@ -220,10 +226,14 @@ def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
     assert rollups(cur, "SELECT * FROM crefinder.message_rollups") == kept
     assert reach(cur, "crefinder.campaign_counts") == reach_from_raw(cur)
     assert reach(cur, "crefinder.campaign_counts_now") == reach_from_raw(cur)
+    cur.execute(hours)
+    assert cur.fetchall() == hours_kept
     cur.execute("SELECT crefinder.rebuild_rollups() AS n")
     assert cur.fetchone()["n"] == len(raw)
     assert rollups(cur, "SELECT * FROM crefinder.rollups") == kept
     assert reach(cur, "crefinder.campaign_counts") == reach_from_raw(cur)
+    cur.execute(hours)
+    assert cur.fetchall() == hours_kept
     conn.close()
 
 
@@ -321,6 +331,32 @@ def test_views_equal_a_computation_from_the_raw_rows(cluster):
             got = [(f["stage"], f["properties"]) for f in funnel if f["campaign_id"] == camp]
             assert got == list(zip(("enrolled", "contacted", "delivered", "responded", "interested", "nurture"),
                                    stages)), got
+
+        # contact_time_performance: the hour of the week in the
+        # recipient's zone (a phone's area code's, an email's property's)
+        cur.execute("SELECT id, property_zip FROM crefinder.property_records")
+        zips = dict((r["id"], r["property_zip"]) for r in cur.fetchall())
+        cur.execute("SELECT * FROM crefinder.contact_time_performance ORDER BY channel, dow, hour")
+        got = [(r["channel"], r["dow"], r["hour"], r["sent"], r["responded"], r["response_rate"])
+               for r in cur.fetchall()]
+        buckets = {}
+        for m in mine:
+            if m["sent_at"] is None:
+                continue
+            if m["channel"] == "email":
+                zone = {"33101": "America/New_York", "90001": "America/Los_Angeles",
+                        "60601": "America/Chicago"}.get(zips.get(m["property_id"]))
+            else:
+                zone = "America/New_York" if m["to_contact"].startswith("+1305") else None
+            if zone is None:
+                continue
+            local = m["sent_at"].astimezone(zoneinfo.ZoneInfo(zone))
+            key = (m["channel"], (local.weekday() + 1) % 7, local.hour)
+            sent, responded = buckets.get(key, (0, 0))
+            buckets[key] = (sent + 1, responded + (m["responded_at"] is not None))
+        want = [k + v + (pct(v[1], v[0]),) for k, v in sorted(buckets.items())]
+        assert want and got == want, (got, want)
+        assert {g[0] for g in got} >= {"sms", "email"}
 
         # channel_effectiveness: the last 30 days, best response rate first
         deal, conversion = (decimal.Decimal(80000), decimal.Decimal("0.02")) if tenant == B else \

@@ -434,6 +434,7 @@ SAMPLES = {
     "split_owner_name(text)": ["'SMITH JOHN A'"],
     "scrub_for(uuid,text,text[],bigint[],timestamp with time zone)":
         ["'aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa'", "'sms'", "ARRAY['+13055550123']", "ARRAY[1]::bigint[]", "now()"],
+    "recipient_zone(text,text,text)": ["'email'", "'a@example.com'", "'33101'"],
 }
 
 

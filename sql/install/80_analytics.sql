@@ -140,6 +140,37 @@ CREATE TRIGGER reach_of_changed_responses AFTER UPDATE ON crefinder.responses
 CREATE TRIGGER reach_of_old_responses AFTER DELETE ON crefinder.responses
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crefinder.reach_of_responses();
 
+-- contact_time_rollups: per tenant, channel and hour of the week in the
+-- recipient's local time (recipient_zone()), the messages sent then and
+-- of those, responded to (as of the last fold; contact_time_deltas hold
+-- the rest).  Messages whose recipient's zone is not known are not in it.
+CREATE TABLE crefinder.contact_time_rollups (
+    user_id    uuid NOT NULL,
+    channel    text NOT NULL,
+    dow        integer NOT NULL CHECK (dow BETWEEN 0 AND 6),
+    hour       integer NOT NULL CHECK (hour BETWEEN 0 AND 23),
+    sent       bigint NOT NULL DEFAULT 0,
+    responded  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, channel, dow, hour)
+);
+CREATE TABLE crefinder.contact_time_deltas (
+    user_id    uuid NOT NULL,
+    channel    text NOT NULL,
+    dow        integer NOT NULL,
+    hour       integer NOT NULL,
+    sent       bigint NOT NULL DEFAULT 0,
+    responded  bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX ON crefinder.contact_time_deltas (user_id);
+
+-- recipient_zone: the time zone a message's recipient is in, as the
+-- rollups take it: a phone number's area code's (its first zone, when the
+-- area code spans several), an email's property's ZIP code's; NULL when
+-- not known.
+CREATE FUNCTION crefinder.recipient_zone(channel text, contact text, zip text) RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'crefinder_recipient_zone';
+
 -- roll_up: the statement trigger on outbound_events (one per kind of
 -- statement: a trigger with transition tables has one event), in C.
 CREATE FUNCTION crefinder.roll_up() RETURNS trigger
@@ -194,6 +225,21 @@ BEGIN
     )
     SELECT coalesce(sum(s.deltas), 0) INTO n FROM summed s;
     n := n + crefinder.fold_reach();
+    WITH taken AS (
+        DELETE FROM crefinder.contact_time_deltas d RETURNING d.*
+    ),
+    summed AS (
+        SELECT t.user_id, t.channel, t.dow, t.hour, sum(t.sent) AS sent, sum(t.responded) AS responded,
+               count(*) AS deltas
+        FROM taken t GROUP BY t.user_id, t.channel, t.dow, t.hour
+    ),
+    folded AS (
+        INSERT INTO crefinder.contact_time_rollups AS r (user_id, channel, dow, hour, sent, responded)
+        SELECT s.user_id, s.channel, s.dow, s.hour, s.sent, s.responded FROM summed s ORDER BY 1, 2, 3, 4
+        ON CONFLICT (user_id, channel, dow, hour) DO UPDATE SET
+            sent = r.sent + excluded.sent, responded = r.responded + excluded.responded
+    )
+    SELECT n + coalesce(sum(s.deltas), 0) INTO n FROM summed s;
     RETURN n;
 END
 $$;
@@ -332,6 +378,20 @@ BEGIN
           FROM crefinder.outbound_events m) AS m
     GROUP BY 1, 2, 3, 4, 5, 6;
     GET DIAGNOSTICS n = ROW_COUNT;
+
+    -- the hours of the week
+    LOCK TABLE crefinder.contact_time_deltas, crefinder.contact_time_rollups IN EXCLUSIVE MODE;
+    DELETE FROM crefinder.contact_time_deltas;
+    DELETE FROM crefinder.contact_time_rollups;
+    INSERT INTO crefinder.contact_time_rollups (user_id, channel, dow, hour, sent, responded)
+    SELECT x.user_id, x.channel, extract(dow FROM x.local)::integer, extract(hour FROM x.local)::integer,
+           count(*), count(*) FILTER (WHERE x.responded)
+    FROM (SELECT m.user_id, m.channel, m.sent_at AT TIME ZONE z.zone AS local, m.responded_at IS NOT NULL AS responded
+          FROM crefinder.outbound_events m
+          LEFT JOIN crefinder.property_records p ON m.channel = 'email' AND p.id = m.property_id
+          CROSS JOIN LATERAL (SELECT crefinder.recipient_zone(m.channel, m.to_contact, p.property_zip) AS zone) AS z
+          WHERE m.sent_at IS NOT NULL AND z.zone IS NOT NULL AND isfinite(m.sent_at)) AS x
+    GROUP BY 1, 2, 3, 4;
 
     -- the reach: enrollments, the campaign messages sent (per property and
     -- contact point), interested replies
@@ -578,3 +638,16 @@ FROM (SELECT c.user_id, c.id AS campaign_id, c.name AS campaign_name, coalesce(k
 CROSS JOIN LATERAL (VALUES (1, 'enrolled', f.enrolled), (2, 'contacted', f.contacted),
                            (3, 'delivered', f.delivered), (4, 'responded', f.responded),
                            (5, 'interested', f.interested), (6, 'nurture', f.nurture)) AS s(n, stage, properties);
+
+-- contact_time_performance: per channel, day of the week (0: Sunday) and
+-- hour in the recipient's local time, the messages sent then, those
+-- responded to, and the response rate (responded / sent, in percent):
+-- when owners actually answer.
+CREATE VIEW crefinder.contact_time_performance WITH (security_invoker = true) AS
+SELECT x.user_id, x.channel, x.dow, x.hour, sum(x.sent)::bigint AS sent, sum(x.responded)::bigint AS responded,
+       round(100.0 * sum(x.responded) / nullif(sum(x.sent), 0), 2) AS response_rate
+FROM (SELECT r.user_id, r.channel, r.dow, r.hour, r.sent, r.responded FROM crefinder.contact_time_rollups r
+      UNION ALL
+      SELECT d.user_id, d.channel, d.dow, d.hour, d.sent, d.responded FROM crefinder.contact_time_deltas d) AS x
+GROUP BY x.user_id, x.channel, x.dow, x.hour
+HAVING sum(x.sent) <> 0 OR sum(x.responded) <> 0;

@@ -12,7 +12,8 @@ BEGIN
                              'opt_outs', 'email_suppressions', 'consents', 'webhook_events',
                              'tenant_settings', 'inbound_messages', 'responses', 'call_results',
                              'property_contacts', 'message_rollups', 'rollup_deltas', 'campaign_reach',
-                             'contact_reach', 'campaign_counts', 'reach_deltas']
+                             'contact_reach', 'campaign_counts', 'reach_deltas', 'contact_time_rollups',
+                             'contact_time_deltas']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -127,7 +128,8 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.send_many(text, jsonb, text, text, text, timestamptz)',
         'crefinder.enqueue_trigger()',
         'crefinder.preview_campaign(bigint, timestamptz)',
-        'crefinder.proportion_test(bigint, bigint, bigint, bigint)'
+        'crefinder.proportion_test(bigint, bigint, bigint, bigint)',
+        'crefinder.recipient_zone(text, text, text)'
     ]::regprocedure[]
 $$;
 
@@ -154,7 +156,8 @@ BEGIN
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
                    'crefinder.message_errors, crefinder.message_rollups, crefinder.rollup_deltas, crefinder.rollups, '
                    'crefinder.campaign_reach, crefinder.contact_reach, crefinder.campaign_counts, '
-                   'crefinder.reach_deltas, crefinder.campaign_counts_now, crefinder.campaign_overview, crefinder.campaign_funnel, '
+                   'crefinder.reach_deltas, crefinder.campaign_counts_now, crefinder.campaign_overview, '
+                   'crefinder.contact_time_rollups, crefinder.contact_time_deltas, crefinder.contact_time_performance, crefinder.campaign_funnel, '
                    'crefinder.campaign_performance, '
                    'crefinder.channel_effectiveness, crefinder.ab_test_results TO %s', role);
     -- Settings are read through integration_config() (masked); the pause

@@ -959,3 +959,30 @@ COMMENT ON COLUMN crefinder.campaign_counts_now.delivered IS 'Properties with a 
 COMMENT ON COLUMN crefinder.campaign_counts_now.responded IS 'Properties with a message responded to.';
 COMMENT ON COLUMN crefinder.campaign_counts_now.interested IS 'Properties with an interested reply.';
 COMMENT ON COLUMN crefinder.campaign_counts_now.contacts IS 'Distinct contact points sent at least one message.';
+COMMENT ON TABLE crefinder.contact_time_rollups IS
+    'Per tenant, channel and hour of the week in the recipient''s local time: messages sent and of those responded to (as of the last fold; contact_time_deltas hold the rest).';
+COMMENT ON TABLE crefinder.contact_time_deltas IS
+    'Changes to contact_time_rollups appended by the outbox''s trigger, waiting for fold_rollups().';
+COMMENT ON FUNCTION crefinder.recipient_zone(text, text, text) IS
+    'The time zone of a message''s recipient as the analytics take it: a phone number''s area code''s (the first, when it spans several), an email''s property ZIP code''s; NULL when not known.';
+COMMENT ON VIEW crefinder.contact_time_performance IS
+    'Per channel, day of the week and hour in the recipient''s local time: messages sent, responded to, and the response rate; when owners answer.';
+COMMENT ON COLUMN crefinder.contact_time_rollups.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.contact_time_rollups.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.contact_time_rollups.dow IS 'Day of the week in the recipient''s local time (0: Sunday).';
+COMMENT ON COLUMN crefinder.contact_time_rollups.hour IS 'Hour of the day in the recipient''s local time (0 to 23).';
+COMMENT ON COLUMN crefinder.contact_time_rollups.sent IS 'Messages sent then.';
+COMMENT ON COLUMN crefinder.contact_time_rollups.responded IS 'Of those, responded to.';
+COMMENT ON COLUMN crefinder.contact_time_deltas.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.contact_time_deltas.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.contact_time_deltas.dow IS 'Day of the week in the recipient''s local time (0: Sunday).';
+COMMENT ON COLUMN crefinder.contact_time_deltas.hour IS 'Hour of the day in the recipient''s local time (0 to 23).';
+COMMENT ON COLUMN crefinder.contact_time_deltas.sent IS 'The change in messages sent.';
+COMMENT ON COLUMN crefinder.contact_time_deltas.responded IS 'The change in those responded to.';
+COMMENT ON COLUMN crefinder.contact_time_performance.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.contact_time_performance.channel IS 'sms, whatsapp, email or voice.';
+COMMENT ON COLUMN crefinder.contact_time_performance.dow IS 'Day of the week in the recipient''s local time (0: Sunday).';
+COMMENT ON COLUMN crefinder.contact_time_performance.hour IS 'Hour of the day in the recipient''s local time (0 to 23).';
+COMMENT ON COLUMN crefinder.contact_time_performance.sent IS 'Messages sent then.';
+COMMENT ON COLUMN crefinder.contact_time_performance.responded IS 'Of those, responded to.';
+COMMENT ON COLUMN crefinder.contact_time_performance.response_rate IS 'responded / sent, in percent.';
