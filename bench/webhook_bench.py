@@ -19,11 +19,14 @@
 
 Usage: bench/webhook_bench.py [--emails N] [--batches N] [--batch-size N] [--sms N]
                               [--replies N] [--calls N] [--threads N] [--explain]
-                              [--sendgrid-only]
+                              [--sendgrid-only] [--rollups-compare]
 --explain sends one more batch with auto_explain on (ANALYZE, BUFFERS,
 nested statements of 1 ms or more) and prints the plan of sendgrid_apply's
 statement from the server log, then EXPLAIN (ANALYZE, BUFFERS) of the
 baseline on the same batch.  --sendgrid-only stops after parts 1 and 2.
+--rollups-compare runs every other SendGrid batch, and every other chunk
+of Twilio callbacks, with the analytics rollups' triggers off, prints both
+rates, and stops after the Twilio callbacks.
 
 classify_reply() and analyze_transcript() may still be the SQL placeholders
 of an uncommitted sql/install/55_classify.sql: parts 4 and 5 say so.
@@ -290,6 +293,13 @@ def end_of_call(rng, message_id, call_id, to, opt_out):
                                         "User-Agent": "Vapi/1.0"})
 
 
+def rollups(cur, mode):
+    """The analytics rollups' triggers on (kept) or off."""
+    action = "ENABLE" if mode == "kept" else "DISABLE"
+    cur.execute("ALTER TABLE crefinder.outbound_events %s TRIGGER roll_up_inserts, %s TRIGGER roll_up_updates, "
+                "%s TRIGGER roll_up_deletes" % (action, action, action))
+
+
 def timed_calls(conn, sql, calls):
     """Each call one statement in autocommit; returns (seconds, answers by http_status)."""
     cur = conn.cursor()
@@ -365,6 +375,8 @@ def main():
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--sendgrid-only", action="store_true", help="parts 1 and 2 only")
+    parser.add_argument("--rollups-compare", action="store_true",
+                        help="every other SendGrid batch and Twilio callback run with the analytics rollups off")
     args = parser.parse_args()
     rng = random.Random(10)
     figures = []
@@ -461,13 +473,19 @@ def main():
         per_batch = []
         # crefinder and the baseline alternate batch by batch, so that both
         # see the same table state, autovacuum and checkpoints
+        by_mode = {"kept": [0.0, 0], "off": [0.0, 0]}
         for i in range(args.batches):
+            mode = "off" if args.rollups_compare and i % 2 else "kept"
+            if args.rollups_compare:
+                rollups(cur, mode)
             stamp, signature = sign_sendgrid(key, bodies_a[i])
             t0 = time.perf_counter()
             cur.execute("SELECT crefinder.handle_sendgrid_events(%s, %s, %s, %s) ->> 'http_status'",
                         (bodies_a[i], signature, stamp, TENANT))
             status = cur.fetchone()[0]
             t1 = time.perf_counter()
+            by_mode[mode][0] += t1 - t0
+            by_mode[mode][1] += bs
             cur.execute("EXECUTE sg_baseline(%s, %s)", (bodies_b[i], TENANT))
             cur.fetchone()
             t2 = time.perf_counter()
@@ -484,6 +502,12 @@ def main():
               "max %.1f ms; answers %r; webhook_events %r"
               % (events, handler_s, events / handler_s, per_batch[len(per_batch) // 2] * 1000,
                  per_batch[-1] * 1000, statuses, outcomes))
+        if args.rollups_compare:
+            rollups(cur, "kept")
+            kept = by_mode["kept"][1] / by_mode["kept"][0]
+            off = by_mode["off"][1] / by_mode["off"][0]
+            print("sendgrid events with the rollups kept: %.0f/s, off: %.0f/s (alternate batches): cost %.1f%%"
+                  % (kept, off, 100 * (1 - kept / off)))
         print("sendgrid baseline (hand-written set-based SQL, prepared): %d events in %.2f s = %.0f events/s; "
               "crefinder/baseline = %.2f"
               % (events, baseline_s, events / baseline_s, baseline_s / handler_s))
@@ -586,6 +610,21 @@ def main():
             return out
 
         calls = callbacks(0, args.sms)
+        if args.rollups_compare:
+            # chunks of 500 callbacks, rollups kept and off in turn
+            times = {"kept": [0.0, 0], "off": [0.0, 0]}
+            for k in range(0, len(calls), 500):
+                mode = "off" if (k // 500) % 2 else "kept"
+                rollups(cur, mode)
+                t, _ = timed_calls(conn, twilio_sql, calls[k:k + 500])
+                times[mode][0] += t
+                times[mode][1] += len(calls[k:k + 500])
+            rollups(cur, "kept")
+            kept, off = times["kept"][1] / times["kept"][0], times["off"][1] / times["off"][0]
+            print("twilio status callbacks with the rollups kept: %.0f/s, off: %.0f/s (alternate chunks): cost %.1f%%"
+                  % (kept, off, 100 * (1 - kept / off)))
+            print_table(figures)
+            return
         elapsed, statuses = timed_calls(conn, twilio_sql, calls)
         cur.execute("SELECT status, count(*) FROM crefinder.outbound_events WHERE channel = 'sms' "
                     "AND id <= (SELECT min(id) + %s - 1 FROM crefinder.outbound_events WHERE channel = 'sms') "

@@ -1545,6 +1545,12 @@ WriteOutcomes(void *arg)
 							   "                    THEN coalesce(r.next::timestamptz, e.next_attempt_at) ELSE e.next_attempt_at END, "
 							   "  sent_at = CASE WHEN r.status = 'sent' OR e.status <> r.was "
 							   "                 THEN coalesce(e.sent_at, now()) ELSE e.sent_at END, "
+							   /* an email's price is the tenant's, known once it is sent */
+							   "  cost_cents = CASE WHEN e.channel = 'email' AND e.cost_cents IS NULL "
+							   "                     AND (r.status = 'sent' OR e.status <> r.was) "
+							   "                    THEN coalesce((SELECT t.email_cost_cents FROM crefinder.tenant_settings t "
+							   "                               WHERE t.user_id = e.user_id), 0) "
+							   "                    ELSE e.cost_cents END, "
 							   "  updated_at = now() "
 							   "FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, "
 							   "       pg_catalog.array_fill($9, ARRAY[pg_catalog.cardinality($1)])) "

@@ -447,3 +447,56 @@ def test_ab_test_results_and_the_winner(cluster):
     cur.execute("SELECT * FROM crefinder.proportion_test(0, 10, 0, 10)")
     assert cur.fetchone() == {"z": None, "p_value": None}
     conn.close()
+
+
+def test_health(cluster):
+    conn, cur, campaigns = setup(cluster)
+    conn.autocommit = True
+
+    def message(tenant, channel, status, **columns):
+        columns.setdefault("block_reason", "dnc" if status in ("blocked", "skipped") else None)
+        names = ["user_id", "channel", "to_contact", "status"] + list(columns)
+        cur.execute("INSERT INTO crefinder.outbound_events (%s) VALUES (%s)"
+                    % (", ".join(names), ", ".join(["%s"] * len(names))),
+                    [tenant, channel, "+13055550100", status] + list(columns.values()))
+
+    for _ in range(3):
+        message(A, "sms", "queued", next_attempt_at="2020-01-01")       # due, waiting since 2020
+    message(A, "sms", "queued", next_attempt_at="2999-01-01")           # held
+    message(A, "sms", "sending", updated_at="2020-01-01")               # stuck
+    message(A, "sms", "sending")
+    message(A, "voice", "unknown")
+    message(A, "sms", "failed", last_error="twilio undelivered 30007: message filtered by the carrier")
+    message(A, "sms", "failed", last_error="twilio undelivered 30007: message filtered by the carrier")
+    message(A, "sms", "failed", last_error="twilio 400 21211: invalid 'To' phone number")
+    message(A, "email", "failed", last_error="sendgrid 500")
+    message(A, "sms", "failed", last_error="twilio 500", updated_at="2020-01-01")     # long ago
+    message(A, "email", "sent", sent_at="2020-01-01")                                # never confirmed
+    message(A, "email", "sent")
+    message(B, "sms", "queued", next_attempt_at="2020-01-01")
+    for tenant, outcome in ((A, "bad_signature"), (A, "stale"), (None, "unknown_tenant"), (A, "applied")):
+        cur.execute("INSERT INTO crefinder.webhook_events (user_id, provider, verified, http_status, outcome) "
+                    "VALUES (%s, 'twilio', false, 401, %s)", (tenant, outcome))
+    cur.execute("CREATE ROLE health_reader LOGIN")
+    cur.execute("SELECT crefinder.grant_access('health_reader')")
+    cur.execute("SET ROLE health_reader")
+    cur.execute("SET crefinder.user_id = %s", (A,))
+    cur.execute("SELECT * FROM crefinder.health ORDER BY provider")
+    rows = dict((r["provider"], r) for r in cur.fetchall())
+    assert set(rows) == {"sendgrid", "twilio", "vapi"}, rows
+    t = rows["twilio"]
+    assert (t["queued"], t["due"], t["sending"], t["stuck_sending"], t["unknown"], t["failed_last_hour"]) == \
+        (4, 3, 2, 1, 0, 3), t
+    assert t["errors_last_hour"] == {"30007": 2, "21211": 1}, t
+    assert t["oldest_due_age"].days > 365 and t["webhook_rejections_last_hour"] == 2, t
+    assert rows["vapi"]["unknown"] == 1
+    assert rows["sendgrid"]["errors_last_hour"] == {"500": 1} and rows["sendgrid"]["reconciliation_backlog"] == 1
+    assert all(r["user_id"] == A for r in rows.values())
+    cur.execute("RESET ROLE")
+    # the operator sees every tenant, and the rejections no tenant was proven for
+    cur.execute("SELECT user_id::text, provider, queued, webhook_rejections_last_hour FROM crefinder.health "
+                "WHERE user_id IS DISTINCT FROM %s ORDER BY 1", (A,))
+    assert [tuple(r.values()) for r in cur.fetchall()] == [(B, "twilio", 1, 0), (None, "twilio", 0, 1)]
+    cur.execute("SELECT crefinder.revoke_access('health_reader')")
+    cur.execute("DROP ROLE health_reader")
+    conn.close()

@@ -5,6 +5,7 @@ The dispatcher serves crefinder.database (contrib_regression in the test
 cluster); these tests point the provider URLs at the sandbox and enable it
 for their duration."""
 import base64
+import decimal
 import json
 import os
 import re
@@ -156,6 +157,7 @@ def test_each_channel_end_to_end(cluster):
                     "('Ada Owner', '+12125550101', '12 Main St', 'Miami', 'FL', '33101') RETURNING id")
         property_id = cur.fetchone()[0]
         cur.execute("SELECT crefinder.record_consent('+12125550104', 'voice', 'express_written', 'form', '{}')")
+        cur.execute("SELECT crefinder.set_tenant_settings('{\"email_cost_cents\": 0.095}')")
         cur.execute("SELECT crefinder.send_sms('+12125550101', 'Hi Ada & co = 100%%', %s, NULL, "
                     "ARRAY['https://cdn.example.com/a.jpg', 'https://cdn.example.com/b.jpg'])", (property_id,))
         sms = cur.fetchone()[0]
@@ -169,6 +171,11 @@ def test_each_channel_end_to_end(cluster):
         call = cur.fetchone()[0]
         for m in (sms, whatsapp, email, call):
             assert s.wait_status(m, ("sent", "failed")) == "sent", s.row(m)
+        # an email's price is the tenant's email_cost_cents once sent; a
+        # text's is Twilio's, not known yet
+        cur.execute("SELECT id, cost_cents FROM crefinder.outbound_events WHERE id IN (%s, %s) ORDER BY id",
+                    (sms, email))
+        assert dict(cur.fetchall()) == {sms: None, email: decimal.Decimal("0.0950")}
 
         # Twilio SMS, field by field.
         basic = "Basic " + base64.b64encode(("%s:%s" % (ACCOUNT, TOKEN)).encode()).decode()

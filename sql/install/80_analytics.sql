@@ -651,3 +651,99 @@ FROM (SELECT r.user_id, r.channel, r.dow, r.hour, r.sent, r.responded FROM crefi
       SELECT d.user_id, d.channel, d.dow, d.hour, d.sent, d.responded FROM crefinder.contact_time_deltas d) AS x
 GROUP BY x.user_id, x.channel, x.dow, x.hour
 HAVING sum(x.sent) <> 0 OR sum(x.responded) <> 0;
+
+-- ----------------------------------------------------------------------
+-- Health
+-- ----------------------------------------------------------------------
+
+-- Messages health looks at (each a small part of the outbox).
+CREATE INDEX outbound_events_unknown_idx ON crefinder.outbound_events (user_id) WHERE status = 'unknown';
+CREATE INDEX outbound_events_failed_idx ON crefinder.outbound_events (updated_at) WHERE status = 'failed';
+CREATE INDEX outbound_events_unconfirmed_idx ON crefinder.outbound_events (sent_at) WHERE status = 'sent';
+CREATE INDEX webhook_events_rejected_idx ON crefinder.webhook_events (received_at)
+    WHERE outcome IN ('bad_signature', 'stale', 'unknown_tenant', 'malformed', 'too_large');
+
+-- provider_of: the provider that carries a channel.
+CREATE FUNCTION crefinder.provider_of(channel text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi'
+                        WHEN 'sms' THEN 'twilio' WHEN 'whatsapp' THEN 'twilio' END
+$$;
+
+-- error_code: the provider's error code in a message's last_error (a
+-- five-digit code, else the HTTP status), or 'other'.
+CREATE FUNCTION crefinder.error_code(last_error text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(substring(last_error FROM '\m(\d{5})\M'), substring(last_error FROM '^\w+ (\d{3})\M'), 'other')
+$$;
+
+-- health: per tenant and provider, like pg_stat_*: the queue (messages
+-- queued, due now, the age of the oldest due), messages in sending (and
+-- those there for more than 5 minutes), unknown (the dispatcher stopped
+-- with the request in flight: never re-sent by itself), failures of the
+-- last hour by provider error code, messages sent more than 2 hours ago
+-- with no final status yet (the reconciliation backlog), and webhook
+-- deliveries rejected in the last hour (bad signature, stale, malformed,
+-- unknown tenant: the operator sees those without a tenant).
+CREATE VIEW crefinder.health WITH (security_invoker = true) AS
+WITH queued AS (
+    SELECT m.user_id, crefinder.provider_of(m.channel) AS provider, count(*) AS queued,
+           count(*) FILTER (WHERE m.next_attempt_at <= now()) AS due,
+           now() - min(m.next_attempt_at) FILTER (WHERE m.next_attempt_at <= now()) AS oldest_due_age
+    FROM crefinder.outbound_events m WHERE m.status = 'queued'
+    GROUP BY 1, 2
+),
+sending AS (
+    SELECT m.user_id, crefinder.provider_of(m.channel) AS provider, count(*) AS sending,
+           count(*) FILTER (WHERE m.updated_at < now() - interval '5 minutes') AS stuck_sending
+    FROM crefinder.outbound_events m WHERE m.status = 'sending'
+    GROUP BY 1, 2
+),
+unknown AS (
+    SELECT m.user_id, crefinder.provider_of(m.channel) AS provider, count(*) AS unknown
+    FROM crefinder.outbound_events m WHERE m.status = 'unknown'
+    GROUP BY 1, 2
+),
+errors AS (
+    SELECT x.user_id, x.provider, sum(x.n) AS failed_last_hour, jsonb_object_agg(x.code, x.n) AS errors_last_hour
+    FROM (SELECT m.user_id, crefinder.provider_of(m.channel) AS provider, crefinder.error_code(m.last_error) AS code,
+                 count(*) AS n
+          FROM crefinder.outbound_events m
+          WHERE m.status = 'failed' AND m.updated_at > now() - interval '1 hour'
+          GROUP BY 1, 2, 3) AS x
+    GROUP BY 1, 2
+),
+unconfirmed AS (
+    SELECT m.user_id, crefinder.provider_of(m.channel) AS provider, count(*) AS reconciliation_backlog
+    FROM crefinder.outbound_events m WHERE m.status = 'sent' AND m.sent_at < now() - interval '2 hours'
+    GROUP BY 1, 2
+),
+rejected AS (
+    SELECT w.user_id, w.provider, count(*) AS webhook_rejections_last_hour
+    FROM crefinder.webhook_events w
+    WHERE w.outcome IN ('bad_signature', 'stale', 'unknown_tenant', 'malformed', 'too_large')
+      AND w.received_at > now() - interval '1 hour'
+    GROUP BY 1, 2
+),
+keys AS (
+    SELECT user_id, provider FROM queued UNION SELECT user_id, provider FROM sending
+    UNION SELECT user_id, provider FROM unknown UNION SELECT user_id, provider FROM errors
+    UNION SELECT user_id, provider FROM unconfirmed UNION SELECT user_id, provider FROM rejected
+)
+SELECT k.user_id, k.provider, coalesce(q.queued, 0) AS queued, coalesce(q.due, 0) AS due, q.oldest_due_age,
+       coalesce(s.sending, 0) AS sending, coalesce(s.stuck_sending, 0) AS stuck_sending,
+       coalesce(u.unknown, 0) AS unknown, coalesce(e.failed_last_hour, 0)::bigint AS failed_last_hour,
+       coalesce(e.errors_last_hour, '{}') AS errors_last_hour,
+       coalesce(c.reconciliation_backlog, 0) AS reconciliation_backlog,
+       coalesce(r.webhook_rejections_last_hour, 0) AS webhook_rejections_last_hour
+FROM keys k
+LEFT JOIN queued q ON q.user_id IS NOT DISTINCT FROM k.user_id AND q.provider = k.provider
+LEFT JOIN sending s ON s.user_id IS NOT DISTINCT FROM k.user_id AND s.provider = k.provider
+LEFT JOIN unknown u ON u.user_id IS NOT DISTINCT FROM k.user_id AND u.provider = k.provider
+LEFT JOIN errors e ON e.user_id IS NOT DISTINCT FROM k.user_id AND e.provider = k.provider
+LEFT JOIN unconfirmed c ON c.user_id IS NOT DISTINCT FROM k.user_id AND c.provider = k.provider
+LEFT JOIN rejected r ON r.user_id IS NOT DISTINCT FROM k.user_id AND r.provider = k.provider;

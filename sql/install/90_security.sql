@@ -129,7 +129,9 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.enqueue_trigger()',
         'crefinder.preview_campaign(bigint, timestamptz)',
         'crefinder.proportion_test(bigint, bigint, bigint, bigint)',
-        'crefinder.recipient_zone(text, text, text)'
+        'crefinder.recipient_zone(text, text, text)',
+        'crefinder.provider_of(text)',
+        'crefinder.error_code(text)'
     ]::regprocedure[]
 $$;
 
@@ -157,7 +159,8 @@ BEGIN
                    'crefinder.message_errors, crefinder.message_rollups, crefinder.rollup_deltas, crefinder.rollups, '
                    'crefinder.campaign_reach, crefinder.contact_reach, crefinder.campaign_counts, '
                    'crefinder.reach_deltas, crefinder.campaign_counts_now, crefinder.campaign_overview, '
-                   'crefinder.contact_time_rollups, crefinder.contact_time_deltas, crefinder.contact_time_performance, crefinder.campaign_funnel, '
+                   'crefinder.contact_time_rollups, crefinder.contact_time_deltas, crefinder.contact_time_performance, '
+                   'crefinder.health, crefinder.campaign_funnel, '
                    'crefinder.campaign_performance, '
                    'crefinder.channel_effectiveness, crefinder.ab_test_results TO %s', role);
     -- Settings are read through integration_config() (masked); the pause

@@ -986,3 +986,19 @@ COMMENT ON COLUMN crefinder.contact_time_performance.hour IS 'Hour of the day in
 COMMENT ON COLUMN crefinder.contact_time_performance.sent IS 'Messages sent then.';
 COMMENT ON COLUMN crefinder.contact_time_performance.responded IS 'Of those, responded to.';
 COMMENT ON COLUMN crefinder.contact_time_performance.response_rate IS 'responded / sent, in percent.';
+COMMENT ON FUNCTION crefinder.provider_of(text) IS 'The provider that carries a channel: twilio (sms, whatsapp), sendgrid (email), vapi (voice).';
+COMMENT ON FUNCTION crefinder.error_code(text) IS 'The provider''s error code in a message''s last_error (a five-digit code, else the HTTP status), or other.';
+COMMENT ON VIEW crefinder.health IS
+    'Per tenant and provider: queue depth, due now, oldest due, in sending (stuck over 5 minutes), unknown, failures of the last hour by error code, the reconciliation backlog, webhook rejections of the last hour.';
+COMMENT ON COLUMN crefinder.health.user_id IS 'The tenant (NULL: webhook deliveries no tenant was proven for; the operator sees them).';
+COMMENT ON COLUMN crefinder.health.provider IS 'twilio, sendgrid or vapi.';
+COMMENT ON COLUMN crefinder.health.queued IS 'Messages queued.';
+COMMENT ON COLUMN crefinder.health.due IS 'Of those, due now (held ones wait for later).';
+COMMENT ON COLUMN crefinder.health.oldest_due_age IS 'How long the oldest due message has waited.';
+COMMENT ON COLUMN crefinder.health.sending IS 'Messages handed to the dispatcher, their outcome not recorded yet.';
+COMMENT ON COLUMN crefinder.health.stuck_sending IS 'Of those, in sending for more than 5 minutes.';
+COMMENT ON COLUMN crefinder.health.unknown IS 'Messages whose request was in flight when the dispatcher stopped (never re-sent by itself).';
+COMMENT ON COLUMN crefinder.health.failed_last_hour IS 'Messages that failed in the last hour.';
+COMMENT ON COLUMN crefinder.health.errors_last_hour IS 'Those failures by provider error code (five digits, else the HTTP status).';
+COMMENT ON COLUMN crefinder.health.reconciliation_backlog IS 'Messages sent more than 2 hours ago with no final status yet.';
+COMMENT ON COLUMN crefinder.health.webhook_rejections_last_hour IS 'Webhook deliveries rejected in the last hour (signature, age, format, tenant).';
