@@ -195,6 +195,11 @@ CREATE FUNCTION crefinder.fold_rollups() RETURNS bigint
 DECLARE
     n bigint;
 BEGIN
+    -- (the minute's usual case when nothing was sent: three probes)
+    IF NOT EXISTS (SELECT 1 FROM crefinder.rollup_deltas) AND NOT EXISTS (SELECT 1 FROM crefinder.reach_deltas)
+       AND NOT EXISTS (SELECT 1 FROM crefinder.contact_time_deltas) THEN
+        RETURN 0;
+    END IF;
     WITH taken AS (
         DELETE FROM crefinder.rollup_deltas d RETURNING d.*
     ),
