@@ -26,6 +26,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -62,6 +64,7 @@ enum
 {
 	COUNT_MESSAGES, COUNT_SENT, COUNT_DELIVERED, COUNT_OPENED, COUNT_CLICKED,
 	COUNT_RESPONDED, COUNT_FAILED, COUNT_BLOCKED, COUNT_SKIPPED, COUNT_PRICED,
+	COUNT_OPTED_OUT, COUNT_COMPLAINED, COUNT_FILTERED,
 	NUM_COUNTS
 };
 
@@ -138,7 +141,8 @@ typedef struct Sums
 typedef struct MessageColumns
 {
 	int			user_id, campaign_id, property_id, to_contact, channel, step, variant, status,
-				created_at, sent_at, delivered_at, opened_at, clicked_at, responded_at, cost_cents;
+				created_at, sent_at, delivered_at, opened_at, clicked_at, responded_at, cost_cents,
+				opted_out_at, complained_at, last_error;
 } MessageColumns;
 
 static SPIPlanPtr AppendPlan = NULL;
@@ -221,6 +225,9 @@ FindColumns(TupleDesc desc, MessageColumns *c)
 	c->clicked_at = ColumnNumber(desc, "clicked_at");
 	c->responded_at = ColumnNumber(desc, "responded_at");
 	c->cost_cents = ColumnNumber(desc, "cost_cents");
+	c->opted_out_at = ColumnNumber(desc, "opted_out_at");
+	c->complained_at = ColumnNumber(desc, "complained_at");
+	c->last_error = ColumnNumber(desc, "last_error");
 }
 
 static bool
@@ -230,6 +237,39 @@ IsSet(TupleTableSlot *slot, int attnum)
 
 	(void) slot_getattr(slot, attnum, &isnull);
 	return !isnull;
+}
+
+static bool
+IsWordChar(char c)
+{
+	return isalnum((unsigned char) c) || c == '_';
+}
+
+/*
+ * CarrierFiltered says whether a failed message's last_error names Twilio's
+ * carrier-filtering codes (30007, 30034) as its code: the first five-digit
+ * word in it, as crefinder.error_code() reads it.
+ */
+static bool
+CarrierFiltered(text *error)
+{
+	const char *p = VARDATA_ANY(error);
+	int			len = VARSIZE_ANY_EXHDR(error);
+
+	for (int i = 0; i + 5 <= len; i++)
+	{
+		bool		five = true;
+
+		if (i > 0 && IsWordChar(p[i - 1]))
+			continue;
+		for (int k = 0; k < 5; k++)
+			if (!isdigit((unsigned char) p[i + k]))
+				five = false;
+		if (!five || (i + 5 < len && IsWordChar(p[i + 5])))
+			continue;
+		return strncmp(p + i, "30007", 5) == 0 || strncmp(p + i, "30034", 5) == 0;
+	}
+	return false;
 }
 
 /* The UTC day of a timestamptz (the infinities stay infinite). */
@@ -445,6 +485,14 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 		entry->counts[COUNT_FAILED] += strcmp(status, "failed") == 0 ? sign : 0;
 		entry->counts[COUNT_BLOCKED] += strcmp(status, "blocked") == 0 ? sign : 0;
 		entry->counts[COUNT_SKIPPED] += strcmp(status, "skipped") == 0 ? sign : 0;
+		entry->counts[COUNT_OPTED_OUT] += IsSet(slot, c->opted_out_at) ? sign : 0;
+		entry->counts[COUNT_COMPLAINED] += IsSet(slot, c->complained_at) ? sign : 0;
+		if (strcmp(status, "failed") == 0)
+		{
+			value = slot_getattr(slot, c->last_error, &isnull);
+			if (!isnull && CarrierFiltered(DatumGetTextPP(value)))
+				entry->counts[COUNT_FILTERED] += sign;
+		}
 		value = slot_getattr(slot, c->cost_cents, &isnull);
 		if (!isnull)
 		{
@@ -614,9 +662,9 @@ AppendDeltas(HTAB *entries)
 		types[6 + NUM_COUNTS] = NUMERICARRAYOID;
 		plan = SPI_prepare("INSERT INTO crefinder.rollup_deltas (user_id, campaign_id, channel, step, variant, "
 						   "  day, messages, sent, delivered, opened, clicked, responded, failed, blocked, "
-						   "  skipped, priced, cost_cents) "
+						   "  skipped, priced, opted_out, complained, filtered, cost_cents) "
 						   "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-						   "  $12, $13, $14, $15, $16, $17)",
+						   "  $12, $13, $14, $15, $16, $17, $18, $19, $20)",
 						   7 + NUM_COUNTS, types);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the rollup append: %s", SPI_result_code_string(SPI_result));

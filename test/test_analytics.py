@@ -22,7 +22,7 @@ A = "aaaaaaaa-3333-4333-8333-aaaaaaaaaaaa"
 B = "bbbbbbbb-4444-4444-8444-bbbbbbbbbbbb"
 CHANNELS = ("sms", "whatsapp", "email", "voice")
 ROLLUP_COLUMNS = ("messages", "sent", "delivered", "opened", "clicked", "responded", "failed", "blocked",
-                  "skipped", "priced", "cost_cents")
+                  "skipped", "priced", "opted_out", "complained", "filtered", "cost_cents")
 
 
 def connect(cluster):
@@ -104,7 +104,8 @@ def random_workload(cluster, campaigns, seed, rounds):
         for _ in range(rng.randint(1, 4)):
             batch = rng.sample(mine, min(len(mine), rng.randint(1, 30)))
             kind = rng.choice(("sent", "delivered", "opened", "clicked", "responded", "priced", "retry",
-                               "failed", "again", "late", "delete", "claim", "reply", "unenroll"))
+                               "failed", "again", "late", "delete", "claim", "reply", "unenroll", "optout",
+                               "complaint"))
             if kind == "sent":
                 cur.execute("UPDATE crefinder.outbound_events SET status = 'sent', block_reason = NULL, "
                             "sent_at = coalesce(sent_at, created_at + interval '3 minutes') "
@@ -123,8 +124,18 @@ def random_workload(cluster, campaigns, seed, rounds):
                 cur.execute("UPDATE crefinder.outbound_events SET status = 'queued', attempts = attempts + 1 "
                             "WHERE id = ANY(%s) AND status = 'failed'", (batch,))
             elif kind == "failed":
-                cur.execute("UPDATE crefinder.outbound_events SET status = 'failed', last_error = 'twilio 30007' "
-                            "WHERE id = ANY(%s) AND status IN ('queued', 'sent')", (batch,))
+                # carrier filtering (30007, 30034) and other failures
+                error = rng.choice(("twilio undelivered 30007: message filtered by the carrier",
+                                    "twilio failed 30034: unregistered number", "twilio 400 21211: invalid To",
+                                    "twilio 500", "sendgrid bounce: 550 5.1.1 user unknown 30007x"))
+                cur.execute("UPDATE crefinder.outbound_events SET status = 'failed', last_error = %s "
+                            "WHERE id = ANY(%s) AND status IN ('queued', 'sent')", (error, batch))
+            elif kind == "optout":
+                cur.execute("UPDATE crefinder.outbound_events SET opted_out_at = coalesce(opted_out_at, now()) "
+                            "WHERE id = ANY(%s) AND sent_at IS NOT NULL", (batch[:4],))
+            elif kind == "complaint":
+                cur.execute("UPDATE crefinder.outbound_events SET complained_at = coalesce(complained_at, now()) "
+                            "WHERE id = ANY(%s) AND sent_at IS NOT NULL AND channel = 'email'", (batch[:4],))
             elif kind == "claim":
                 cur.execute("UPDATE crefinder.outbound_events SET updated_at = now(), attempts = attempts + 1 "
                             "WHERE id = ANY(%s)", (batch,))
@@ -209,7 +220,11 @@ def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
                (opened_at IS NOT NULL)::int AS opened, (clicked_at IS NOT NULL)::int AS clicked,
                (responded_at IS NOT NULL)::int AS responded, (status = 'failed')::int AS failed,
                (status = 'blocked')::int AS blocked, (status = 'skipped')::int AS skipped,
-               (sent_at IS NOT NULL AND cost_cents IS NOT NULL)::int AS priced, coalesce(cost_cents, 0) AS cost_cents
+               (sent_at IS NOT NULL AND cost_cents IS NOT NULL)::int AS priced,
+               (opted_out_at IS NOT NULL)::int AS opted_out, (complained_at IS NOT NULL)::int AS complained,
+               (status = 'failed' AND (last_error LIKE 'twilio undelivered 30007%'
+                                       OR last_error LIKE 'twilio failed 30034%'))::int AS filtered,
+               coalesce(cost_cents, 0) AS cost_cents
         FROM crefinder.outbound_events""")
     assert kept == raw
     now_, raw_ = reach(cur, "crefinder.campaign_counts_now"), reach_from_raw(cur)
@@ -477,6 +492,9 @@ def test_health(cluster):
     for tenant, outcome in ((A, "bad_signature"), (A, "stale"), (None, "unknown_tenant"), (A, "applied")):
         cur.execute("INSERT INTO crefinder.webhook_events (user_id, provider, verified, http_status, outcome) "
                     "VALUES (%s, 'twilio', false, 401, %s)", (tenant, outcome))
+    for tenant in (A, B):
+        cur.execute("INSERT INTO crefinder.alerts (user_id, campaign_id, channel, kind, rate, threshold, sends, detail) "
+                    "VALUES (%s, %s, 'sms', 'opt_out_rate', 3.2, 3, 250, '{}')", (tenant, campaigns[tenant][0]))
     cur.execute("CREATE ROLE health_reader LOGIN")
     cur.execute("SELECT crefinder.grant_access('health_reader')")
     cur.execute("SET ROLE health_reader")
@@ -492,6 +510,9 @@ def test_health(cluster):
     assert rows["vapi"]["unknown"] == 1
     assert rows["sendgrid"]["errors_last_hour"] == {"500": 1} and rows["sendgrid"]["reconciliation_backlog"] == 1
     assert all(r["user_id"] == A for r in rows.values())
+    # alerts, like every table, are the tenant's own
+    cur.execute("SELECT user_id::text FROM crefinder.alerts")
+    assert [r["user_id"] for r in cur.fetchall()] == [A]
     cur.execute("RESET ROLE")
     # the operator sees every tenant, and the rejections no tenant was proven for
     cur.execute("SELECT user_id::text, provider, queued, webhook_rejections_last_hour FROM crefinder.health "

@@ -639,3 +639,83 @@ def test_a_positive_reply_in_nurture_follows_the_nurture_step(cluster):
     w.cur.execute("SELECT crefinder.record_response(%s, 'callback_later')", (nurtured,))
     e = w.one("SELECT status, stop_reason FROM crefinder.enrollments WHERE property_id = %s", (prop,))
     assert (e["status"], e["stop_reason"]) == ("stopped", "positive_reply"), e
+
+
+def test_guardrails_pause_a_channel_and_resume_lifts_it(cluster):
+    w = World(cluster, "guardrails")
+    seq = w.value("SELECT crefinder.create_sequence('two texts', %s)", (json.dumps([
+        {"channel": "sms", "body": "Hi {{first_name | there}}"},
+        {"channel": "sms", "delay": "1 day", "body": "Following up"}]),))
+    camps = {}
+    for name, n in (("loud", 250), ("quiet", 250), ("small", 150)):
+        props = [w.property() for _ in range(n)]
+        camps[name] = w.value("SELECT crefinder.create_campaign(%s, %s, %s, '{}', %s)", (name, seq, props, NOON_EAST))
+    listener = w.cluster.connect(dbname=TEST_DATABASE)
+    listener.autocommit = True
+    listener.cursor().execute("LISTEN crefinder_alerts")
+    assert w.tick(NOON_EAST) == 650
+    w.cur.execute("RESET crefinder.user_id")
+    # the provider took them all and delivered them; then opt-outs: 8 of
+    # 250 delivered (3.2%) in "loud", 7 (2.8%) in "quiet", 20 of 150 in
+    # "small" (too few sends to judge)
+    w.cur.execute("UPDATE crefinder.outbound_events SET status = 'delivered', sent_at = now(), delivered_at = now()")
+    for name, k in (("loud", 8), ("quiet", 7), ("small", 20)):
+        w.cur.execute("UPDATE crefinder.outbound_events SET opted_out_at = now() WHERE id IN "
+                      "(SELECT id FROM crefinder.outbound_events WHERE campaign_id = %s ORDER BY id LIMIT %s)",
+                      (camps[name], k))
+    # a queued message of "loud" still waiting (a retry, say)
+    held = w.value("INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, campaign_id, status) "
+                   "VALUES (%s, 'sms', '+13055559999', %s, 'queued') RETURNING id", (A, camps["loud"]))
+    w.as_tenant(A)
+    rates = dict((r["campaign_id"], r) for r in w.all("SELECT * FROM crefinder.campaign_guardrails"))
+    assert float(rates[camps["loud"]]["opt_out_rate"]) == 3.2 and rates[camps["loud"]]["opt_out_tripped"]
+    assert not rates[camps["quiet"]]["opt_out_tripped"] and not rates[camps["small"]]["opt_out_tripped"]
+    # the next minute's tick folds the counts and trips the guardrail
+    assert w.tick("2026-12-02 15:01+00") == 0
+    alerts = w.all("SELECT campaign_id, channel, kind, rate, threshold, sends FROM crefinder.alerts")
+    assert [(a["campaign_id"], a["channel"], a["kind"], float(a["rate"]), float(a["threshold"]), a["sends"])
+            for a in alerts] == [(camps["loud"], "sms", "opt_out_rate", 3.2, 3.0, 250)], alerts
+    listener.poll()
+    notes = [json.loads(n.payload) for n in listener.notifies]
+    assert len(notes) == 1 and notes[0]["campaign_id"] == camps["loud"] and notes[0]["action"] == "paused", notes
+    assert notes[0]["kind"] == "opt_out_rate" and notes[0]["tenant"] == A
+    assert w.one("SELECT status, hold_reason, next_attempt_at = 'infinity' AS waits FROM crefinder.outbound_events "
+                 "WHERE id = %s", (held,)) == {"status": "queued", "hold_reason": "guardrail", "waits": True}
+    # the second step: "loud" waits (paused), the others go on
+    assert w.tick("2026-12-03 15:01+00") == 400
+    by_campaign = dict((r["campaign_id"], r) for r in w.all(
+        "SELECT campaign_id, count(*) FILTER (WHERE status = 'paused') AS paused, "
+        "count(*) FILTER (WHERE current_step = 1) AS first_step_done FROM crefinder.enrollments GROUP BY 1"))
+    assert by_campaign[camps["loud"]]["paused"] == 250 and by_campaign[camps["quiet"]]["paused"] == 0
+    assert w.value("SELECT count(*) FROM crefinder.outbound_events WHERE campaign_id = %s AND step = 1",
+                   (camps["loud"],)) == 0
+    # the tenant resumes: the channel goes on, the held message is released
+    assert w.value("SELECT crefinder.resume_campaign(%s)", (camps["loud"],)) is True
+    assert w.value("SELECT crefinder.resume_campaign(%s)", (camps["loud"],)) is False
+    assert w.value("SELECT count(*) FROM crefinder.channel_pauses") == 0
+    assert w.one("SELECT hold_reason, next_attempt_at < now() + interval '61 minutes' AS soon "
+                 "FROM crefinder.outbound_events WHERE id = %s", (held,)) == {"hold_reason": None, "soon": True}
+    assert w.tick("2026-12-03 15:02+00") == 250
+    # resumed, the channel is judged by what comes after: the old opt-outs
+    # do not pause it again ...
+    w.cur.execute("RESET crefinder.user_id")
+    w.cur.execute("UPDATE crefinder.outbound_events SET status = 'delivered', sent_at = now(), delivered_at = now() "
+                  "WHERE campaign_id = %s AND step = 1", (camps["loud"],))
+    w.tick("2026-12-03 15:03+00")
+    w.as_tenant(A)
+    assert w.value("SELECT count(*) FROM crefinder.alerts") == 1
+    assert w.value("SELECT count(*) FROM crefinder.channel_pauses") == 0
+    # ... new ones do
+    w.cur.execute("RESET crefinder.user_id")
+    w.cur.execute("UPDATE crefinder.outbound_events SET opted_out_at = now() WHERE id IN "
+                  "(SELECT id FROM crefinder.outbound_events WHERE campaign_id = %s AND step = 1 ORDER BY id LIMIT 9)",
+                  (camps["loud"],))
+    w.tick("2026-12-03 15:04+00")
+    w.as_tenant(A)
+    assert w.value("SELECT count(*) FROM crefinder.alerts") == 2
+    assert w.value("SELECT count(*) FROM crefinder.channel_pauses WHERE campaign_id = %s", (camps["loud"],)) == 1
+    # tenant B cannot resume it
+    w.as_tenant(B)
+    code, _, _ = w.error("SELECT crefinder.resume_campaign(%s)", (camps["loud"],))
+    assert code == "22023"
+    listener.close()

@@ -174,6 +174,8 @@ CREATE TABLE crefinder.outbound_events (
     clicked_at           timestamptz,
     click_url            text,
     responded_at         timestamptz,
+    opted_out_at         timestamptz,    -- the recipient opted out in answer to it
+    complained_at        timestamptz,    -- reported as spam (email)
     UNIQUE (user_id, id),
     -- blocked: compliance said no; skipped: a campaign step that was not
     -- sent (no usable contact point, the A/B holdout): the reason either way

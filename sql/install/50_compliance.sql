@@ -123,6 +123,11 @@ CREATE TABLE crefinder.tenant_settings (
     whatsapp_cost_cents     numeric(10, 4) NOT NULL DEFAULT 0.50 CHECK (whatsapp_cost_cents >= 0),
     email_cost_cents        numeric(10, 4) NOT NULL DEFAULT 0 CHECK (email_cost_cents >= 0),
     voice_minute_cost_cents numeric(10, 4) NOT NULL DEFAULT 10 CHECK (voice_minute_cost_cents >= 0),
+    -- guardrails: a campaign's channel pauses itself past these rates
+    guardrail_opt_out_percent    numeric(6, 3) NOT NULL DEFAULT 3 CHECK (guardrail_opt_out_percent > 0),
+    guardrail_complaint_percent  numeric(6, 3) NOT NULL DEFAULT 0.3 CHECK (guardrail_complaint_percent > 0),
+    guardrail_filtered_percent   numeric(6, 3) NOT NULL DEFAULT 2 CHECK (guardrail_filtered_percent > 0),
+    guardrail_min_sends          integer NOT NULL DEFAULT 200 CHECK (guardrail_min_sends BETWEEN 1 AND 1000000),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT voice_window_order CHECK (voice_window_start < voice_window_end),

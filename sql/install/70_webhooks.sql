@@ -335,7 +335,9 @@ DECLARE
 BEGIN
     IF message_id IS NOT NULL THEN
         UPDATE crefinder.outbound_events e
-        SET responded_at = coalesce(e.responded_at, at), updated_at = now()
+        SET responded_at = coalesce(e.responded_at, at),
+            opted_out_at = CASE WHEN kind = 'opt_out' THEN coalesce(e.opted_out_at, at) ELSE e.opted_out_at END,
+            updated_at = now()
         WHERE e.user_id = tenant AND e.id = message_id
         RETURNING e.id, e.enrollment_id, e.campaign_id, e.property_id
         INTO answered, enrollment, campaign, property;
@@ -824,6 +826,8 @@ BEGIN
                min(f.at) FILTER (WHERE f.event IN ('delivered', 'open', 'click')) AS delivered_at,
                min(f.at) FILTER (WHERE f.event = 'open') AS opened_at,
                min(f.at) FILTER (WHERE f.event = 'click') AS clicked_at,
+               min(f.at) FILTER (WHERE f.event = 'spamreport') AS complained_at,
+               min(f.at) FILTER (WHERE f.event IN ('unsubscribe', 'group_unsubscribe')) AS opted_out_at,
                (array_agg(f.url ORDER BY f.at, f.n) FILTER (WHERE f.event = 'click'))[1] AS click_url,
                (array_agg(f.event || coalesce(': ' || f.reason, '') ORDER BY f.at DESC, f.n DESC)
                     FILTER (WHERE f.event IN ('bounce', 'dropped')))[1] AS failure,
@@ -850,6 +854,8 @@ BEGIN
             delivered_at = coalesce(e.delivered_at, p.delivered_at),
             opened_at = coalesce(e.opened_at, p.opened_at),
             clicked_at = coalesce(e.clicked_at, p.clicked_at),
+            complained_at = coalesce(e.complained_at, p.complained_at),
+            opted_out_at = coalesce(e.opted_out_at, p.opted_out_at),
             click_url = coalesce(e.click_url, p.click_url),
             last_error = CASE WHEN p.failure IS NOT NULL AND p.delivered_at IS NULL
                                    AND e.status IN ('sending', 'sent', 'unknown')

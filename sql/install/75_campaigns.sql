@@ -775,7 +775,12 @@ BEGIN
                coalesce(ts.max_attempts_per_property, 10) AS max_attempts,
                ic.configured, ic.paused_at,
                EXISTS (SELECT 1 FROM crefinder.outbound_events x
-                       WHERE x.enrollment_id = d.id AND x.step = d.step_base + d.current_step) AS taken
+                       WHERE x.enrollment_id = d.id AND x.step = d.step_base + d.current_step) AS taken,
+               -- a guardrail paused this channel of the campaign: the
+               -- enrollment waits, paused, for resume_campaign()
+               st.step IS NOT NULL AND EXISTS (SELECT 1 FROM crefinder.channel_pauses g
+                                               WHERE g.campaign_id = d.campaign_id
+                                                 AND g.channel = st.step ->> 'channel') AS guarded
         FROM due d
         LEFT JOIN steps st ON st.sequence_id = d.sequence_id AND st.step_no = d.current_step
         -- (the property came with the enrollment)
@@ -796,6 +801,7 @@ BEGIN
                array_agg(pl.property_id ORDER BY pl.id) AS property_ids, array_agg(pl.id ORDER BY pl.id) AS ids
         FROM planned pl
         WHERE pl.vi > 0 AND pl.contact IS NOT NULL AND pl.configured AND NOT pl.taken AND NOT pl.deferred
+          AND NOT pl.guarded
         GROUP BY pl.user_id, pl.channel
     ),
     decided AS MATERIALIZED (
@@ -817,7 +823,7 @@ BEGIN
                     ELSE at END AS goes_at
         FROM (
             SELECT y.*,
-                   CASE WHEN y.step IS NULL OR y.taken OR y.deferred THEN NULL
+                   CASE WHEN y.step IS NULL OR y.taken OR y.deferred OR y.guarded THEN NULL
                         WHEN y.vi = 0 OR y.contact IS NULL OR NOT coalesce(y.configured, false) THEN 'skipped'
                         WHEN y.too_long THEN 'blocked'
                         WHEN y.allowed OR y.next_allowed_at IS NOT NULL THEN 'queued'
@@ -883,25 +889,29 @@ BEGIN
         -- (a deferred step only waits a minute: it leaves the head of the
         -- queue, so that it never holds back the steps behind it)
         UPDATE crefinder.enrollments e SET
-            current_step = e.current_step + CASE WHEN mv.deferred THEN 0 ELSE 1 END,
+            current_step = e.current_step + CASE WHEN mv.deferred OR mv.guarded THEN 0 ELSE 1 END,
             attempts = e.attempts + mv.counts,
             last_message_id = CASE WHEN mv.status IN ('queued', 'blocked') THEN mv.message_id
                                    ELSE e.last_message_id END,
-            status = CASE WHEN mv.deferred THEN e.status
+            resume_status = CASE WHEN mv.guarded THEN e.status ELSE e.resume_status END,
+            status = CASE WHEN mv.guarded THEN 'paused'
+                          WHEN mv.deferred THEN e.status
                           WHEN mv.finished THEN 'completed'
                           WHEN e.attempts + mv.counts >= mv.max_attempts THEN 'stopped'
                           ELSE e.status END,
-            stop_reason = CASE WHEN mv.deferred THEN e.stop_reason
+            stop_reason = CASE WHEN mv.deferred OR mv.guarded THEN e.stop_reason
                                WHEN NOT mv.finished AND e.attempts + mv.counts >= mv.max_attempts
                                THEN 'attempt_cap' END,
-            stopped_at = CASE WHEN mv.deferred THEN e.stopped_at
+            stopped_at = CASE WHEN mv.deferred OR mv.guarded THEN e.stopped_at
                               WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN at END,
-            next_step_at = CASE WHEN mv.deferred THEN at + interval '1 minute'
+            next_step_at = CASE WHEN mv.guarded THEN e.next_step_at
+                                WHEN mv.deferred THEN at + interval '1 minute'
                                 WHEN mv.finished OR e.attempts + mv.counts >= mv.max_attempts THEN NULL
                                 ELSE greatest(at, mv.goes_at) + mv.next_delay END,
             updated_at = now()
         FROM (SELECT m.id, m.status, m.message_id, m.max_attempts, m.next_delay, m.goes_at,
                      coalesce((m.status = 'queued')::integer, 0) AS counts, coalesce(m.deferred, false) AS deferred,
+                     coalesce(m.guarded, false) AS guarded,
                      m.step IS NULL OR m.current_step + 1 >= m.nsteps
                          OR m.step ->> 'on_no_response' = 'stop' AS finished
               FROM messages m) AS mv
@@ -909,7 +919,7 @@ BEGIN
           -- (true of every row here, as due_enrollments locked them: it lets
           -- the planner read the due ones by enrollments_due_idx, not all)
           AND e.status IN ('active', 'nurture') AND e.next_step_at <= at
-        RETURNING e.id, mv.deferred
+        RETURNING e.id, mv.deferred OR mv.guarded AS deferred
     )
     SELECT (SELECT count(*) FROM advanced a WHERE NOT a.deferred),
            (SELECT count(*) FROM inserted i WHERE i.status = 'queued')
@@ -1128,10 +1138,11 @@ BEGIN
 END
 $$;
 
--- resume_campaign: a paused campaign goes on; steps that fell due while it
--- was paused are taken by the next tick, and its held messages go out
--- spread over the tenant's release window, not in one burst.  True when
--- it was paused.
+-- resume_campaign: a paused campaign goes on, and so do its channels a
+-- guardrail paused; steps that fell due meanwhile are taken by the next
+-- tick, and its held messages go out spread over the tenant's release
+-- window, not in one burst.  True when it was paused (or had a channel
+-- paused).
 CREATE FUNCTION crefinder.resume_campaign(campaign_id bigint) RETURNS boolean
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -1140,8 +1151,32 @@ CREATE FUNCTION crefinder.resume_campaign(campaign_id bigint) RETURNS boolean
 DECLARE
     tenant uuid := crefinder.current_user_id();
     release_window integer := coalesce((crefinder.settings_of(tenant) ->> 'release_window_minutes')::integer, 60);
+    state text := crefinder.campaign_for_change(campaign_id);
+    lifted integer;
 BEGIN
-    IF crefinder.campaign_for_change(campaign_id) <> 'paused' THEN
+    IF state NOT IN ('active', 'paused') THEN
+        RETURN false;
+    END IF;
+    -- channels a guardrail paused go on too, judged from now on by what
+    -- comes next
+    WITH lifted_pauses AS (
+        DELETE FROM crefinder.channel_pauses g WHERE g.user_id = tenant AND g.campaign_id = campaign_id
+        RETURNING g.channel
+    ),
+    baselines AS (
+        INSERT INTO crefinder.guardrail_baselines AS b
+            (user_id, campaign_id, channel, sent, delivered, opted_out, complained, filtered)
+        SELECT tenant, campaign_id, r.channel, sum(r.sent), sum(r.delivered), sum(r.opted_out), sum(r.complained),
+               sum(r.filtered)
+        FROM crefinder.rollups r
+        WHERE r.user_id = tenant AND r.campaign_id = campaign_id AND r.channel IN (SELECT channel FROM lifted_pauses)
+        GROUP BY r.channel
+        ON CONFLICT ON CONSTRAINT guardrail_baselines_pkey DO UPDATE SET
+            sent = excluded.sent, delivered = excluded.delivered, opted_out = excluded.opted_out,
+            complained = excluded.complained, filtered = excluded.filtered, set_at = now()
+    )
+    SELECT count(*) INTO lifted FROM lifted_pauses;
+    IF state = 'active' AND lifted = 0 THEN
         RETURN false;
     END IF;
     UPDATE crefinder.campaigns c SET status = 'active', updated_at = now()
@@ -1155,7 +1190,7 @@ BEGIN
                                                          % greatest(release_window * 60, 1)),
         updated_at = now()
     WHERE m.user_id = tenant AND m.campaign_id = campaign_id AND m.status = 'queued'
-      AND m.hold_reason = 'campaign_paused';
+      AND m.hold_reason IN ('campaign_paused', 'guardrail');
     PERFORM crefinder.wake_dispatcher_on_commit();
     RETURN true;
 END

@@ -2,6 +2,24 @@
 -- statement that inserts, changes or deletes messages, and the views
 -- analysts and dashboards read (filtered to the current tenant).
 
+-- provider_of: the provider that carries a channel.
+CREATE FUNCTION crefinder.provider_of(channel text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi'
+                        WHEN 'sms' THEN 'twilio' WHEN 'whatsapp' THEN 'twilio' END
+$$;
+
+-- error_code: the provider's error code in a message's last_error (a
+-- five-digit code, else the HTTP status), or 'other'.
+CREATE FUNCTION crefinder.error_code(last_error text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(substring(last_error FROM '\m(\d{5})\M'), substring(last_error FROM '^\w+ (\d{3})\M'), 'other')
+$$;
+
 -- ----------------------------------------------------------------------
 -- Rollups
 -- ----------------------------------------------------------------------
@@ -29,6 +47,9 @@ CREATE TABLE crefinder.message_rollups (
     blocked      bigint NOT NULL DEFAULT 0,
     skipped      bigint NOT NULL DEFAULT 0,
     priced       bigint NOT NULL DEFAULT 0,   -- sent, with a cost known
+    opted_out    bigint NOT NULL DEFAULT 0,   -- the recipient opted out in answer
+    complained   bigint NOT NULL DEFAULT 0,   -- reported as spam
+    filtered     bigint NOT NULL DEFAULT 0,   -- failed: filtered by the carrier (Twilio 30007, 30034)
     cost_cents   numeric NOT NULL DEFAULT 0,
     CONSTRAINT message_rollups_key UNIQUE NULLS NOT DISTINCT (user_id, campaign_id, channel, step, variant, day)
 );
@@ -194,6 +215,7 @@ CREATE FUNCTION crefinder.fold_rollups() RETURNS bigint
     AS $$
 DECLARE
     n bigint;
+    changed bigint[];
 BEGIN
     -- (the minute's usual case when nothing was sent: three probes)
     IF NOT EXISTS (SELECT 1 FROM crefinder.rollup_deltas) AND NOT EXISTS (SELECT 1 FROM crefinder.reach_deltas)
@@ -208,16 +230,18 @@ BEGIN
                sum(t.messages) AS messages, sum(t.sent) AS sent, sum(t.delivered) AS delivered,
                sum(t.opened) AS opened, sum(t.clicked) AS clicked, sum(t.responded) AS responded,
                sum(t.failed) AS failed, sum(t.blocked) AS blocked, sum(t.skipped) AS skipped,
-               sum(t.priced) AS priced, sum(t.cost_cents) AS cost_cents
+               sum(t.priced) AS priced, sum(t.opted_out) AS opted_out, sum(t.complained) AS complained,
+               sum(t.filtered) AS filtered, sum(t.cost_cents) AS cost_cents
         FROM taken t
         GROUP BY t.user_id, t.campaign_id, t.channel, t.step, t.variant, t.day
     ),
     folded AS (
         INSERT INTO crefinder.message_rollups AS r
             (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened, clicked,
-             responded, failed, blocked, skipped, priced, cost_cents)
+             responded, failed, blocked, skipped, priced, opted_out, complained, filtered, cost_cents)
         SELECT s.user_id, s.campaign_id, s.channel, s.step, s.variant, s.day, s.messages, s.sent, s.delivered,
-               s.opened, s.clicked, s.responded, s.failed, s.blocked, s.skipped, s.priced, s.cost_cents
+               s.opened, s.clicked, s.responded, s.failed, s.blocked, s.skipped, s.priced, s.opted_out,
+               s.complained, s.filtered, s.cost_cents
         FROM summed s
         ORDER BY 1, 2, 3, 4, 5, 6
         ON CONFLICT ON CONSTRAINT message_rollups_key DO UPDATE SET
@@ -226,9 +250,11 @@ BEGIN
             clicked = r.clicked + excluded.clicked, responded = r.responded + excluded.responded,
             failed = r.failed + excluded.failed, blocked = r.blocked + excluded.blocked,
             skipped = r.skipped + excluded.skipped, priced = r.priced + excluded.priced,
-            cost_cents = r.cost_cents + excluded.cost_cents
+            opted_out = r.opted_out + excluded.opted_out, complained = r.complained + excluded.complained,
+            filtered = r.filtered + excluded.filtered, cost_cents = r.cost_cents + excluded.cost_cents
     )
-    SELECT coalesce(sum(s.deltas), 0) INTO n FROM summed s;
+    SELECT coalesce(sum(s.deltas), 0), array_agg(DISTINCT s.campaign_id) FILTER (WHERE s.campaign_id IS NOT NULL)
+    INTO n, changed FROM summed s;
     n := n + crefinder.fold_reach();
     WITH taken AS (
         DELETE FROM crefinder.contact_time_deltas d RETURNING d.*
@@ -245,6 +271,10 @@ BEGIN
             sent = r.sent + excluded.sent, responded = r.responded + excluded.responded
     )
     SELECT n + coalesce(sum(s.deltas), 0) INTO n FROM summed s;
+    -- the campaigns whose counts changed: are their guardrails crossed?
+    IF changed IS NOT NULL THEN
+        PERFORM crefinder.check_guardrails(changed);
+    END IF;
     RETURN n;
 END
 $$;
@@ -327,11 +357,13 @@ $$;
 -- the views read).
 CREATE VIEW crefinder.rollups WITH (security_invoker = true) AS
 SELECT r.user_id, r.campaign_id, r.channel, r.step, r.variant, r.day, r.messages, r.sent, r.delivered,
-       r.opened, r.clicked, r.responded, r.failed, r.blocked, r.skipped, r.priced, r.cost_cents
+       r.opened, r.clicked, r.responded, r.failed, r.blocked, r.skipped, r.priced, r.opted_out, r.complained,
+       r.filtered, r.cost_cents
 FROM crefinder.message_rollups r
 UNION ALL
 SELECT d.user_id, d.campaign_id, d.channel, d.step, d.variant, d.day, d.messages, d.sent, d.delivered,
-       d.opened, d.clicked, d.responded, d.failed, d.blocked, d.skipped, d.priced, d.cost_cents
+       d.opened, d.clicked, d.responded, d.failed, d.blocked, d.skipped, d.priced, d.opted_out, d.complained,
+       d.filtered, d.cost_cents
 FROM crefinder.rollup_deltas d;
 
 -- rollup_delta: what one message adds to its rollup row (sign 1) or takes
@@ -340,11 +372,14 @@ FROM crefinder.rollup_deltas d;
 --   sent: sent_at is set; delivered: delivered_at (SMS and WhatsApp
 --   delivered or read, email delivered, call answered); opened, clicked:
 --   opened_at, clicked_at (email); responded: responded_at; failed,
---   blocked, skipped: the current status; priced: sent with cost_cents known.
+--   blocked, skipped: the current status; priced: sent with cost_cents known;
+--   opted_out, complained: opted_out_at, complained_at; filtered: failed
+--   with Twilio's carrier-filtering code (30007, 30034) as its error code.
 CREATE FUNCTION crefinder.rollup_delta(m crefinder.outbound_events, sign integer,
     OUT day date, OUT messages integer, OUT sent integer, OUT delivered integer, OUT opened integer,
     OUT clicked integer, OUT responded integer, OUT failed integer, OUT blocked integer,
-    OUT skipped integer, OUT priced integer, OUT cost_cents numeric)
+    OUT skipped integer, OUT priced integer, OUT opted_out integer, OUT complained integer,
+    OUT filtered integer, OUT cost_cents numeric)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -354,6 +389,8 @@ CREATE FUNCTION crefinder.rollup_delta(m crefinder.outbound_events, sign integer
            sign * (m.responded_at IS NOT NULL)::integer, sign * (m.status = 'failed')::integer,
            sign * (m.status = 'blocked')::integer, sign * (m.status = 'skipped')::integer,
            sign * (m.sent_at IS NOT NULL AND m.cost_cents IS NOT NULL)::integer,
+           sign * (m.opted_out_at IS NOT NULL)::integer, sign * (m.complained_at IS NOT NULL)::integer,
+           sign * (m.status = 'failed' AND crefinder.error_code(m.last_error) IN ('30007', '30034'))::integer,
            sign * coalesce(m.cost_cents, 0)
 $$;
 
@@ -374,11 +411,11 @@ BEGIN
     DELETE FROM crefinder.message_rollups;
     INSERT INTO crefinder.message_rollups
         (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened,
-         clicked, responded, failed, blocked, skipped, priced, cost_cents)
+         clicked, responded, failed, blocked, skipped, priced, opted_out, complained, filtered, cost_cents)
     SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, (d).day,
            sum((d).messages), sum((d).sent), sum((d).delivered), sum((d).opened), sum((d).clicked),
            sum((d).responded), sum((d).failed), sum((d).blocked), sum((d).skipped), sum((d).priced),
-           sum((d).cost_cents)
+           sum((d).opted_out), sum((d).complained), sum((d).filtered), sum((d).cost_cents)
     FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, crefinder.rollup_delta(m, 1) AS d
           FROM crefinder.outbound_events m) AS m
     GROUP BY 1, 2, 3, 4, 5, 6;
@@ -667,24 +704,6 @@ CREATE INDEX outbound_events_failed_idx ON crefinder.outbound_events (updated_at
 CREATE INDEX outbound_events_unconfirmed_idx ON crefinder.outbound_events (sent_at) WHERE status = 'sent';
 CREATE INDEX webhook_events_rejected_idx ON crefinder.webhook_events (received_at)
     WHERE outcome IN ('bad_signature', 'stale', 'unknown_tenant', 'malformed', 'too_large');
-
--- provider_of: the provider that carries a channel.
-CREATE FUNCTION crefinder.provider_of(channel text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi'
-                        WHEN 'sms' THEN 'twilio' WHEN 'whatsapp' THEN 'twilio' END
-$$;
-
--- error_code: the provider's error code in a message's last_error (a
--- five-digit code, else the HTTP status), or 'other'.
-CREATE FUNCTION crefinder.error_code(last_error text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT coalesce(substring(last_error FROM '\m(\d{5})\M'), substring(last_error FROM '^\w+ (\d{3})\M'), 'other')
-$$;
 
 -- health: per tenant and provider, like pg_stat_*: the queue (messages
 -- queued, due now, the age of the oldest due), messages in sending (and

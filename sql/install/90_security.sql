@@ -13,7 +13,7 @@ BEGIN
                              'tenant_settings', 'inbound_messages', 'responses', 'call_results',
                              'property_contacts', 'message_rollups', 'rollup_deltas', 'campaign_reach',
                              'contact_reach', 'campaign_counts', 'reach_deltas', 'contact_time_rollups',
-                             'contact_time_deltas']
+                             'contact_time_deltas', 'channel_pauses', 'alerts', 'guardrail_baselines']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -160,7 +160,8 @@ BEGIN
                    'crefinder.campaign_reach, crefinder.contact_reach, crefinder.campaign_counts, '
                    'crefinder.reach_deltas, crefinder.campaign_counts_now, crefinder.campaign_overview, '
                    'crefinder.contact_time_rollups, crefinder.contact_time_deltas, crefinder.contact_time_performance, '
-                   'crefinder.health, crefinder.campaign_funnel, '
+                   'crefinder.health, crefinder.channel_pauses, crefinder.alerts, crefinder.campaign_guardrails, '
+                   'crefinder.guardrail_baselines, crefinder.campaign_funnel, '
                    'crefinder.campaign_performance, '
                    'crefinder.channel_effectiveness, crefinder.ab_test_results TO %s', role);
     -- Settings are read through integration_config() (masked); the pause
