@@ -36,6 +36,9 @@ int			crefinder_webhook_max_bytes = 4194304;
 int			crefinder_webhook_tolerance = 300;
 bool		crefinder_dispatcher_enabled = true;
 int			crefinder_dispatcher_workers = 2;
+int			crefinder_history_retention = 400;
+int			crefinder_webhook_retention = 30;
+bool		crefinder_pruning = false;
 
 /*
  * check_user_id accepts an empty setting (no tenant) or anything the uuid
@@ -216,6 +219,33 @@ crefinder_define_gucs(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.history_retention",
+							gettext_noop("Days a finished message is kept in the outbox; older ones are pruned, their counts kept in the rollups."),
+							NULL,
+							&crefinder_history_retention,
+							400, 1, 36500,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.webhook_retention",
+							gettext_noop("Days a webhook delivery is kept in crefinder.webhook_events."),
+							NULL,
+							&crefinder_webhook_retention,
+							30, 1, 36500,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("crefinder.pruning",
+							 gettext_noop("Set by crefinder.prune_history() for its own deletes: the rollups keep the counts of pruned messages."),
+							 NULL,
+							 &crefinder_pruning,
+							 false,
+							 PGC_SUSET,
+							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("crefinder");
 }

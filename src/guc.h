@@ -22,6 +22,9 @@ extern int	crefinder_webhook_max_bytes;
 extern int	crefinder_webhook_tolerance;
 extern bool crefinder_dispatcher_enabled;
 extern int	crefinder_dispatcher_workers;
+extern int	crefinder_history_retention;
+extern int	crefinder_webhook_retention;
+extern bool crefinder_pruning;
 
 extern void crefinder_define_gucs(void);
 

@@ -23,6 +23,8 @@
  * crefinder.recipient_zone()'s (SQL: the same function).  What each count
  * counts is defined here and, for
  * rebuild_rollups(), in crefinder.rollup_delta(); a test holds them equal.
+ * The deletes of crefinder.prune_history() (crefinder.pruning on) change
+ * no count: pruned history stays counted.
  */
 #include "postgres.h"
 
@@ -48,6 +50,7 @@
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
+#include "guc.h"
 #include "phone.h"
 #include "tzdata.h"
 #include "zone.h"
@@ -821,6 +824,10 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("crefinder.roll_up() is for crefinder.outbound_events only")));
+
+	/* prune_history() keeps the counts of what it deletes */
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) && crefinder_pruning)
+		return PointerGetDatum(NULL);
 
 	work = AllocSetContextCreate(CurrentMemoryContext, "crefinder rollups", ALLOCSET_DEFAULT_SIZES);
 	caller = MemoryContextSwitchTo(work);

@@ -521,3 +521,61 @@ def test_health(cluster):
     cur.execute("SELECT crefinder.revoke_access('health_reader')")
     cur.execute("DROP ROLE health_reader")
     conn.close()
+
+
+def test_pruned_history_keeps_its_counts(cluster):
+    conn, cur, campaigns = setup(cluster)
+    conn.autocommit = True
+    random_workload(cluster, campaigns, 11, 30)
+    # half of the history is old: created long before the retention
+    cur.execute("UPDATE crefinder.outbound_events SET created_at = created_at - interval '3 years', "
+                "sent_at = sent_at - interval '3 years' WHERE id % 2 = 0")
+    cur.execute("INSERT INTO crefinder.webhook_events (user_id, provider, verified, http_status, outcome, received_at) "
+                "SELECT %s, 'twilio', true, 200, 'applied', now() - g * interval '1 day' FROM generate_series(1, 60) g",
+                (A,))
+    views = ("SELECT * FROM crefinder.campaign_performance ORDER BY campaign_id, channel",
+             "SELECT * FROM crefinder.campaign_overview ORDER BY campaign_id",
+             "SELECT channel, dow, hour, sent, responded FROM crefinder.contact_time_performance ORDER BY 1, 2, 3",
+             "SELECT campaign_id, step, variant, assigned, sent, responded FROM crefinder.ab_test_results ORDER BY 1, 2, 3")
+
+    def snapshot():
+        out = []
+        for sql in views:
+            cur.execute(sql)
+            out.append([tuple(r.values()) for r in cur.fetchall()])
+        return out
+    before = snapshot()
+    cur.execute("SELECT count(*) AS n FROM crefinder.outbound_events WHERE status NOT IN ('queued', 'sending') "
+                "AND created_at < now() - interval '400 days'")
+    old = cur.fetchone()["n"]
+    assert old > 50
+    cur.execute("SELECT count(*) AS n FROM crefinder.webhook_events WHERE received_at < now() - interval '30 days'")
+    old_deliveries = cur.fetchone()["n"]
+    assert old_deliveries >= 30
+    cur.execute("SELECT crefinder.prune_history(20) AS r")
+    assert cur.fetchone()["r"] == {"messages": 20, "webhook_events": 20}
+    cur.execute("SELECT crefinder.prune_history() AS r")
+    r = cur.fetchone()["r"]
+    assert r == {"messages": old - 20, "webhook_events": old_deliveries - 20}, (r, old, old_deliveries)
+    cur.execute("SELECT count(*) AS n FROM crefinder.outbound_events WHERE status NOT IN ('queued', 'sending') "
+                "AND created_at < now() - interval '400 days'")
+    assert cur.fetchone()["n"] == 0
+    cur.execute("SELECT min(received_at) > now() - interval '31 days' AS recent FROM crefinder.webhook_events")
+    assert cur.fetchone()["recent"] is True
+    # the views count what was pruned, folded or not, and so does a rebuild
+    assert snapshot() == before
+    cur.execute("SELECT crefinder.fold_rollups()")
+    assert snapshot() == before
+    cur.execute("SELECT crefinder.rebuild_rollups()")
+    assert snapshot() == before
+    # a tenant cannot turn the pruning flag on (its deletes would keep counts)
+    cur.execute("CREATE ROLE prune_tester LOGIN")
+    cur.execute("SET ROLE prune_tester")
+    try:
+        cur.execute("SET crefinder.pruning = on")
+        raise AssertionError("a plain role set crefinder.pruning")
+    except psycopg2.Error as e:
+        assert e.pgcode == "42501", e.pgcode
+    cur.execute("RESET ROLE")
+    cur.execute("DROP ROLE prune_tester")
+    conn.close()

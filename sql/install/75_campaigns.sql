@@ -653,8 +653,11 @@ $$;
 -- or a cap: queued until the window opens, spread over the tenant's
 -- release_window_minutes; refused: blocked; no contact point or the
 -- holdout: skipped), and each enrollment moves to its next step, due its
--- delay after the message goes.  A tick that finds another running returns
--- 0 at once.  Returns how many enrollments advanced.
+-- delay after the message goes; a step whose channel a guardrail paused
+-- waits, its enrollment paused.  Each tick also folds the analytics'
+-- deltas (which checks the guardrails) and, once an hour, prunes history
+-- past its retention.  A tick that finds another running returns 0 at
+-- once.  Returns how many enrollments advanced.
 CREATE FUNCTION crefinder.tick(at timestamptz DEFAULT now(), max_steps integer DEFAULT 200000)
     RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -683,20 +686,25 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Run crefinder.tick() in the database named by crefinder.database.';
     END IF;
+    -- one tick at a time: the row of tick_lock, which no tenant can lock
+    -- (an advisory lock could be taken by anyone)
+    PERFORM 1 FROM crefinder.tick_lock FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
     -- the analytics' counts changed since the last minute go into their
     -- rollups (the views read them either way: this keeps them quick)
     PERFORM crefinder.fold_rollups();
+    -- history past its retention goes, once an hour (counts kept)
+    IF coalesce((SELECT m.last_pruned_at FROM crefinder.maintenance m WHERE m.id = 1) < now() - interval '1 hour', true)
+    THEN
+        PERFORM crefinder.prune_history();
+    END IF;
     -- nothing due: done (the minute's usual case, one probe of an index)
     -- (the earliest due time, read from the front of enrollments_due_idx:
     -- a condition on next_step_at could be planned as a scan of them all)
     IF coalesce((SELECT min(e.next_step_at) FROM crefinder.enrollments e
                  WHERE e.status IN ('active', 'nurture')) > at, true) THEN
-        RETURN 0;
-    END IF;
-    -- one tick at a time: the row of tick_lock, which no tenant can lock
-    -- (an advisory lock could be taken by anyone)
-    PERFORM 1 FROM crefinder.tick_lock FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
         RETURN 0;
     END IF;
 

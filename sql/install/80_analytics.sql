@@ -394,8 +394,9 @@ CREATE FUNCTION crefinder.rollup_delta(m crefinder.outbound_events, sign integer
            sign * coalesce(m.cost_cents, 0)
 $$;
 
--- rebuild_rollups: recomputes the rollups from outbound_events (writers
--- wait meanwhile).  Returns how many rollup rows there are; they are what
+-- rebuild_rollups: recomputes the rollups from outbound_events and what
+-- pruned messages counted (the pruned_* archives; writers wait
+-- meanwhile).  Returns how many rollup rows there are; they are what
 -- was kept incrementally.
 CREATE FUNCTION crefinder.rebuild_rollups() RETURNS bigint
     LANGUAGE plpgsql
@@ -412,12 +413,18 @@ BEGIN
     INSERT INTO crefinder.message_rollups
         (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened,
          clicked, responded, failed, blocked, skipped, priced, opted_out, complained, filtered, cost_cents)
-    SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, (d).day,
-           sum((d).messages), sum((d).sent), sum((d).delivered), sum((d).opened), sum((d).clicked),
-           sum((d).responded), sum((d).failed), sum((d).blocked), sum((d).skipped), sum((d).priced),
-           sum((d).opted_out), sum((d).complained), sum((d).filtered), sum((d).cost_cents)
-    FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, crefinder.rollup_delta(m, 1) AS d
-          FROM crefinder.outbound_events m) AS m
+    SELECT x.user_id, x.campaign_id, x.channel, x.step, x.variant, x.day, sum(x.messages), sum(x.sent),
+           sum(x.delivered), sum(x.opened), sum(x.clicked), sum(x.responded), sum(x.failed), sum(x.blocked),
+           sum(x.skipped), sum(x.priced), sum(x.opted_out), sum(x.complained), sum(x.filtered), sum(x.cost_cents)
+    FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, (m.d).*
+          FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, crefinder.rollup_delta(m, 1) AS d
+                FROM crefinder.outbound_events m) AS m
+          UNION ALL
+          -- what pruned messages counted
+          SELECT a.user_id, a.campaign_id, a.channel, a.step, a.variant, a.day, a.messages, a.sent, a.delivered,
+                 a.opened, a.clicked, a.responded, a.failed, a.blocked, a.skipped, a.priced, a.opted_out,
+                 a.complained, a.filtered, a.cost_cents
+          FROM crefinder.pruned_rollups a) AS x
     GROUP BY 1, 2, 3, 4, 5, 6;
     GET DIAGNOSTICS n = ROW_COUNT;
 
@@ -434,6 +441,11 @@ BEGIN
           CROSS JOIN LATERAL (SELECT crefinder.recipient_zone(m.channel, m.to_contact, p.property_zip) AS zone) AS z
           WHERE m.sent_at IS NOT NULL AND z.zone IS NOT NULL AND isfinite(m.sent_at)) AS x
     GROUP BY 1, 2, 3, 4;
+    -- and what pruned messages counted
+    INSERT INTO crefinder.contact_time_rollups AS r (user_id, channel, dow, hour, sent, responded)
+    SELECT a.user_id, a.channel, a.dow, a.hour, a.sent, a.responded FROM crefinder.pruned_contact_time a
+    ON CONFLICT (user_id, channel, dow, hour) DO UPDATE SET
+        sent = r.sent + excluded.sent, responded = r.responded + excluded.responded;
 
     -- the reach: enrollments, the campaign messages sent (per property and
     -- contact point), interested replies
@@ -457,14 +469,20 @@ BEGIN
           FROM crefinder.outbound_events m
           WHERE m.campaign_id IS NOT NULL AND m.property_id IS NOT NULL AND m.sent_at IS NOT NULL
           UNION ALL
+          SELECT a.user_id, a.campaign_id, a.property_id, 0, a.sent, a.delivered, a.responded, 0
+          FROM crefinder.pruned_reach a
+          UNION ALL
           SELECT r.user_id, r.campaign_id, r.property_id, 0, 0, 0, 0, 1
           FROM crefinder.responses r
           WHERE r.kind = 'interested' AND r.campaign_id IS NOT NULL AND r.property_id IS NOT NULL) AS x
     GROUP BY 1, 2, 3;
     INSERT INTO crefinder.contact_reach (user_id, campaign_id, contact, sent)
-    SELECT m.user_id, m.campaign_id, m.to_contact, count(*)
-    FROM crefinder.outbound_events m
-    WHERE m.campaign_id IS NOT NULL AND m.property_id IS NOT NULL AND m.sent_at IS NOT NULL
+    SELECT x.user_id, x.campaign_id, x.contact, sum(x.n)
+    FROM (SELECT m.user_id, m.campaign_id, m.to_contact AS contact, 1 AS n
+          FROM crefinder.outbound_events m
+          WHERE m.campaign_id IS NOT NULL AND m.property_id IS NOT NULL AND m.sent_at IS NOT NULL
+          UNION ALL
+          SELECT a.user_id, a.campaign_id, a.contact, a.sent FROM crefinder.pruned_reach a) AS x
     GROUP BY 1, 2, 3;
     INSERT INTO crefinder.campaign_counts
         (user_id, campaign_id, enrolled, contacted, delivered, responded, interested, contacts)

@@ -13,7 +13,8 @@ BEGIN
                              'tenant_settings', 'inbound_messages', 'responses', 'call_results',
                              'property_contacts', 'message_rollups', 'rollup_deltas', 'campaign_reach',
                              'contact_reach', 'campaign_counts', 'reach_deltas', 'contact_time_rollups',
-                             'contact_time_deltas', 'channel_pauses', 'alerts', 'guardrail_baselines']
+                             'contact_time_deltas', 'channel_pauses', 'alerts', 'guardrail_baselines',
+                             'pruned_rollups', 'pruned_reach', 'pruned_contact_time']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -49,7 +50,7 @@ DECLARE
 BEGIN
     FOR r IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
              WHERE c.relnamespace = 'crefinder'::regnamespace AND c.relkind IN ('r', 'S')
-               AND c.relname NOT IN ('calling_rules', 'tick_lock')
+               AND c.relname NOT IN ('calling_rules', 'tick_lock', 'maintenance')
              ORDER BY c.relkind, c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r, '');
