@@ -416,9 +416,10 @@ BEGIN
     SELECT x.user_id, x.campaign_id, x.channel, x.step, x.variant, x.day, sum(x.messages), sum(x.sent),
            sum(x.delivered), sum(x.opened), sum(x.clicked), sum(x.responded), sum(x.failed), sum(x.blocked),
            sum(x.skipped), sum(x.priced), sum(x.opted_out), sum(x.complained), sum(x.filtered), sum(x.cost_cents)
-    FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, (m.d).*
-          FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, crefinder.rollup_delta(m, 1) AS d
-                FROM crefinder.outbound_events m) AS m
+    FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, d.*
+          FROM crefinder.outbound_events m
+          -- (LATERAL: one call per message, not one per column)
+          CROSS JOIN LATERAL crefinder.rollup_delta(m, 1) AS d
           UNION ALL
           -- what pruned messages counted
           SELECT a.user_id, a.campaign_id, a.channel, a.step, a.variant, a.day, a.messages, a.sent, a.delivered,
@@ -717,9 +718,12 @@ HAVING sum(x.sent) <> 0 OR sum(x.responded) <> 0;
 -- ----------------------------------------------------------------------
 
 -- Messages health looks at (each a small part of the outbox).
+-- (by tenant first: row-level security reads only the tenant's part)
+CREATE INDEX outbound_events_queued_idx ON crefinder.outbound_events (user_id, next_attempt_at)
+    WHERE status = 'queued';
 CREATE INDEX outbound_events_unknown_idx ON crefinder.outbound_events (user_id) WHERE status = 'unknown';
-CREATE INDEX outbound_events_failed_idx ON crefinder.outbound_events (updated_at) WHERE status = 'failed';
-CREATE INDEX outbound_events_unconfirmed_idx ON crefinder.outbound_events (sent_at) WHERE status = 'sent';
+CREATE INDEX outbound_events_failed_idx ON crefinder.outbound_events (user_id, updated_at) WHERE status = 'failed';
+CREATE INDEX outbound_events_unconfirmed_idx ON crefinder.outbound_events (user_id, sent_at) WHERE status = 'sent';
 CREATE INDEX webhook_events_rejected_idx ON crefinder.webhook_events (received_at)
     WHERE outcome IN ('bad_signature', 'stale', 'unknown_tenant', 'malformed', 'too_large');
 
