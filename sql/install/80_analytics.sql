@@ -718,12 +718,14 @@ HAVING sum(x.sent) <> 0 OR sum(x.responded) <> 0;
 -- ----------------------------------------------------------------------
 
 -- Messages health looks at (each a small part of the outbox).
--- (by tenant first: row-level security reads only the tenant's part)
-CREATE INDEX outbound_events_queued_idx ON crefinder.outbound_events (user_id, next_attempt_at)
+-- (by tenant first: row-level security reads only the tenant's part; with
+-- the channel, so that counting needs no table access)
+CREATE INDEX outbound_events_queued_idx ON crefinder.outbound_events (user_id, channel, next_attempt_at)
     WHERE status = 'queued';
-CREATE INDEX outbound_events_unknown_idx ON crefinder.outbound_events (user_id) WHERE status = 'unknown';
+CREATE INDEX outbound_events_unknown_idx ON crefinder.outbound_events (user_id, channel) WHERE status = 'unknown';
 CREATE INDEX outbound_events_failed_idx ON crefinder.outbound_events (user_id, updated_at) WHERE status = 'failed';
-CREATE INDEX outbound_events_unconfirmed_idx ON crefinder.outbound_events (user_id, sent_at) WHERE status = 'sent';
+CREATE INDEX outbound_events_unconfirmed_idx ON crefinder.outbound_events (user_id, channel, sent_at)
+    WHERE status = 'sent';
 CREATE INDEX webhook_events_rejected_idx ON crefinder.webhook_events (received_at)
     WHERE outcome IN ('bad_signature', 'stale', 'unknown_tenant', 'malformed', 'too_large');
 
