@@ -308,23 +308,30 @@ SELECT crefinder.schedule() > 0 AS scheduled;
 SELECT jobname, schedule, command FROM cron.job;
 """, user="postgres")
 
-    say("16. What the campaign did, from its messages (the analytics views come next): per step, "
-        "each message's status; replies and call outcomes by class; where each owner stands.")
+    say("16. What the campaign did, from the analytics views (rollups kept current by every message's "
+        "changes): per channel, the funnel, the A/B test against the holdout, the channels compared "
+        "with cost and ROI, the hours owners answer, the guardrails; then replies and where each owner stands.")
     psql("""
 SET crefinder.user_id = '%(tenant)s';
-SELECT step, channel, count(*) AS messages,
-       count(*) FILTER (WHERE status IN ('sent', 'delivered')) AS sent,
-       count(delivered_at) AS delivered, count(opened_at) AS opened, count(clicked_at) AS clicked,
-       count(responded_at) AS responded, count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status = 'queued') AS held,
-       count(*) FILTER (WHERE status = 'blocked') AS blocked,
-       count(*) FILTER (WHERE status = 'skipped') AS skipped
-FROM crefinder.outbound_events WHERE campaign_id = %(campaign)d GROUP BY step, channel ORDER BY step;
+SELECT channel, sent, delivered, opened, clicked, responded, failed, blocked, skipped,
+       delivery_rate, open_rate, response_rate, total_cost, unpriced
+FROM crefinder.campaign_performance WHERE campaign_id = %(campaign)d ORDER BY channel;
+SELECT properties_enrolled AS enrolled, properties_contacted AS contacted, properties_responded AS responded,
+       properties_interested AS interested, unique_contacts, response_rate, total_cost, cost_per_interested
+FROM crefinder.campaign_overview WHERE campaign_id = %(campaign)d;
+SELECT stage, properties, share_of_previous FROM crefinder.campaign_funnel
+WHERE campaign_id = %(campaign)d ORDER BY position;
+SELECT step, variant, assigned, sent, responded, response_rate, difference, round(p_value::numeric, 4) AS p_value,
+       lift_over_holdout, winner
+FROM crefinder.ab_test_results WHERE campaign_id = %(campaign)d ORDER BY step, variant;
+SELECT channel, sent, responded, response_rate, cost, revenue, roi FROM crefinder.channel_effectiveness;
+SELECT channel, hour, sum(sent) AS sent, sum(responded) AS responded,
+       round(100.0 * sum(responded) / nullif(sum(sent), 0), 1) AS response_rate
+FROM crefinder.contact_time_performance GROUP BY 1, 2 HAVING sum(sent) >= 5 ORDER BY 1, 2;
+SELECT channel, opt_out_rate, complaint_rate, filtered_rate, opt_out_tripped, paused_at IS NOT NULL AS paused
+FROM crefinder.campaign_guardrails WHERE campaign_id = %(campaign)d ORDER BY channel;
 SELECT block_reason AS why_blocked_or_skipped, count(*) FROM crefinder.outbound_events
 WHERE campaign_id = %(campaign)d AND block_reason IS NOT NULL GROUP BY 1 ORDER BY 2 DESC;
-SELECT variant, count(*) AS messages, count(responded_at) AS responded,
-       round(100.0 * count(responded_at) / nullif(count(*) FILTER (WHERE status <> 'skipped'), 0), 1) AS response_pct
-FROM crefinder.outbound_events WHERE campaign_id = %(campaign)d AND step = 0 GROUP BY 1 ORDER BY 1;
 SELECT source, kind, count(*) FROM crefinder.responses WHERE campaign_id = %(campaign)d
 GROUP BY 1, 2 ORDER BY 1, 3 DESC;
 SELECT status, coalesce(stop_reason, '') AS stop_reason, count(*) FROM crefinder.enrollments

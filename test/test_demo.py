@@ -20,4 +20,8 @@ def test_make_demo(cluster):
     assert len(sent) == 3 and sent[0] > 0 and sent[1] > 0, sent
     assert "reply opt_out" in out and "unsubscribe" in out and "not_interested" in out, out[-3000:]
     assert "crefinder-tick | * * * * *" in out
+    # the analytics views: the funnel's stages and the A/B arms with the holdout
+    for stage in ("enrolled", "contacted", "delivered", "responded", "interested", "nurture"):
+        assert re.search(r"^ %s +\| +\d+" % stage, out, re.M), stage
+    assert re.search(r"^ +0 \| holdout +\| +\d+", out, re.M), out[-3000:]
     assert "Traceback" not in out + proc.stderr
