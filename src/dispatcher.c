@@ -72,6 +72,7 @@
 #include "dispatcher.h"
 #include "guc.h"
 #include "http.h"
+#include "lookup.h"
 #include "outbound.h"
 #include "shared.h"
 
@@ -258,8 +259,6 @@ SetSessionSafety(void)
  * ran are undone, the outer transaction goes on.  This is how one bad row
  * or one tenant's lock fails or holds only its own messages.
  */
-typedef void (*GuardedFn) (void *arg);
-
 static ErrorData *
 RunGuarded(GuardedFn fn, void *arg)
 {
@@ -285,6 +284,25 @@ RunGuarded(GuardedFn fn, void *arg)
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	return edata;
+}
+
+/* The same, for lookup.c. */
+void
+dispatcher_begin_work(const char *what)
+{
+	BeginWork(what);
+}
+
+void
+dispatcher_end_work(void)
+{
+	EndWork();
+}
+
+ErrorData *
+dispatcher_run_guarded(GuardedFn fn, void *arg)
+{
+	return RunGuarded(fn, arg);
 }
 
 #define ClipText(text, max) outbound_clean_text((text), strlen(text), (max))
@@ -779,8 +797,9 @@ ScheduleGuarded(void *arg)
 
 static char key_problem[CREFINDER_ERROR_LEN] = "";
 
-static void
-LoadKeyGuarded(void *arg)
+/* dispatcher_load_key reads the server key into arg (a CrefinderKey; run guarded). */
+void
+dispatcher_load_key(void *arg)
 {
 	crefinder_server_key((CrefinderKey *) arg);
 }
@@ -988,7 +1007,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 	*full = false;
 	BeginWork("claiming messages");
 
-	edata = RunGuarded(LoadKeyGuarded, &key);
+	edata = RunGuarded(dispatcher_load_key, &key);
 	if (edata != NULL)
 	{
 		NoteKeyProblem(ClipText(edata->message, CREFINDER_ERROR_LEN - 1));
@@ -1484,10 +1503,14 @@ WriteOutcomes(void *arg)
 	char	  **block = palloc(sizeof(char *) * n);
 	char	  **hold = palloc(sizeof(char *) * n);
 	char	  **next = palloc(sizeof(char *) * n);
-	Oid			types[9] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
-	Datum		values[9];
+	char	  **lookup = palloc(sizeof(char *) * n);
+	char	  **sender = palloc(sizeof(char *) * n);
+	Oid			types[11] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID,
+	TEXTARRAYOID};
+	Datum		values[11];
 	int			rc;
+	TimestampTz now = GetCurrentTimestamp();
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1502,6 +1525,15 @@ WriteOutcomes(void *arg)
 		block[i] = m->block_reason;
 		hold[i] = queued ? (char *) m->hold_reason : NULL;
 		next[i] = queued ? pstrdup(timestamptz_to_str(m->next_attempt_at)) : NULL;
+		lookup[i] = NULL;
+		if (strcmp(m->status, "sent") == 0)
+		{
+			TimestampTz at = lookup_reconcile_at(m, now);
+
+			if (at != 0)
+				lookup[i] = pstrdup(timestamptz_to_str(at));
+		}
+		sender[i] = m->sender != NULL && strlen(m->sender) <= 64 ? m->sender : NULL;
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = TextArrayOf(status, n);
@@ -1512,6 +1544,8 @@ WriteOutcomes(void *arg)
 	values[6] = TextArrayOf(hold, n);
 	values[7] = TextArrayOf(next, n);
 	values[8] = CStringGetTextDatum(b->sending ? "sending" : "queued");
+	values[9] = TextArrayOf(lookup, n);
+	values[10] = TextArrayOf(sender, n);
 
 	/*
 	 * Rows are found by primary key only (id = ANY), and the status they
@@ -1551,15 +1585,24 @@ WriteOutcomes(void *arg)
 							   "                    THEN coalesce((SELECT t.email_cost_cents FROM crefinder.tenant_settings t "
 							   "                               WHERE t.user_id = e.user_id), 0) "
 							   "                    ELSE e.cost_cents END, "
+							   /*
+							    * when to look it up if no final status comes
+							    * (lookup.c): a webhook's answer that came first
+							    * keeps its own, unless it left the message sent
+							    */
+							   "  lookup_at = CASE WHEN e.status = r.was THEN r.lookup::timestamptz "
+							   "                   WHEN e.status = 'sent' THEN coalesce(e.lookup_at, r.lookup::timestamptz) "
+							   "                   ELSE e.lookup_at END, "
+							   "  sender = coalesce(e.sender, r.sender), "
 							   "  updated_at = now() "
 							   "FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, "
-							   "       pg_catalog.array_fill($9, ARRAY[pg_catalog.cardinality($1)])) "
-							   "  AS r(id, status, pmid, pstatus, error, block, hold, next, was) "
+							   "       pg_catalog.array_fill($9, ARRAY[pg_catalog.cardinality($1)]), $10, $11) "
+							   "  AS r(id, status, pmid, pstatus, error, block, hold, next, was, lookup, sender) "
 							   "WHERE e.id = ANY ($1) AND e.id = r.id "
 							   "  AND (e.status = r.was "
 							   "       OR (r.was = 'sending' AND e.status IN ('sent', 'delivered', 'failed') "
 							   "           AND e.provider_message_id IS NULL))",
-							   9, types, values, NULL, false, 0);
+							   11, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not record outcomes: %s", SPI_result_code_string(rc));
 
@@ -1982,6 +2025,10 @@ DispatchRound(DispatcherLoop *loop)
 		key_problem[0] = '\0';	/* a new key may have come: say again if not */
 	}
 
+	/* worker 0 asks the providers about messages already handed over */
+	if (MyWorker == 0 && crefinder_dispatcher_enabled && !ShutdownRequestPending)
+		lookup_round();
+
 	/*
 	 * Refill once half the requests have finished: claiming costs a query
 	 * whatever its size, so claims are made in large slices.
@@ -2058,6 +2105,7 @@ DispatchRound(DispatcherLoop *loop)
 		{
 			ResetLatch(MyLatch);
 			loop->claim_now = true;
+			lookup_wake();
 		}
 		loop->errors = 0;
 		return;
@@ -2079,11 +2127,15 @@ DispatchRound(DispatcherLoop *loop)
 		/* without a usable key, look again now and then (a reload wakes us) */
 		if (key_problem[0] != '\0')
 			wait = Max(wait, KEY_HOLD_MS);
+		/* lookups in flight, or due soon, shorten the sleep */
+		if (MyWorker == 0 && crefinder_dispatcher_enabled)
+			wait = Min(wait, lookup_wait_ms());
 
 		if (wait > 0)
 		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait,
-							 PG_WAIT_EXTENSION);
+			if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait,
+						  PG_WAIT_EXTENSION) & WL_LATCH_SET)
+				lookup_wake();
 			ResetLatch(MyLatch);
 		}
 		loop->claim_now = true;

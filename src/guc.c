@@ -39,6 +39,8 @@ int			crefinder_dispatcher_workers = 2;
 int			crefinder_history_retention = 400;
 int			crefinder_webhook_retention = 30;
 bool		crefinder_pruning = false;
+int			crefinder_reconcile_after = 7200;
+int			crefinder_lookups_per_second = 10;
 
 /*
  * check_user_id accepts an empty setting (no tenant) or anything the uuid
@@ -234,6 +236,24 @@ crefinder_define_gucs(void)
 							NULL,
 							&crefinder_webhook_retention,
 							30, 1, 36500,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.reconcile_after",
+							gettext_noop("Seconds after a text is handed over with no final status before the dispatcher asks Twilio about it (calls: their longest duration plus ten minutes)."),
+							NULL,
+							&crefinder_reconcile_after,
+							7200, 1, 7 * 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crefinder.lookups_per_second",
+							gettext_noop("Lookups of prices and statuses the dispatcher starts per second at most (0: none)."),
+							NULL,
+							&crefinder_lookups_per_second,
+							10, 0, 50,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);

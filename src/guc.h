@@ -25,6 +25,8 @@ extern int	crefinder_dispatcher_workers;
 extern int	crefinder_history_retention;
 extern int	crefinder_webhook_retention;
 extern bool crefinder_pruning;
+extern int	crefinder_reconcile_after;
+extern int	crefinder_lookups_per_second;
 
 extern void crefinder_define_gucs(void);
 

@@ -46,6 +46,7 @@ typedef struct OutboundMessage
 								 * cancelled */
 	char	   *provider_message_id;
 	char	   *provider_status;
+	char	   *sender;			/* the number it went from, when the answer says */
 	char	   *error;
 	char	   *block_reason;
 	TimestampTz next_attempt_at;
@@ -85,9 +86,11 @@ extern char *outbound_clean_text(const char *text, size_t len, int max_bytes);
 extern void twilio_authorize(OutboundMessage *m, HttpRequest *request);
 extern void twilio_build(OutboundMessage *m);
 extern void twilio_accepted(OutboundMessage *m);
+extern void twilio_build_fetch(OutboundMessage *m);
 extern void sendgrid_build(OutboundMessage *m);
 extern void sendgrid_accepted(OutboundMessage *m);
 extern void vapi_build(OutboundMessage *m);
 extern void vapi_accepted(OutboundMessage *m);
+extern void vapi_build_fetch(OutboundMessage *m);
 
 #endif							/* CREFINDER_OUTBOUND_H */

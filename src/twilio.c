@@ -6,7 +6,8 @@
  * POST {crefinder.twilio_api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json,
  * form-encoded, Basic auth with the API key and secret when configured,
  * else the Account SID and auth token; and the request that cancels a
- * message scheduled with SendAt.
+ * message scheduled with SendAt; and the GET of a Message resource the
+ * dispatcher's lookups make (lookup.c): its status, price and segments.
  */
 #include "postgres.h"
 
@@ -152,7 +153,10 @@ twilio_build(OutboundMessage *m)
 	m->request.body = form.data;
 }
 
-/* twilio_accepted reads the Message resource of a 201: sid and status. */
+/*
+ * twilio_accepted reads the Message resource of a 201: sid, status, and the
+ * number it goes from (null when a messaging service picks it later).
+ */
 void
 twilio_accepted(OutboundMessage *m)
 {
@@ -165,4 +169,25 @@ twilio_accepted(OutboundMessage *m)
 	}
 	m->provider_message_id = outbound_text(answer, "sid");
 	m->provider_status = outbound_text(answer, "status");
+	m->sender = outbound_text(answer, "from");
+}
+
+/*
+ * twilio_build_fetch fills m->request with the GET of the message's
+ * resource: .../Accounts/{AccountSid}/Messages/{sid}.json, where the sid
+ * is m->provider_message_id.
+ */
+void
+twilio_build_fetch(OutboundMessage *m)
+{
+	char	   *account = outbound_text(m->config, "accountSid");
+	char	   *sid = m->provider_message_id;
+
+	CheckSid("accountSid in the tenant's settings", account, "AC");
+	if (sid == NULL || !(crefinder_is_prefixed_hex(sid, "SM", 32) || crefinder_is_prefixed_hex(sid, "MM", 32)))
+		CheckSid("message's id", sid, "SM");
+	m->request.headers = curl_slist_append(NULL, "Accept: application/json");
+	twilio_authorize(m, &m->request);
+	m->request.url = outbound_api_url(crefinder_twilio_api_url,
+									  psprintf("/2010-04-01/Accounts/%s/Messages/%s.json", account, sid));
 }

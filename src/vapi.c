@@ -5,9 +5,13 @@
  *
  * POST {crefinder.vapi_api_url}/call, Bearer auth, JSON: assistantId,
  * phoneNumberId, customer, and assistantOverrides with the owner's and
- * property's fields as variableValues and crefinder's ids as metadata.
+ * property's fields as variableValues and crefinder's ids as metadata;
+ * and GET {crefinder.vapi_api_url}/call/{id}, the call as Vapi knows it,
+ * for the dispatcher's lookups (lookup.c).
  */
 #include "postgres.h"
+
+#include <ctype.h>
 
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -131,4 +135,27 @@ vapi_accepted(OutboundMessage *m)
 	}
 	m->provider_message_id = outbound_text(answer, "id");
 	m->provider_status = outbound_text(answer, "status");
+	m->sender = outbound_text(m->config, "phoneNumber");	/* Vapi's id of the number */
+}
+
+/*
+ * vapi_build_fetch fills m->request with the GET of the call whose id is
+ * m->provider_message_id (a UUID: it goes into the URL's path).
+ */
+void
+vapi_build_fetch(OutboundMessage *m)
+{
+	const char *id = m->provider_message_id;
+	bool		uuid = id != NULL && strlen(id) == 36;
+
+	for (int i = 0; uuid && i < 36; i++)
+		uuid = (i == 8 || i == 13 || i == 18 || i == 23) ? id[i] == '-' : isxdigit((unsigned char) id[i]);
+	if (!uuid)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the call's id is not a Vapi call id"),
+				 errdetail("It must be a UUID.")));
+	m->request.headers = curl_slist_append(NULL, "Accept: application/json");
+	m->request.headers = outbound_bearer(m, "vapi", m->request.headers);
+	m->request.url = outbound_api_url(crefinder_vapi_api_url, psprintf("/call/%s", id));
 }

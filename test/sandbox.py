@@ -10,6 +10,14 @@ messaging service gives a "scheduled" message (SendAt 15 minutes to 35 days
 ahead, else 400 code 35114); POST .../Messages/{sid}.json Status=canceled
 cancels a scheduled one (200), 404 code 20404 for an unknown sid.
 
+Prices and lost callbacks: the sandbox keeps every message and call it
+was given.  GET .../Messages/{sid}.json and GET /call/{id} answer with them
+as the provider knows them; a test moves them on (the carrier delivered,
+the call ended) through the control endpoints below and may then send the
+matching webhook, or not: a callback the provider "lost".  A message moved
+to a final status gets Twilio's price (-0.0079 USD a segment) unless the
+test gives one (null: the price is not known yet).
+
 Control endpoints (JSON):
   POST /_sandbox/credentials  {"twilio": [[user, password], ...], "sendgrid": [key, ...], "vapi": [key, ...]}
   POST /_sandbox/faults       {"path": prefix, "fault": kind, "count": n}   kinds: 429, 429-retry-after,
@@ -17,6 +25,8 @@ Control endpoints (JSON):
                               (slow: "seconds": s, else $SANDBOX_SLOW_SECONDS or 5)
   GET  /_sandbox/requests     every request so far: method, path, headers, body, at
   POST /_sandbox/reset        forget requests and faults (credentials stay)
+  POST /_sandbox/twilio/messages/{sid}   fields to set on the message (status, error_code, price, ...)
+  POST /_sandbox/vapi/calls/{id}         fields to set on the call (status, endedReason, cost, artifact, ...)
 
 Run: test/sandbox.py [PORT]  (prints "listening PORT" once ready; PORT 0 picks a free one).
 """
@@ -34,7 +44,15 @@ from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.Lock()
 STATE = {"requests": [], "faults": [], "twilio": set(), "sendgrid": set(), "vapi": set(),
-         "messages": {}}   # Twilio message sid -> its resource (status scheduled, canceled, ...)
+         "messages": {},   # Twilio message sid -> its resource (status scheduled, canceled, ...)
+         "calls": {}}      # Vapi call id -> the call
+PRICE_PER_SEGMENT = 0.0079    # USD, as Twilio bills a US text
+FINAL = {"delivered", "undelivered", "failed", "read"}
+
+
+def segments(body):
+    # GSM-7 sizes are close enough here: 160 in one, 153 per part beyond
+    return "1" if len(body) <= 160 else str(-(-len(body) // 153))
 SENDAT_MIN, SENDAT_MAX = 900, 35 * 86400   # Twilio schedules 15 minutes to 35 days ahead
 
 
@@ -155,7 +173,8 @@ class Handler(BaseHTTPRequestHandler):
                     "sid": sid, "account_sid": account, "status": "scheduled" if scheduled else "queued",
                     "to": form.get("To", [None])[0], "from": form.get("From", [None])[0],
                     "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
-                    "body": form.get("Body", [""])[0], "num_segments": "1", "num_media": str(len(form.get("MediaUrl", []))),
+                    "body": form.get("Body", [""])[0], "num_segments": segments(form.get("Body", [""])[0]),
+                    "num_media": str(len(form.get("MediaUrl", []))),
                     "price": None, "price_unit": "USD", "error_code": None, "error_message": None,
                     "direction": "outbound-api", "api_version": "2010-04-01",
                     "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
@@ -163,6 +182,13 @@ class Handler(BaseHTTPRequestHandler):
                 with LOCK:
                     STATE["messages"][sid] = resource
                 return self.reply(201, resource)
+            if len(parts) == 5 and parts[3] == "Messages" and parts[4].endswith(".json") and method == "GET":
+                with LOCK:
+                    resource = dict(STATE["messages"].get(parts[4][:-5]) or {})
+                if not resource or resource["account_sid"] != account:
+                    return self.reply(404, {"code": 20404, "message": "The requested resource %s was not found"
+                                            % url.path, "status": 404})
+                return self.reply(200, resource)
             if len(parts) == 5 and parts[3] == "Messages" and parts[4].endswith(".json") and method == "POST":
                 form = parse_qs(body.decode(), keep_blank_values=True)
                 with LOCK:
@@ -210,13 +236,26 @@ class Handler(BaseHTTPRequestHandler):
                                         "error": "Unauthorized", "statusCode": 401})
             req = json.loads(body or b"{}")
             now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-            return self.reply(201, {"id": str(uuid.uuid4()), "orgId": str(uuid.uuid4()),
-                                    "type": "outboundPhoneCall", "status": "queued",
-                                    "assistantId": req.get("assistantId"),
-                                    "phoneNumberId": req.get("phoneNumberId"),
-                                    "customer": req.get("customer"),
-                                    "assistantOverrides": req.get("assistantOverrides"),
-                                    "createdAt": now, "updatedAt": now})
+            call = {"id": str(uuid.uuid4()), "orgId": str(uuid.uuid4()),
+                    "type": "outboundPhoneCall", "status": "queued",
+                    "assistantId": req.get("assistantId"),
+                    "phoneNumberId": req.get("phoneNumberId"),
+                    "customer": req.get("customer"),
+                    "assistantOverrides": req.get("assistantOverrides"),
+                    "createdAt": now, "updatedAt": now}
+            with LOCK:
+                STATE["calls"][call["id"]] = call
+            return self.reply(201, call)
+        if len(parts) == 2 and parts[0] == "call" and method == "GET":
+            if self.bearer() not in STATE["vapi"]:
+                return self.reply(401, {"message": "Invalid Key", "error": "Unauthorized", "statusCode": 401})
+            with LOCK:
+                call = STATE["calls"].get(parts[1])
+                call = json.loads(json.dumps(call)) if call is not None else None
+            if call is None:
+                return self.reply(404, {"message": "Couldn't Get Call. Call Not Found.", "error": "Not Found",
+                                        "statusCode": 404})
+            return self.reply(200, call)
         if parts == ["assistant"] and method == "GET":
             if self.bearer() not in STATE["vapi"]:
                 return self.reply(401, {"message": "Invalid Key", "statusCode": 401})
@@ -238,11 +277,31 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/requests":
             with LOCK:
                 return self.reply(200, STATE["requests"])
+        if path.startswith("/_sandbox/twilio/messages/") and method == "POST":
+            changes = json.loads(body)
+            with LOCK:
+                resource = STATE["messages"].get(path.rsplit("/", 1)[1])
+                if resource is None:
+                    return self.reply(404, {"message": "no such message"})
+                if changes.get("status") in FINAL and "price" not in changes:
+                    changes["price"] = "%.5f" % -(PRICE_PER_SEGMENT * int(resource["num_segments"]))
+                resource.update(changes)
+                resource["date_updated"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+                return self.reply(200, resource)
+        if path.startswith("/_sandbox/vapi/calls/") and method == "POST":
+            changes = json.loads(body)
+            with LOCK:
+                call = STATE["calls"].get(path.rsplit("/", 1)[1])
+                if call is None:
+                    return self.reply(404, {"message": "no such call"})
+                call.update(changes)
+                return self.reply(200, call)
         if path == "/_sandbox/reset" and method == "POST":
             with LOCK:
                 STATE["requests"].clear()
                 STATE["faults"].clear()
                 STATE["messages"].clear()
+                STATE["calls"].clear()
             return self.reply(200, {"ok": True})
         return self.reply(404, {"message": "no such control endpoint"})
 

@@ -176,6 +176,10 @@ CREATE TABLE crefinder.outbound_events (
     responded_at         timestamptz,
     opted_out_at         timestamptz,    -- the recipient opted out in answer to it
     complained_at        timestamptz,    -- reported as spam (email)
+    sender               text CHECK (octet_length(sender) <= 64),  -- the number it went from
+    segments             smallint,       -- Twilio's num_segments
+    lookup_at            timestamptz,    -- when to ask the provider about it (72_lookups.sql)
+    lookups              smallint NOT NULL DEFAULT 0,  -- lookups made so far
     UNIQUE (user_id, id),
     -- blocked: compliance said no; skipped: a campaign step that was not
     -- sent (no usable contact point, the A/B holdout): the reason either way
@@ -201,6 +205,9 @@ CREATE INDEX outbound_events_calls_idx ON crefinder.outbound_events (user_id, se
 CREATE INDEX outbound_events_provider_message_idx
     ON crefinder.outbound_events (provider_message_id)
     WHERE provider_message_id IS NOT NULL;
+-- The dispatcher's lookups: messages to ask the provider about, soonest first.
+CREATE INDEX outbound_events_lookup_idx ON crefinder.outbound_events (lookup_at)
+    WHERE lookup_at IS NOT NULL;
 -- Frequency caps: a tenant's recent messages to one contact.
 CREATE INDEX outbound_events_contact_idx
     ON crefinder.outbound_events (user_id, to_contact, created_at);

@@ -511,32 +511,7 @@ BEGIN
     IF m.id IS NULL THEN
         result := 'unknown_message';
     ELSE
-        UPDATE crefinder.outbound_events e SET
-            status = CASE
-                WHEN new_status IN ('delivered', 'read') AND e.status IN ('sending', 'sent', 'unknown', 'failed')
-                    THEN 'delivered'
-                WHEN new_status IN ('undelivered', 'failed') AND e.status IN ('sending', 'sent', 'unknown')
-                    THEN 'failed'
-                WHEN new_status = 'canceled' AND e.status IN ('queued', 'sending', 'sent')
-                     AND (e.provider_status = 'scheduled' OR e.payload ? 'twilio_cancel')
-                    THEN 'cancelled'
-                WHEN new_status IN ('sent', 'partially_delivered') AND e.status IN ('sending', 'unknown')
-                    THEN 'sent'
-                ELSE e.status END,
-            hold_reason = NULL,
-            provider_status = new_status,
-            provider_message_id = coalesce(e.provider_message_id, sid),
-            sent_at = CASE WHEN new_status IN ('sent', 'partially_delivered', 'delivered', 'read', 'undelivered')
-                           THEN coalesce(e.sent_at, now()) ELSE e.sent_at END,
-            delivered_at = CASE WHEN new_status IN ('delivered', 'read')
-                                THEN coalesce(e.delivered_at, now()) ELSE e.delivered_at END,
-            last_error = CASE WHEN new_status IN ('undelivered', 'failed')
-                              THEN crefinder.twilio_error_text(new_status, code) ELSE e.last_error END,
-            updated_at = now()
-        WHERE e.id = m.id
-          AND crefinder.twilio_status_rank(new_status) > crefinder.twilio_status_rank(e.provider_status)
-          AND (e.status <> 'queued' OR new_status = 'canceled');
-        IF NOT FOUND THEN
+        IF NOT crefinder.twilio_set_status(m.id, new_status, code, sid, nullif(left(params ->> 'From', 64), '')) THEN
             result := 'ignored';
         END IF;
     END IF;
@@ -1074,6 +1049,8 @@ BEGIN
             last_error = CASE WHEN outcome = 'failed' AND NOT spoke AND e.status IN ('sending', 'sent', 'unknown')
                               THEN left('vapi ' || ended_reason, 1000) ELSE e.last_error END,
             hold_reason = NULL,
+            -- nothing more to ask Vapi once the cost is known (72_lookups.sql)
+            lookup_at = CASE WHEN e.cost_cents IS NOT NULL THEN NULL ELSE e.lookup_at END,
             updated_at = now()
         WHERE e.user_id = tenant AND e.id = message_id AND e.channel = 'voice' AND e.status <> 'queued'
           AND (e.provider_status IS DISTINCT FROM 'ended' OR ended_reason IS NOT NULL);
@@ -1107,6 +1084,7 @@ DECLARE
     m record;
     kind text;
     number text;
+    reported boolean;
 BEGIN
     cost := CASE WHEN jsonb_typeof(msg -> 'cost') = 'number' AND (msg ->> 'cost')::numeric BETWEEN 0 AND 100000000
                  THEN (msg ->> 'cost')::numeric END;
@@ -1139,6 +1117,10 @@ BEGIN
 
     SELECT e.id, e.to_contact, e.property_id INTO m FROM crefinder.outbound_events e
     WHERE e.user_id = tenant AND e.id = message_id;
+    -- a second report of the same call (Vapi's, after a lookup read the
+    -- ended call) updates the call's record but is not a second answer
+    reported := EXISTS (SELECT 1 FROM crefinder.call_results r
+                        WHERE r.user_id = tenant AND r.call_id = vapi_call_id AND r.status = 'ended');
 
     INSERT INTO crefinder.call_results AS r (user_id, call_id, message_id, property_id, status, ended_reason,
                                              started_at, ended_at, duration_seconds, cost, transcript,
@@ -1184,7 +1166,7 @@ BEGIN
             updated_at = now()
         WHERE p.user_id = tenant AND p.id = m.property_id;
     END IF;
-    IF spoke OR structured IS NOT NULL THEN
+    IF (spoke OR structured IS NOT NULL) AND NOT reported THEN
         kind := CASE
             WHEN (analysis ->> 'opted_out')::boolean THEN 'opt_out'
             WHEN (analysis ->> 'wrong_number')::boolean THEN 'wrong_number'
@@ -1252,21 +1234,8 @@ BEGIN
 
     IF kind = 'status-update' THEN
         new_status := left(msg ->> 'status', 32);
-        IF message_id IS NOT NULL AND crefinder.vapi_status_rank(new_status) > 0 THEN
-            UPDATE crefinder.outbound_events e SET
-                provider_status = new_status,
-                status = CASE WHEN new_status IN ('in-progress', 'forwarding')
-                                   AND e.status IN ('sending', 'sent', 'unknown', 'failed') THEN 'delivered'
-                              WHEN e.status IN ('sending', 'unknown') THEN 'sent'
-                              ELSE e.status END,
-                sent_at = coalesce(e.sent_at, now()),
-                delivered_at = CASE WHEN new_status IN ('in-progress', 'forwarding')
-                                    THEN coalesce(e.delivered_at, now()) ELSE e.delivered_at END,
-                hold_reason = NULL,
-                updated_at = now()
-            WHERE e.user_id = tenant AND e.id = message_id AND e.status <> 'queued'
-              AND crefinder.vapi_status_rank(new_status) > crefinder.vapi_status_rank(e.provider_status)
-              AND new_status <> 'ended';
+        IF message_id IS NOT NULL THEN
+            PERFORM crefinder.vapi_set_status(tenant, message_id, new_status);
         END IF;
         IF new_status = 'ended' THEN
             PERFORM crefinder.vapi_call_ended(tenant, message_id,

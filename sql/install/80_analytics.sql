@@ -724,8 +724,6 @@ CREATE INDEX outbound_events_queued_idx ON crefinder.outbound_events (user_id, c
     WHERE status = 'queued';
 CREATE INDEX outbound_events_unknown_idx ON crefinder.outbound_events (user_id, channel) WHERE status = 'unknown';
 CREATE INDEX outbound_events_failed_idx ON crefinder.outbound_events (user_id, updated_at) WHERE status = 'failed';
-CREATE INDEX outbound_events_unconfirmed_idx ON crefinder.outbound_events (user_id, channel, sent_at)
-    WHERE status = 'sent';
 CREATE INDEX webhook_events_rejected_idx ON crefinder.webhook_events (received_at)
     WHERE outcome IN ('bad_signature', 'stale', 'unknown_tenant', 'malformed', 'too_large');
 
@@ -733,8 +731,9 @@ CREATE INDEX webhook_events_rejected_idx ON crefinder.webhook_events (received_a
 -- queued, due now, the age of the oldest due), messages in sending (and
 -- those there for more than 5 minutes), unknown (the dispatcher stopped
 -- with the request in flight: never re-sent by itself), failures of the
--- last hour by provider error code, messages sent more than 2 hours ago
--- with no final status yet (the reconciliation backlog), and webhook
+-- last hour by provider error code, the lookups due at the provider (the
+-- reconciliation backlog: messages past their time with no final status,
+-- final texts without their price; see 72_lookups.sql), and webhook
 -- deliveries rejected in the last hour (bad signature, stale, malformed,
 -- unknown tenant: the operator sees those without a tenant).
 CREATE VIEW crefinder.health WITH (security_invoker = true) AS
@@ -767,7 +766,7 @@ errors AS (
 ),
 unconfirmed AS (
     SELECT m.user_id, crefinder.provider_of(m.channel) AS provider, count(*) AS reconciliation_backlog
-    FROM crefinder.outbound_events m WHERE m.status = 'sent' AND m.sent_at < now() - interval '2 hours'
+    FROM crefinder.outbound_events m WHERE m.lookup_at <= now()
     GROUP BY 1, 2
 ),
 rejected AS (

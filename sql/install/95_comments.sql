@@ -989,7 +989,7 @@ COMMENT ON COLUMN crefinder.contact_time_performance.response_rate IS 'responded
 COMMENT ON FUNCTION crefinder.provider_of(text) IS 'The provider that carries a channel: twilio (sms, whatsapp), sendgrid (email), vapi (voice).';
 COMMENT ON FUNCTION crefinder.error_code(text) IS 'The provider''s error code in a message''s last_error (a five-digit code, else the HTTP status), or other.';
 COMMENT ON VIEW crefinder.health IS
-    'Per tenant and provider: queue depth, due now, oldest due, in sending (stuck over 5 minutes), unknown, failures of the last hour by error code, the reconciliation backlog, webhook rejections of the last hour.';
+    'Per tenant and provider: queue depth, due now, oldest due, in sending (stuck over 5 minutes), unknown, failures of the last hour by error code, the reconciliation backlog (lookups due at the provider), webhook rejections of the last hour.';
 COMMENT ON COLUMN crefinder.health.user_id IS 'The tenant (NULL: webhook deliveries no tenant was proven for; the operator sees them).';
 COMMENT ON COLUMN crefinder.health.provider IS 'twilio, sendgrid or vapi.';
 COMMENT ON COLUMN crefinder.health.queued IS 'Messages queued.';
@@ -1000,7 +1000,7 @@ COMMENT ON COLUMN crefinder.health.stuck_sending IS 'Of those, in sending for mo
 COMMENT ON COLUMN crefinder.health.unknown IS 'Messages whose request was in flight when the dispatcher stopped (never re-sent by itself).';
 COMMENT ON COLUMN crefinder.health.failed_last_hour IS 'Messages that failed in the last hour.';
 COMMENT ON COLUMN crefinder.health.errors_last_hour IS 'Those failures by provider error code (five digits, else the HTTP status).';
-COMMENT ON COLUMN crefinder.health.reconciliation_backlog IS 'Messages sent more than 2 hours ago with no final status yet.';
+COMMENT ON COLUMN crefinder.health.reconciliation_backlog IS 'Lookups due at the provider: texts and calls past their reconciliation time with no final status, final texts without their price.';
 COMMENT ON COLUMN crefinder.health.webhook_rejections_last_hour IS 'Webhook deliveries rejected in the last hour (signature, age, format, tenant).';
 COMMENT ON TABLE crefinder.channel_pauses IS
     'A campaign''s channel paused by a guardrail until resume_campaign(): its steps wait (the enrollments paused) and its queued messages are held.';
@@ -1108,3 +1108,17 @@ COMMENT ON COLUMN crefinder.pruned_contact_time.dow IS 'Day of the week in the r
 COMMENT ON COLUMN crefinder.pruned_contact_time.hour IS 'Hour in the recipient''s local time.';
 COMMENT ON COLUMN crefinder.pruned_contact_time.sent IS 'Pruned messages sent then.';
 COMMENT ON COLUMN crefinder.pruned_contact_time.responded IS 'Of those, responded to.';
+
+-- Lookups
+COMMENT ON FUNCTION crefinder.twilio_set_status(bigint, text, text, text, text) IS
+    'A Twilio message status for a message, from a status callback or a lookup: applied when further along; a final status without a price schedules the price lookup.';
+COMMENT ON FUNCTION crefinder.twilio_fetched(bigint, jsonb) IS
+    'The dispatcher''s lookup of a Twilio Message resource: status, price (USD), segments, sender; settled or pending.';
+COMMENT ON FUNCTION crefinder.vapi_set_status(uuid, bigint, text) IS
+    'A Vapi call status short of ended, from a status-update message or a lookup: applied when further along.';
+COMMENT ON FUNCTION crefinder.vapi_fetched(bigint, jsonb) IS
+    'The dispatcher''s lookup of a Vapi call: an ended call is read as its end-of-call report unless that came.';
+COMMENT ON COLUMN crefinder.outbound_events.sender IS 'The number the message went from (Twilio''s From; Vapi''s phone number id).';
+COMMENT ON COLUMN crefinder.outbound_events.segments IS 'Twilio''s num_segments for the text, once looked up.';
+COMMENT ON COLUMN crefinder.outbound_events.lookup_at IS 'When the dispatcher asks the provider about the message (its price, or a final status that never came); NULL: nothing to ask.';
+COMMENT ON COLUMN crefinder.outbound_events.lookups IS 'Lookups made for the message so far (at most 10 per stage).';

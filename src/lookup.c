@@ -1,0 +1,398 @@
+/*
+ * lookup.c
+ *		The dispatcher's lookups: it asks a provider about messages it has
+ *		already handed over, and records the answer.  Twilio gives no price
+ *		when a message is created, so a text that reached its final status
+ *		is looked up for its price (GET .../Messages/{sid}.json: price,
+ *		price_unit, num_segments); and providers lose callbacks, so a text
+ *		or a call with no final status some time after it went is looked up
+ *		for its status (reconciliation: Twilio's Message, Vapi's
+ *		GET /call/{id}, whose ended call is read as the end-of-call report
+ *		Vapi did not deliver).
+ *
+ * A message waits for a lookup while outbound_events.lookup_at is set:
+ * the dispatcher sets it when a text or call is handed over (to
+ * crefinder.reconcile_after later; calls: their longest duration plus ten
+ * minutes), the status callbacks move it (a final Twilio status without a
+ * price: a minute later; a call ended with its cost: none).  Worker 0 makes
+ * the lookups beside its sends, on a libcurl multi handle of their own, at
+ * most crefinder.lookups_per_second started per second and as many in
+ * flight.  Taking a lookup leases it: lookup_at moves to the next try (1,
+ * 2, 4, ... minutes, at most 6 hours), so a lookup lost to a failed
+ * request, a restart or a crash is made again later, and a provider that
+ * keeps answering "not yet" is asked less and less often; after
+ * LOOKUP_MAX_ATTEMPTS the lease is not renewed and the message keeps what
+ * is known (the views count a sent message without a price as unpriced).
+ * What the provider answers is applied by crefinder.twilio_fetched() and
+ * crefinder.vapi_fetched() (72_lookups.sql), under the same never-regress
+ * rules as the webhooks; each in a subtransaction of its own, so one bad
+ * answer or row holds up no other.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "crypto.h"
+#include "dispatcher.h"
+#include "guc.h"
+#include "http.h"
+#include "lookup.h"
+#include "outbound.h"
+
+#define LOOKUP_MAX_ATTEMPTS 10
+#define LOOKUP_MAX_IN_FLIGHT 50
+#define LOOKUP_CHECK_MS 10000	/* look for due lookups at least this often */
+#define LOOKUP_MAX_BYTES (4 * 1024 * 1024)	/* a larger answer is not read */
+#define CALL_MARGIN_SECONDS 600 /* a call's report may come this long after it ends */
+#define VAPI_DEFAULT_MAX_DURATION 600	/* Vapi's maxDurationSeconds when unset */
+
+/* The lookups of one claim: their memory goes with the last of them. */
+typedef struct LookupBatch
+{
+	MemoryContext cxt;
+	int			remaining;
+} LookupBatch;
+
+typedef struct Lookup
+{
+	LookupBatch *batch;
+	OutboundMessage m;			/* id, tenant, channel, provider id, settings */
+} Lookup;
+
+static HttpClient *client = NULL;
+static TimestampTz next_check = 0;
+static double tokens = 0;
+static TimestampTz tokens_at = 0;
+
+/* finished requests waiting to be recorded */
+static HttpRequest **finished = NULL;
+static int	nfinished = 0;
+
+/*
+ * lookup_reconcile_at is when to ask the provider about m, handed over at
+ * now, if no final status has come by then; 0 for messages never looked up
+ * (emails: SendGrid has no message resource to ask without its paid
+ * activity feed; cancellations).  A text scheduled at Twilio counts from
+ * its SendAt time.
+ */
+TimestampTz
+lookup_reconcile_at(OutboundMessage *m, TimestampTz now)
+{
+	if (strcmp(m->channel, "email") == 0 || m->twilio_cancel)
+		return 0;
+	if (strcmp(m->channel, "voice") == 0)
+	{
+		char	   *duration = outbound_integer(m->config, "maxCallDuration");
+		int64		seconds = duration ? strtol(duration, NULL, 10) : VAPI_DEFAULT_MAX_DURATION;
+
+		return now + (seconds + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
+	}
+	return Max(now, m->schedule_at) + (int64) crefinder_reconcile_after * USECS_PER_SEC;
+}
+
+int
+lookup_in_flight(void)
+{
+	return client ? http_in_flight(client) : 0;
+}
+
+/* lookup_wait_ms: how long the idle dispatcher may sleep without delaying a lookup. */
+long
+lookup_wait_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (lookup_in_flight() > 0 || nfinished > 0)
+		return 20;
+	if (crefinder_lookups_per_second == 0)
+		return LOOKUP_CHECK_MS;
+	return next_check <= now ? 0 : (long) Min((next_check - now) / 1000 + 1, LOOKUP_CHECK_MS);
+}
+
+/*
+ * lookup_wake: a commit woke the dispatcher, a lookup may have become due:
+ * look within a second (not at every wake: commits come in floods).
+ */
+void
+lookup_wake(void)
+{
+	next_check = Min(next_check, GetCurrentTimestamp() + USECS_PER_SEC);
+}
+
+/* ----------------------------------------------------------------------
+ * Taking due lookups
+ * ---------------------------------------------------------------------- */
+
+/* BuildLookup fills a lookup's request (run guarded: a bad row fails alone). */
+static void
+BuildLookup(void *arg)
+{
+	OutboundMessage *m = (OutboundMessage *) arg;
+
+	if (strcmp(m->channel, "voice") == 0)
+		vapi_build_fetch(m);
+	else
+		twilio_build_fetch(m);
+	if (m->secret_wrong_key || m->secret_problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the tenant's provider secret does not open")));
+}
+
+/*
+ * TakeLookups leases up to limit due lookups and builds their requests;
+ * returns them (in a batch's memory) and sets *full when limit were due.
+ * Providers paused for their tenant (credentials rejected) are left alone.
+ */
+static int
+TakeLookups(int limit, Lookup ***out, bool *full)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2] = {Int32GetDatum(limit), Int32GetDatum(LOOKUP_MAX_ATTEMPTS)};
+	int			rc;
+	int			n = 0;
+	int			taken;
+	SPITupleTable *rows;
+	LookupBatch *batch;
+	Lookup	  **lookups;
+	CrefinderKey key;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	*out = NULL;
+	*full = false;
+	dispatcher_begin_work("looking up messages");
+	if (dispatcher_run_guarded(dispatcher_load_key, &key) != NULL)
+	{
+		/* the dispatcher's claim says so in the log and holds messages */
+		dispatcher_end_work();
+		return 0;
+	}
+	rc = SPI_execute_with_args(
+							   "WITH due AS ("
+							   "  SELECT e.id FROM crefinder.outbound_events e "
+							   "  WHERE e.lookup_at <= now() "
+							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.integration_configs c "
+							   "      WHERE c.user_id = e.user_id AND c.paused_at IS NOT NULL "
+							   "        AND c.provider = CASE e.channel WHEN 'voice' THEN 'vapi' ELSE 'twilio' END) "
+							   "  ORDER BY e.lookup_at LIMIT $1 FOR UPDATE OF e SKIP LOCKED) "
+							   "UPDATE crefinder.outbound_events e SET "
+							   "  lookups = least(e.lookups + 1, 32767), "
+							   "  lookup_at = CASE WHEN e.lookups + 1 >= $2 THEN NULL "
+							   "    ELSE now() + least(interval '6 hours', "
+							   "                       interval '1 minute' * pg_catalog.power(2, least(e.lookups, 12))) END "
+							   "FROM due WHERE e.id = due.id "
+							   "RETURNING e.id, e.user_id::text, e.channel, e.provider_message_id, "
+							   "  (SELECT c.config FROM crefinder.integration_configs c WHERE c.user_id = e.user_id "
+							   "     AND c.provider = CASE e.channel WHEN 'voice' THEN 'vapi' ELSE 'twilio' END), "
+							   "  (SELECT c.secrets FROM crefinder.integration_configs c WHERE c.user_id = e.user_id "
+							   "     AND c.provider = CASE e.channel WHEN 'voice' THEN 'vapi' ELSE 'twilio' END)",
+							   2, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not take lookups: %s", SPI_result_code_string(rc));
+	taken = (int) SPI_processed;
+	rows = SPI_tuptable;
+	*full = taken >= limit;
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "crefinder lookups", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	batch = palloc0(sizeof(LookupBatch));
+	batch->cxt = cxt;
+	lookups = palloc0(sizeof(Lookup *) * Max(taken, 1));
+	outbound_secret_key(&key);
+	outbound_secret_cache(true);
+	PG_TRY();
+	{
+		for (int i = 0; i < taken; i++)
+		{
+			HeapTuple	t = rows->vals[i];
+			TupleDesc	d = rows->tupdesc;
+			Lookup	   *l = palloc0(sizeof(Lookup));
+			OutboundMessage *m = &l->m;
+			bool		isnull;
+			Datum		v;
+
+			l->batch = batch;
+			m->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+			m->tenant = SPI_getvalue(t, d, 2);
+			m->channel = SPI_getvalue(t, d, 3);
+			m->provider_message_id = SPI_getvalue(t, d, 4);
+			v = SPI_getbinval(t, d, 5, &isnull);
+			m->config = isnull ? NULL : DatumGetJsonbPCopy(v);
+			v = SPI_getbinval(t, d, 6, &isnull);
+			m->secrets = isnull ? NULL : DatumGetJsonbPCopy(v);
+			m->request.owner = l;
+			if (m->config == NULL)
+				continue;			/* the tenant has no settings for it now */
+			if (dispatcher_run_guarded(BuildLookup, m) != NULL)
+			{
+				if (m->request.headers)
+					curl_slist_free_all(m->request.headers);
+				continue;
+			}
+			lookups[n++] = l;
+		}
+	}
+	PG_CATCH();
+	{
+		/* nothing of this claim starts: the leases bring the lookups back */
+		outbound_secret_cache(false);
+		outbound_secret_key(NULL);
+		crefinder_wipe_key(&key);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	outbound_secret_cache(false);
+	outbound_secret_key(NULL);
+	crefinder_wipe_key(&key);
+	MemoryContextSwitchTo(old);
+	dispatcher_end_work();
+
+	batch->remaining = n;
+	if (n == 0)
+		MemoryContextDelete(cxt);
+	*out = lookups;
+	return n;
+}
+
+/* ----------------------------------------------------------------------
+ * Recording answers
+ * ---------------------------------------------------------------------- */
+
+typedef struct Answer
+{
+	OutboundMessage *m;
+	const char *function;		/* the SQL function that applies it */
+} Answer;
+
+static void
+ApplyAnswer(void *arg)
+{
+	Answer	   *a = (Answer *) arg;
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	int			rc;
+
+	args[0] = Int64GetDatum(a->m->id);
+	args[1] = CStringGetTextDatum(a->m->request.response.data);
+	rc = SPI_execute_with_args(psprintf("SELECT crefinder.%s($1, $2::jsonb)", a->function),
+							   2, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not apply a lookup: %s", SPI_result_code_string(rc));
+}
+
+/* The provider no longer knows the message: nothing more to ask. */
+static void
+ForgetLookup(void *arg)
+{
+	OutboundMessage *m = (OutboundMessage *) arg;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(m->id)};
+
+	if (SPI_execute_with_args("UPDATE crefinder.outbound_events SET lookup_at = NULL WHERE id = $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not end a lookup");
+}
+
+/*
+ * RecordLookups applies the finished lookups' answers in one transaction
+ * and frees them.  An answer that is not a 200 (a timeout, 429, 5xx, a
+ * rejected credential) changes nothing: the lease brings the lookup back.
+ */
+static void
+RecordLookups(void)
+{
+	int			n = nfinished;
+
+	dispatcher_begin_work("recording lookups");
+	for (int i = 0; i < n; i++)
+	{
+		Lookup	   *l = (Lookup *) finished[i]->owner;
+		OutboundMessage *m = &l->m;
+		HttpRequest *r = &m->request;
+
+		if (r->result == CURLE_OK && r->status == 404)
+			(void) dispatcher_run_guarded(ForgetLookup, m);
+		else if (r->result == CURLE_OK && r->status == 200 && r->response.data != NULL &&
+				 r->response.len <= LOOKUP_MAX_BYTES && strlen(r->response.data) == r->response.len)
+		{
+			Answer		a = {m, strcmp(m->channel, "voice") == 0 ? "vapi_fetched" : "twilio_fetched"};
+
+			(void) dispatcher_run_guarded(ApplyAnswer, &a);
+		}
+	}
+	dispatcher_end_work();
+
+	nfinished = 0;
+	for (int i = 0; i < n; i++)
+	{
+		Lookup	   *l = (Lookup *) finished[i]->owner;
+
+		http_request_free(finished[i]);
+		if (--l->batch->remaining == 0)
+			MemoryContextDelete(l->batch->cxt);
+	}
+}
+
+/*
+ * lookup_round is worker 0's turn at its lookups, once per round of the
+ * dispatcher's loop, outside any transaction: record what finished, then
+ * take and start due lookups as the pace allows.
+ */
+void
+lookup_round(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			rate = crefinder_lookups_per_second;
+	int			room;
+
+	if (client == NULL)
+	{
+		/* for the life of the process (the round's memory is reset) */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		client = http_client_create(4);
+		finished = palloc(sizeof(HttpRequest *) * LOOKUP_MAX_IN_FLIGHT);
+		MemoryContextSwitchTo(old);
+	}
+	if (http_in_flight(client) > 0)
+	{
+		int			ndone = http_poll(client, 0, finished + nfinished, LOOKUP_MAX_IN_FLIGHT - nfinished);
+
+		nfinished += ndone;
+	}
+	if (nfinished > 0)
+		RecordLookups();
+
+	if (rate == 0 || now < next_check)
+		return;
+	/* a bucket of rate tokens, refilled at rate per second */
+	tokens = Min((double) rate, tokens + (double) (now - tokens_at) / USECS_PER_SEC * rate);
+	tokens_at = now;
+	room = Min(Min(rate, LOOKUP_MAX_IN_FLIGHT) - http_in_flight(client) - nfinished, (int) tokens);
+	if (room > 0)
+	{
+		Lookup	  **lookups;
+		bool		full;
+		int			n = TakeLookups(room, &lookups, &full);
+
+		tokens -= n;
+		for (int i = 0; i < n; i++)
+		{
+			/* a request that cannot start waits for its lease to come back */
+			if (!http_start(client, &lookups[i]->m.request, crefinder_http_timeout_ms))
+				finished[nfinished++] = &lookups[i]->m.request;
+		}
+		/* all that was due is taken: look again in a while (a commit wakes sooner) */
+		next_check = full ? now : now + (int64) LOOKUP_CHECK_MS * 1000;
+	}
+	else
+		next_check = now + 100 * 1000;
+}

@@ -1,0 +1,17 @@
+/*
+ * lookup.h
+ *		The dispatcher's lookups of prices and statuses at the providers
+ *		(see lookup.c).
+ */
+#ifndef CREFINDER_LOOKUP_H
+#define CREFINDER_LOOKUP_H
+
+#include "outbound.h"
+
+extern TimestampTz lookup_reconcile_at(OutboundMessage *m, TimestampTz now);
+extern void lookup_round(void);
+extern int	lookup_in_flight(void);
+extern long lookup_wait_ms(void);
+extern void lookup_wake(void);
+
+#endif							/* CREFINDER_LOOKUP_H */
