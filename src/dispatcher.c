@@ -843,6 +843,18 @@ HoldAllForKey(void)
 		elog(ERROR, "could not hold messages: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * HoldForPausedSenders holds the due queued messages of the tenants and
+ * channels whose sending number a guardrail paused (82_guardrails.sql);
+ * RunGuarded.
+ */
+static void
+HoldForPausedSenders(void *arg)
+{
+	if (SPI_execute("SELECT crefinder.hold_for_paused_senders()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not hold the messages of paused numbers");
+}
+
 /* The property fields a request carries, read per tenant (RunGuarded). */
 typedef struct PropertyBatch
 {
@@ -1015,6 +1027,11 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 		EndWork();
 		return 0;
 	}
+
+	/* messages of a number a guardrail paused wait, whatever path queued them */
+	edata = RunGuarded(HoldForPausedSenders, NULL);
+	if (edata != NULL && !IsLockTimeout(edata))
+		NoteError(GuardedError("holding the messages of paused numbers", edata));
 
 	now = GetCurrentTimestamp();
 	rc = SPI_execute_with_args(
@@ -2025,8 +2042,12 @@ DispatchRound(DispatcherLoop *loop)
 		key_problem[0] = '\0';	/* a new key may have come: say again if not */
 	}
 
-	/* worker 0 asks the providers about messages already handed over */
-	if (MyWorker == 0 && crefinder_dispatcher_enabled && !ShutdownRequestPending)
+	/*
+	 * Worker 0 asks the providers about messages already handed over (not
+	 * while the server key is unusable: no secret would open).
+	 */
+	if (MyWorker == 0 && crefinder_dispatcher_enabled && !ShutdownRequestPending &&
+		key_problem[0] == '\0')
 		lookup_round();
 
 	/*
@@ -2128,7 +2149,7 @@ DispatchRound(DispatcherLoop *loop)
 		if (key_problem[0] != '\0')
 			wait = Max(wait, KEY_HOLD_MS);
 		/* lookups in flight, or due soon, shorten the sleep */
-		if (MyWorker == 0 && crefinder_dispatcher_enabled)
+		else if (MyWorker == 0 && crefinder_dispatcher_enabled)
 			wait = Min(wait, lookup_wait_ms());
 
 		if (wait > 0)

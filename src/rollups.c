@@ -8,7 +8,7 @@
  * Every statement that writes messages (the dispatcher's outcomes, the
  * webhooks, tick, the send functions) ends here: the new rows' counts less
  * the old rows', summed by rollup key (tenant, campaign, channel, step,
- * variant, UTC day), are appended to crefinder.rollup_deltas, one row per
+ * variant, UTC day, sending number), are appended to crefinder.rollup_deltas, one row per
  * key whose counts changed (a claim or a retry changes none and writes
  * nothing).  Appending never waits on another writer and never rewrites a
  * row (a thousand single sends in one transaction would otherwise stack a
@@ -61,6 +61,7 @@ PG_FUNCTION_INFO_V1(crefinder_recipient_zone);
 /* outbound_events.variant and to_contact are at most this many bytes (CHECKs say so) */
 #define VARIANT_MAX_BYTES 160
 #define CONTACT_MAX_BYTES 320
+#define SENDER_MAX_BYTES 64
 
 /* the counts, in rollup_deltas' column order after the key */
 enum
@@ -80,8 +81,10 @@ typedef struct RollupKey
 	bool		campaign_null;
 	bool		step_null;
 	bool		variant_null;
+	bool		sender_null;
 	char		channel[16];
 	char		variant[VARIANT_MAX_BYTES + 1];
+	char		sender[SENDER_MAX_BYTES + 1];
 } RollupKey;
 
 typedef struct RollupEntry
@@ -143,7 +146,7 @@ typedef struct Sums
 /* outbound_events' columns the rollups read, by attribute number */
 typedef struct MessageColumns
 {
-	int			user_id, campaign_id, property_id, to_contact, channel, step, variant, status,
+	int			user_id, campaign_id, property_id, to_contact, channel, step, variant, sender, status,
 				created_at, sent_at, delivered_at, opened_at, clicked_at, responded_at, cost_cents,
 				opted_out_at, complained_at, last_error;
 } MessageColumns;
@@ -220,6 +223,7 @@ FindColumns(TupleDesc desc, MessageColumns *c)
 	c->channel = ColumnNumber(desc, "channel");
 	c->step = ColumnNumber(desc, "step");
 	c->variant = ColumnNumber(desc, "variant");
+	c->sender = ColumnNumber(desc, "sender");
 	c->status = ColumnNumber(desc, "status");
 	c->created_at = ColumnNumber(desc, "created_at");
 	c->sent_at = ColumnNumber(desc, "sent_at");
@@ -459,6 +463,9 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 		value = slot_getattr(slot, c->variant, &key.variant_null);
 		if (!key.variant_null)
 			TextInto(value, key.variant, sizeof(key.variant), "variant");
+		value = slot_getattr(slot, c->sender, &key.sender_null);
+		if (!key.sender_null)
+			TextInto(value, key.sender, sizeof(key.sender), "sender");
 		value = slot_getattr(slot, c->channel, &isnull);
 		if (!isnull)
 			TextInto(value, key.channel, sizeof(key.channel), "channel");
@@ -599,10 +606,12 @@ AppendDeltas(HTAB *entries)
 	bool	   *step_nulls = palloc(sizeof(bool) * n);
 	Datum	   *variants = palloc(sizeof(Datum) * n);
 	bool	   *variant_nulls = palloc(sizeof(bool) * n);
+	Datum	   *senders = palloc(sizeof(Datum) * n);
+	bool	   *sender_nulls = palloc(sizeof(bool) * n);
 	Datum	   *days = palloc(sizeof(Datum) * n);
 	Datum	   *counts[NUM_COUNTS];
 	Datum	   *costs = palloc(sizeof(Datum) * n);
-	Datum		values[7 + NUM_COUNTS];
+	Datum		values[8 + NUM_COUNTS];
 	int			dims[1];
 	int			lbs[1] = {1};
 	int			rows = 0;
@@ -625,6 +634,8 @@ AppendDeltas(HTAB *entries)
 		step_nulls[rows] = entry->key.step_null;
 		variants[rows] = entry->key.variant_null ? (Datum) 0 : CStringGetTextDatum(entry->key.variant);
 		variant_nulls[rows] = entry->key.variant_null;
+		senders[rows] = entry->key.sender_null ? (Datum) 0 : CStringGetTextDatum(entry->key.sender);
+		sender_nulls[rows] = entry->key.sender_null;
 		days[rows] = DateADTGetDatum(entry->key.day);
 		for (int i = 0; i < NUM_COUNTS; i++)
 			counts[i][rows] = Int64GetDatum(entry->counts[i]);
@@ -648,10 +659,12 @@ AppendDeltas(HTAB *entries)
 														TYPALIGN_DOUBLE));
 	values[6 + NUM_COUNTS] = PointerGetDatum(construct_array(costs, rows, NUMERICOID, -1, false,
 															 TYPALIGN_INT));
+	values[7 + NUM_COUNTS] = PointerGetDatum(construct_md_array(senders, sender_nulls, 1, dims, lbs, TEXTOID,
+																-1, false, TYPALIGN_INT));
 
 	if (AppendPlan == NULL)
 	{
-		Oid			types[7 + NUM_COUNTS];
+		Oid			types[8 + NUM_COUNTS];
 		SPIPlanPtr	plan;
 
 		types[0] = UUIDARRAYOID;
@@ -663,12 +676,13 @@ AppendDeltas(HTAB *entries)
 		for (int i = 0; i < NUM_COUNTS; i++)
 			types[6 + i] = INT8ARRAYOID;
 		types[6 + NUM_COUNTS] = NUMERICARRAYOID;
+		types[7 + NUM_COUNTS] = TEXTARRAYOID;
 		plan = SPI_prepare("INSERT INTO crefinder.rollup_deltas (user_id, campaign_id, channel, step, variant, "
 						   "  day, messages, sent, delivered, opened, clicked, responded, failed, blocked, "
-						   "  skipped, priced, opted_out, complained, filtered, cost_cents) "
+						   "  skipped, priced, opted_out, complained, filtered, cost_cents, sender) "
 						   "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-						   "  $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-						   7 + NUM_COUNTS, types);
+						   "  $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+						   8 + NUM_COUNTS, types);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the rollup append: %s", SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)

@@ -105,7 +105,7 @@ def random_workload(cluster, campaigns, seed, rounds):
             batch = rng.sample(mine, min(len(mine), rng.randint(1, 30)))
             kind = rng.choice(("sent", "delivered", "opened", "clicked", "responded", "priced", "retry",
                                "failed", "again", "late", "delete", "claim", "reply", "unenroll", "optout",
-                               "complaint"))
+                               "complaint", "sender"))
             if kind == "sent":
                 cur.execute("UPDATE crefinder.outbound_events SET status = 'sent', block_reason = NULL, "
                             "sent_at = coalesce(sent_at, created_at + interval '3 minutes') "
@@ -136,6 +136,11 @@ def random_workload(cluster, campaigns, seed, rounds):
             elif kind == "complaint":
                 cur.execute("UPDATE crefinder.outbound_events SET complained_at = coalesce(complained_at, now()) "
                             "WHERE id = ANY(%s) AND sent_at IS NOT NULL AND channel = 'email'", (batch[:4],))
+            elif kind == "sender":
+                # the number it went from, learnt at the answer or later (a
+                # callback, a lookup): a change of rollup key
+                cur.execute("UPDATE crefinder.outbound_events SET sender = %s WHERE id = ANY(%s) AND channel <> 'email'",
+                            (rng.choice(("+13055550100", "+13055550111", None)), batch))
             elif kind == "claim":
                 cur.execute("UPDATE crefinder.outbound_events SET updated_at = now(), attempts = attempts + 1 "
                             "WHERE id = ANY(%s)", (batch,))
@@ -159,8 +164,8 @@ def random_workload(cluster, campaigns, seed, rounds):
 
 
 def rollups(cur, table_sql):
-    cur.execute("SELECT user_id::text, campaign_id, channel, step, variant, day, %s FROM (%s) r "
-                "GROUP BY 1, 2, 3, 4, 5, 6 HAVING %s ORDER BY 1, 2, 3, 4, 5, 6"
+    cur.execute("SELECT user_id::text, campaign_id, channel, step, variant, day, sender, %s FROM (%s) r "
+                "GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING %s ORDER BY 1, 2, 3, 4, 5, 6, 7"
                 % (", ".join("sum(%s) AS %s" % (c, c) for c in ROLLUP_COLUMNS), table_sql,
                    " OR ".join("sum(%s) <> 0" % c for c in ROLLUP_COLUMNS)))
     return [tuple(r.values()) for r in cur.fetchall()]
@@ -215,7 +220,7 @@ def test_rollups_equal_rebuild_after_a_random_concurrent_workload(cluster):
     # the same from the raw rows, by an independent query
     raw = rollups(cur, """
         SELECT user_id, campaign_id, channel, step, variant,
-               (coalesce(sent_at, created_at) AT TIME ZONE 'UTC')::date AS day, 1 AS messages,
+               (coalesce(sent_at, created_at) AT TIME ZONE 'UTC')::date AS day, sender, 1 AS messages,
                (sent_at IS NOT NULL)::int AS sent, (delivered_at IS NOT NULL)::int AS delivered,
                (opened_at IS NOT NULL)::int AS opened, (clicked_at IS NOT NULL)::int AS clicked,
                (responded_at IS NOT NULL)::int AS responded, (status = 'failed')::int AS failed,
@@ -486,8 +491,10 @@ def test_health(cluster):
     message(A, "sms", "failed", last_error="twilio 400 21211: invalid 'To' phone number")
     message(A, "email", "failed", last_error="sendgrid 500")
     message(A, "sms", "failed", last_error="twilio 500", updated_at="2020-01-01")     # long ago
-    message(A, "email", "sent", sent_at="2020-01-01")                                # never confirmed
-    message(A, "email", "sent")
+    message(A, "email", "sent", sent_at="2020-01-01")          # never confirmed: SendGrid has nothing to ask
+    message(A, "sms", "sent", sent_at="2020-01-01", lookup_at="2020-01-01 02:00")   # to reconcile, due
+    message(A, "sms", "delivered", lookup_at="2020-01-01")                          # its price, due
+    message(A, "voice", "sent", lookup_at="2999-01-01")                             # not due yet
     message(B, "sms", "queued", next_attempt_at="2020-01-01")
     for tenant, outcome in ((A, "bad_signature"), (A, "stale"), (None, "unknown_tenant"), (A, "applied")):
         cur.execute("INSERT INTO crefinder.webhook_events (user_id, provider, verified, http_status, outcome) "
@@ -503,12 +510,12 @@ def test_health(cluster):
     rows = dict((r["provider"], r) for r in cur.fetchall())
     assert set(rows) == {"sendgrid", "twilio", "vapi"}, rows
     t = rows["twilio"]
-    assert (t["queued"], t["due"], t["sending"], t["stuck_sending"], t["unknown"], t["failed_last_hour"]) == \
-        (4, 3, 2, 1, 0, 3), t
+    assert (t["queued"], t["due"], t["sending"], t["stuck_sending"], t["unknown"], t["failed_last_hour"],
+            t["reconciliation_backlog"]) == (4, 3, 2, 1, 0, 3, 2), t
     assert t["errors_last_hour"] == {"30007": 2, "21211": 1}, t
     assert t["oldest_due_age"].days > 365 and t["webhook_rejections_last_hour"] == 2, t
-    assert rows["vapi"]["unknown"] == 1
-    assert rows["sendgrid"]["errors_last_hour"] == {"500": 1} and rows["sendgrid"]["reconciliation_backlog"] == 1
+    assert rows["vapi"]["unknown"] == 1 and rows["vapi"]["reconciliation_backlog"] == 0
+    assert rows["sendgrid"]["errors_last_hour"] == {"500": 1} and rows["sendgrid"]["reconciliation_backlog"] == 0
     assert all(r["user_id"] == A for r in rows.values())
     # alerts, like every table, are the tenant's own
     cur.execute("SELECT user_id::text FROM crefinder.alerts")

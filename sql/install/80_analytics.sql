@@ -25,7 +25,7 @@ $$;
 -- ----------------------------------------------------------------------
 
 -- message_rollups: per tenant, campaign (NULL: messages outside
--- campaigns), channel, step, variant and day, the counts of messages in
+-- campaigns), channel, step, variant, day and sending number, the counts of messages in
 -- each state and their cost, as of the last fold_rollups(); the deltas
 -- appended since are in rollup_deltas, and crefinder.rollups is the sum of
 -- both.  Always equal to what rebuild_rollups() computes from
@@ -51,7 +51,9 @@ CREATE TABLE crefinder.message_rollups (
     complained   bigint NOT NULL DEFAULT 0,   -- reported as spam
     filtered     bigint NOT NULL DEFAULT 0,   -- failed: filtered by the carrier (Twilio 30007, 30034)
     cost_cents   numeric NOT NULL DEFAULT 0,
-    CONSTRAINT message_rollups_key UNIQUE NULLS NOT DISTINCT (user_id, campaign_id, channel, step, variant, day)
+    sender       text,               -- the number it went from (NULL: not known, email)
+    CONSTRAINT message_rollups_key
+        UNIQUE NULLS NOT DISTINCT (user_id, campaign_id, channel, step, variant, day, sender)
 );
 CREATE INDEX message_rollups_day_idx ON crefinder.message_rollups (user_id, day);
 
@@ -216,6 +218,7 @@ CREATE FUNCTION crefinder.fold_rollups() RETURNS bigint
 DECLARE
     n bigint;
     changed bigint[];
+    changed_tenants uuid[];
 BEGIN
     -- (the minute's usual case when nothing was sent: three probes)
     IF NOT EXISTS (SELECT 1 FROM crefinder.rollup_deltas) AND NOT EXISTS (SELECT 1 FROM crefinder.reach_deltas)
@@ -226,24 +229,24 @@ BEGIN
         DELETE FROM crefinder.rollup_deltas d RETURNING d.*
     ),
     summed AS (
-        SELECT t.user_id, t.campaign_id, t.channel, t.step, t.variant, t.day, count(*) AS deltas,
+        SELECT t.user_id, t.campaign_id, t.channel, t.step, t.variant, t.day, t.sender, count(*) AS deltas,
                sum(t.messages) AS messages, sum(t.sent) AS sent, sum(t.delivered) AS delivered,
                sum(t.opened) AS opened, sum(t.clicked) AS clicked, sum(t.responded) AS responded,
                sum(t.failed) AS failed, sum(t.blocked) AS blocked, sum(t.skipped) AS skipped,
                sum(t.priced) AS priced, sum(t.opted_out) AS opted_out, sum(t.complained) AS complained,
                sum(t.filtered) AS filtered, sum(t.cost_cents) AS cost_cents
         FROM taken t
-        GROUP BY t.user_id, t.campaign_id, t.channel, t.step, t.variant, t.day
+        GROUP BY t.user_id, t.campaign_id, t.channel, t.step, t.variant, t.day, t.sender
     ),
     folded AS (
         INSERT INTO crefinder.message_rollups AS r
-            (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened, clicked,
+            (user_id, campaign_id, channel, step, variant, day, sender, messages, sent, delivered, opened, clicked,
              responded, failed, blocked, skipped, priced, opted_out, complained, filtered, cost_cents)
-        SELECT s.user_id, s.campaign_id, s.channel, s.step, s.variant, s.day, s.messages, s.sent, s.delivered,
-               s.opened, s.clicked, s.responded, s.failed, s.blocked, s.skipped, s.priced, s.opted_out,
+        SELECT s.user_id, s.campaign_id, s.channel, s.step, s.variant, s.day, s.sender, s.messages, s.sent,
+               s.delivered, s.opened, s.clicked, s.responded, s.failed, s.blocked, s.skipped, s.priced, s.opted_out,
                s.complained, s.filtered, s.cost_cents
         FROM summed s
-        ORDER BY 1, 2, 3, 4, 5, 6
+        ORDER BY 1, 2, 3, 4, 5, 6, 7
         ON CONFLICT ON CONSTRAINT message_rollups_key DO UPDATE SET
             messages = r.messages + excluded.messages, sent = r.sent + excluded.sent,
             delivered = r.delivered + excluded.delivered, opened = r.opened + excluded.opened,
@@ -253,8 +256,9 @@ BEGIN
             opted_out = r.opted_out + excluded.opted_out, complained = r.complained + excluded.complained,
             filtered = r.filtered + excluded.filtered, cost_cents = r.cost_cents + excluded.cost_cents
     )
-    SELECT coalesce(sum(s.deltas), 0), array_agg(DISTINCT s.campaign_id) FILTER (WHERE s.campaign_id IS NOT NULL)
-    INTO n, changed FROM summed s;
+    SELECT coalesce(sum(s.deltas), 0), array_agg(DISTINCT s.campaign_id) FILTER (WHERE s.campaign_id IS NOT NULL),
+           array_agg(DISTINCT s.user_id) FILTER (WHERE s.sender IS NOT NULL)
+    INTO n, changed, changed_tenants FROM summed s;
     n := n + crefinder.fold_reach();
     WITH taken AS (
         DELETE FROM crefinder.contact_time_deltas d RETURNING d.*
@@ -274,6 +278,10 @@ BEGIN
     -- the campaigns whose counts changed: are their guardrails crossed?
     IF changed IS NOT NULL THEN
         PERFORM crefinder.check_guardrails(changed);
+    END IF;
+    -- the tenants whose sending numbers' counts changed
+    IF changed_tenants IS NOT NULL THEN
+        PERFORM crefinder.check_sender_guardrails(changed_tenants);
     END IF;
     RETURN n;
 END
@@ -358,12 +366,12 @@ $$;
 CREATE VIEW crefinder.rollups WITH (security_invoker = true) AS
 SELECT r.user_id, r.campaign_id, r.channel, r.step, r.variant, r.day, r.messages, r.sent, r.delivered,
        r.opened, r.clicked, r.responded, r.failed, r.blocked, r.skipped, r.priced, r.opted_out, r.complained,
-       r.filtered, r.cost_cents
+       r.filtered, r.cost_cents, r.sender
 FROM crefinder.message_rollups r
 UNION ALL
 SELECT d.user_id, d.campaign_id, d.channel, d.step, d.variant, d.day, d.messages, d.sent, d.delivered,
        d.opened, d.clicked, d.responded, d.failed, d.blocked, d.skipped, d.priced, d.opted_out, d.complained,
-       d.filtered, d.cost_cents
+       d.filtered, d.cost_cents, d.sender
 FROM crefinder.rollup_deltas d;
 
 -- rollup_delta: what one message adds to its rollup row (sign 1) or takes
@@ -411,22 +419,23 @@ BEGIN
     DELETE FROM crefinder.rollup_deltas;
     DELETE FROM crefinder.message_rollups;
     INSERT INTO crefinder.message_rollups
-        (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened,
+        (user_id, campaign_id, channel, step, variant, sender, day, messages, sent, delivered, opened,
          clicked, responded, failed, blocked, skipped, priced, opted_out, complained, filtered, cost_cents)
-    SELECT x.user_id, x.campaign_id, x.channel, x.step, x.variant, x.day, sum(x.messages), sum(x.sent),
+    SELECT x.user_id, x.campaign_id, x.channel, x.step, x.variant, x.sender, x.day, sum(x.messages), sum(x.sent),
            sum(x.delivered), sum(x.opened), sum(x.clicked), sum(x.responded), sum(x.failed), sum(x.blocked),
            sum(x.skipped), sum(x.priced), sum(x.opted_out), sum(x.complained), sum(x.filtered), sum(x.cost_cents)
-    FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, d.*
+    FROM (SELECT m.user_id, m.campaign_id, m.channel, m.step, m.variant, m.sender, d.*
           FROM crefinder.outbound_events m
           -- (LATERAL: one call per message, not one per column)
           CROSS JOIN LATERAL crefinder.rollup_delta(m, 1) AS d
           UNION ALL
           -- what pruned messages counted
-          SELECT a.user_id, a.campaign_id, a.channel, a.step, a.variant, a.day, a.messages, a.sent, a.delivered,
+          SELECT a.user_id, a.campaign_id, a.channel, a.step, a.variant, a.sender, a.day, a.messages, a.sent,
+                 a.delivered,
                  a.opened, a.clicked, a.responded, a.failed, a.blocked, a.skipped, a.priced, a.opted_out,
                  a.complained, a.filtered, a.cost_cents
           FROM crefinder.pruned_rollups a) AS x
-    GROUP BY 1, 2, 3, 4, 5, 6;
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
     GET DIAGNOSTICS n = ROW_COUNT;
 
     -- the hours of the week

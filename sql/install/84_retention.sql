@@ -7,7 +7,7 @@
 -- The pruned messages' counts, in the shapes of the rollups.
 CREATE TABLE crefinder.pruned_rollups (LIKE crefinder.message_rollups INCLUDING DEFAULTS);
 ALTER TABLE crefinder.pruned_rollups ADD CONSTRAINT pruned_rollups_key
-    UNIQUE NULLS NOT DISTINCT (user_id, campaign_id, channel, step, variant, day);
+    UNIQUE NULLS NOT DISTINCT (user_id, campaign_id, channel, step, variant, day, sender);
 CREATE TABLE crefinder.pruned_reach (
     user_id      uuid NOT NULL,
     campaign_id  bigint NOT NULL,
@@ -53,7 +53,7 @@ BEGIN
     PERFORM set_config('crefinder.pruning', 'on', true);
     WITH doomed AS MATERIALIZED (
         -- (rows someone holds are left for the next time)
-        SELECT m.id, m.user_id, m.campaign_id, m.channel, m.step, m.variant, m.property_id, m.to_contact,
+        SELECT m.id, m.user_id, m.campaign_id, m.channel, m.step, m.variant, m.sender, m.property_id, m.to_contact,
                m.sent_at, m.delivered_at, m.responded_at, crefinder.rollup_delta(m, 1) AS d
         FROM crefinder.outbound_events m
         WHERE m.status NOT IN ('queued', 'sending')
@@ -64,15 +64,15 @@ BEGIN
     ),
     archived AS (
         INSERT INTO crefinder.pruned_rollups AS r
-            (user_id, campaign_id, channel, step, variant, day, messages, sent, delivered, opened, clicked,
+            (user_id, campaign_id, channel, step, variant, sender, day, messages, sent, delivered, opened, clicked,
              responded, failed, blocked, skipped, priced, opted_out, complained, filtered, cost_cents)
-        SELECT p.user_id, p.campaign_id, p.channel, p.step, p.variant, (p.d).day, sum((p.d).messages),
+        SELECT p.user_id, p.campaign_id, p.channel, p.step, p.variant, p.sender, (p.d).day, sum((p.d).messages),
                sum((p.d).sent), sum((p.d).delivered), sum((p.d).opened), sum((p.d).clicked), sum((p.d).responded),
                sum((p.d).failed), sum((p.d).blocked), sum((p.d).skipped), sum((p.d).priced),
                sum((p.d).opted_out), sum((p.d).complained), sum((p.d).filtered), sum((p.d).cost_cents)
         FROM doomed p
-        GROUP BY 1, 2, 3, 4, 5, 6
-        ORDER BY 1, 2, 3, 4, 5, 6
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        ORDER BY 1, 2, 3, 4, 5, 6, 7
         ON CONFLICT ON CONSTRAINT pruned_rollups_key DO UPDATE SET
             messages = r.messages + excluded.messages, sent = r.sent + excluded.sent,
             delivered = r.delivered + excluded.delivered, opened = r.opened + excluded.opened,

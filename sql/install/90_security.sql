@@ -14,7 +14,8 @@ BEGIN
                              'property_contacts', 'message_rollups', 'rollup_deltas', 'campaign_reach',
                              'contact_reach', 'campaign_counts', 'reach_deltas', 'contact_time_rollups',
                              'contact_time_deltas', 'channel_pauses', 'alerts', 'guardrail_baselines',
-                             'pruned_rollups', 'pruned_reach', 'pruned_contact_time']
+                             'pruned_rollups', 'pruned_reach', 'pruned_contact_time', 'sender_pauses',
+                             'sender_baselines']
     LOOP
         EXECUTE format('ALTER TABLE crefinder.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY tenant_isolation ON crefinder.%I '
@@ -125,6 +126,7 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.add_to_campaign(bigint, bigint[])',
         'crefinder.pause_campaign(bigint)',
         'crefinder.resume_campaign(bigint)',
+        'crefinder.resume_sender(text, text)',
         'crefinder.cancel_campaign(bigint)',
         'crefinder.send_many(text, jsonb, text, text, text, timestamptz)',
         'crefinder.enqueue_trigger()',
@@ -163,6 +165,7 @@ BEGIN
                    'crefinder.contact_time_rollups, crefinder.contact_time_deltas, crefinder.contact_time_performance, '
                    'crefinder.health, crefinder.channel_pauses, crefinder.alerts, crefinder.campaign_guardrails, '
                    'crefinder.guardrail_baselines, crefinder.campaign_funnel, '
+                   'crefinder.sender_pauses, crefinder.sender_baselines, crefinder.sender_guardrails, '
                    'crefinder.campaign_performance, '
                    'crefinder.channel_effectiveness, crefinder.ab_test_results TO %s', role);
     -- Settings are read through integration_config() (masked); the pause

@@ -483,7 +483,7 @@ COMMENT ON COLUMN crefinder.paused_providers.paused_reason IS
 
 -- Added with the hardening of the privilege model and the dispatcher.
 COMMENT ON COLUMN crefinder.outbound_events.hold_reason IS
-    'Why a queued message waits, until next_attempt_at: scheduled (its send_at), quiet_hours, day_restricted or frequency_cap (compliance), paced (maxPerSecond), call_limit (maxConcurrentCalls), provider_paused, server_key (no usable crefinder.secret_key), locked (the tenant''s rows were locked), retry (backoff after a temporary failure); NULL when it waits for nothing.';
+    'Why a queued message waits, until next_attempt_at: scheduled (its send_at), quiet_hours, day_restricted or frequency_cap (compliance), paced (maxPerSecond), call_limit (maxConcurrentCalls), provider_paused, campaign_paused or guardrail (the campaign or its channel paused), sender_paused (a guardrail paused the sending number), server_key (no usable crefinder.secret_key), locked (the tenant''s rows were locked), retry (backoff after a temporary failure); NULL when it waits for nothing.';
 COMMENT ON COLUMN crefinder.outbound_events.first_attempt_at IS
     'When the dispatcher first handed the message to the provider; retries give up crefinder.retry_max_age after it.  retry() clears it.';
 COMMENT ON VIEW crefinder.message_errors IS
@@ -1122,3 +1122,54 @@ COMMENT ON COLUMN crefinder.outbound_events.sender IS 'The number the message we
 COMMENT ON COLUMN crefinder.outbound_events.segments IS 'Twilio''s num_segments for the text, once looked up.';
 COMMENT ON COLUMN crefinder.outbound_events.lookup_at IS 'When the dispatcher asks the provider about the message (its price, or a final status that never came); NULL: nothing to ask.';
 COMMENT ON COLUMN crefinder.outbound_events.lookups IS 'Lookups made for the message so far (at most 10 per stage).';
+
+-- Guardrails per sending number
+COMMENT ON TABLE crefinder.sender_pauses IS
+    'Sending numbers a guardrail paused, until resume_sender(): the tenant''s queued messages on the channel wait (hold_reason sender_paused).';
+COMMENT ON TABLE crefinder.sender_baselines IS
+    'A number''s counts of the UTC day it was resumed, at that moment: the guardrails judge what came after.';
+COMMENT ON COLUMN crefinder.alerts.sender IS 'The sending number the alert is about (NULL: a campaign''s channel).';
+COMMENT ON VIEW crefinder.sender_guardrails IS
+    'Per tenant, channel and sending number over the last 7 UTC days: delivery, opt-out, complaint and carrier-filtering rates, whether each is past the tenant''s threshold (from a resume on), and the pause.';
+COMMENT ON FUNCTION crefinder.check_sender_guardrails(uuid[]) IS
+    'Pauses each number of the given tenants past a guardrail threshold: an alert row, NOTIFY crefinder_alerts, its channel''s queued messages held.';
+COMMENT ON FUNCTION crefinder.hold_for_paused_senders(uuid, text) IS
+    'Holds the queued messages of tenants and channels whose sending number a guardrail paused (the dispatcher runs it before each claim).';
+COMMENT ON FUNCTION crefinder.resume_sender(text, text) IS
+    'The current tenant''s number a guardrail paused goes on, judged from now on; held messages go out spread over the release window.';
+COMMENT ON COLUMN crefinder.message_rollups.sender IS 'The number the messages went from (NULL: not known, or email).';
+COMMENT ON COLUMN crefinder.rollup_deltas.sender IS 'The number the messages went from (NULL: not known, or email).';
+COMMENT ON COLUMN crefinder.pruned_rollups.sender IS 'The number the pruned messages went from.';
+COMMENT ON COLUMN crefinder.rollups.sender IS 'The number the messages went from (NULL: not known, or email).';
+COMMENT ON COLUMN crefinder.sender_pauses.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.sender_pauses.channel IS 'The channel the number sends on.';
+COMMENT ON COLUMN crefinder.sender_pauses.sender IS 'The paused number (as the provider names it).';
+COMMENT ON COLUMN crefinder.sender_pauses.alert_id IS 'The alert that paused it.';
+COMMENT ON COLUMN crefinder.sender_pauses.paused_at IS 'When it was paused.';
+COMMENT ON COLUMN crefinder.sender_baselines.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.sender_baselines.channel IS 'The channel the number sends on.';
+COMMENT ON COLUMN crefinder.sender_baselines.sender IS 'The number.';
+COMMENT ON COLUMN crefinder.sender_baselines.day IS 'The UTC day it was resumed.';
+COMMENT ON COLUMN crefinder.sender_baselines.sent IS 'Messages sent from it that day, when it was resumed.';
+COMMENT ON COLUMN crefinder.sender_baselines.delivered IS 'Of them, delivered.';
+COMMENT ON COLUMN crefinder.sender_baselines.opted_out IS 'Of them, answered with an opt-out.';
+COMMENT ON COLUMN crefinder.sender_baselines.complained IS 'Of them, reported as spam.';
+COMMENT ON COLUMN crefinder.sender_baselines.filtered IS 'Of them, filtered by the carrier.';
+COMMENT ON COLUMN crefinder.sender_baselines.set_at IS 'When it was resumed.';
+COMMENT ON COLUMN crefinder.sender_guardrails.user_id IS 'The tenant.';
+COMMENT ON COLUMN crefinder.sender_guardrails.channel IS 'The channel the number sends on.';
+COMMENT ON COLUMN crefinder.sender_guardrails.sender IS 'The number (Twilio''s From; Vapi''s phone number id).';
+COMMENT ON COLUMN crefinder.sender_guardrails.sent IS 'Messages sent from it in the last 7 UTC days.';
+COMMENT ON COLUMN crefinder.sender_guardrails.delivered IS 'Of them, delivered.';
+COMMENT ON COLUMN crefinder.sender_guardrails.opted_out IS 'Of them, answered with an opt-out.';
+COMMENT ON COLUMN crefinder.sender_guardrails.complained IS 'Of them, reported as spam.';
+COMMENT ON COLUMN crefinder.sender_guardrails.filtered IS 'Of them, filtered by the carrier (Twilio 30007, 30034).';
+COMMENT ON COLUMN crefinder.sender_guardrails.delivery_rate IS 'delivered / sent, percent.';
+COMMENT ON COLUMN crefinder.sender_guardrails.opt_out_rate IS 'opted_out / delivered, percent.';
+COMMENT ON COLUMN crefinder.sender_guardrails.complaint_rate IS 'complained / delivered, percent.';
+COMMENT ON COLUMN crefinder.sender_guardrails.filtered_rate IS 'filtered / sent, percent.';
+COMMENT ON COLUMN crefinder.sender_guardrails.opt_out_tripped IS 'The opt-out rate since the last resume is past the tenant''s threshold, over enough sends.';
+COMMENT ON COLUMN crefinder.sender_guardrails.complaint_tripped IS 'The complaint rate since the last resume is past the tenant''s threshold, over enough sends.';
+COMMENT ON COLUMN crefinder.sender_guardrails.filtered_tripped IS 'The filtering rate since the last resume is past the tenant''s threshold, over enough sends.';
+COMMENT ON COLUMN crefinder.sender_guardrails.paused_at IS 'When a guardrail paused the number (NULL: not paused).';
+COMMENT ON COLUMN crefinder.sender_guardrails.resumed_at IS 'When the tenant last resumed it.';
