@@ -5,7 +5,7 @@ and UpdateMessageRequest (cancelling a scheduled message),
 SendGrid's mail send body, Vapi's CreateCallDTO (with every schema it
 references).  Descriptions and examples are dropped to keep them small.
 
-Usage: tools/extract_contracts.py [CONTRACTS_DIR]   (default ../shared/contracts)
+Usage: tools/extract_contracts.py CONTRACTS_DIR   (the providers' OpenAPI documents)
 writes test/contracts/*.json.  The sources are MIT-licensed (see
 test/contracts/README.md)."""
 import json
@@ -14,7 +14,9 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared", "contracts")
+if len(sys.argv) != 2:
+    sys.exit("usage: tools/extract_contracts.py CONTRACTS_DIR")
+SRC = sys.argv[1]
 OUT = os.path.join(HERE, "..", "test", "contracts")
 
 

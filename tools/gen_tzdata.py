@@ -8,14 +8,15 @@ Input (not needed at build time; the generated file is committed):
   us_zip_timezones.csv                   ZIP -> zone (from node-zipcode-to-timezone, MIT)
 Licence notices: data/tz/LICENSE.*.
 
-Usage: tools/gen_tzdata.py [DATA_DIR] > src/tzdata.c   (DATA_DIR defaults to ../shared/data/tz)
+Usage: tools/gen_tzdata.py DATA_DIR > src/tzdata.c   (DATA_DIR: the folder of the source tables)
 """
 import csv
 import os
 import sys
 
-data_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "tz")
+if len(sys.argv) != 2:
+    sys.exit("usage: tools/gen_tzdata.py DATA_DIR > src/tzdata.c")
+data_dir = sys.argv[1]
 
 
 def read_prefixes():
