@@ -288,6 +288,12 @@ RunGuarded(GuardedFn fn, void *arg)
 
 /* The same, for lookup.c. */
 void
+dispatcher_note_error(const char *error)
+{
+	NoteError(error);
+}
+
+void
 dispatcher_begin_work(const char *what)
 {
 	BeginWork(what);
@@ -1501,6 +1507,21 @@ typedef struct OutcomeBatch
 } OutcomeBatch;
 
 /*
+ * SenderOrNull: the number a provider's answer says a message went from,
+ * when it looks like one (at most 64 of A-Z a-z 0-9 : + . _ -), else NULL.
+ */
+static char *
+SenderOrNull(char *sender)
+{
+	size_t		len = sender ? strlen(sender) : 0;
+
+	if (len == 0 || len > 64 ||
+		strspn(sender, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:+._-") != len)
+		return NULL;
+	return sender;
+}
+
+/*
  * WriteOutcomes writes the outcomes of a batch: status, provider ids,
  * errors, hold reasons, next attempts; opt-outs for recipients the provider
  * reports unsubscribed; pauses of providers whose credentials were rejected
@@ -1550,7 +1571,7 @@ WriteOutcomes(void *arg)
 			if (at != 0)
 				lookup[i] = pstrdup(timestamptz_to_str(at));
 		}
-		sender[i] = m->sender != NULL && strlen(m->sender) <= 64 ? m->sender : NULL;
+		sender[i] = SenderOrNull(m->sender);
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	values[1] = TextArrayOf(status, n);
@@ -2012,6 +2033,7 @@ typedef struct DispatcherLoop
 	bool		claim_now;
 	TimestampTz next_claim;
 	MemoryContext claim_cxt;	/* the claim being made, until its requests start */
+	TimestampTz claim_at;		/* idle: when to claim next (0: not known yet) */
 	int			errors;			/* rounds in a row that ended in an ERROR */
 } DispatcherLoop;
 
@@ -2084,6 +2106,7 @@ DispatchRound(DispatcherLoop *loop)
 				AddPending(&batch[i]->request);
 		}
 		loop->claim_now = full; /* more may be due */
+		loop->claim_at = 0;
 		if (loop->claim_now && MyWorker == 0)
 		{
 			crefinder_wake_helpers(MyWorker);
@@ -2138,28 +2161,52 @@ DispatchRound(DispatcherLoop *loop)
 		return;
 	}
 
-	/* idle: sleep until the next message is due or a commit wakes us */
+	/*
+	 * idle: sleep until the next message is due or a commit wakes us (worker
+	 * 0 wakes meanwhile for its lookups, without claiming)
+	 */
 	SetState(crefinder_dispatcher_enabled ? "idle" : "disabled");
 	{
-		/* helpers wait for worker 0 to call them */
-		long		wait = crefinder_dispatcher_enabled && MyWorker == 0 ?
-			WaitMilliseconds() : IDLE_WAIT_MS;
+		TimestampTz now = GetCurrentTimestamp();
+		long		wait;
+		bool		woken = false;
 
-		/* without a usable key, look again now and then (a reload wakes us) */
-		if (key_problem[0] != '\0')
-			wait = Max(wait, KEY_HOLD_MS);
-		/* lookups in flight, or due soon, shorten the sleep */
-		else if (MyWorker == 0 && crefinder_dispatcher_enabled)
-			wait = Min(wait, lookup_wait_ms());
+		if (loop->claim_at == 0)
+		{
+			/* helpers wait for worker 0 to call them */
+			long		claim_wait = crefinder_dispatcher_enabled && MyWorker == 0 ?
+				WaitMilliseconds() : IDLE_WAIT_MS;
 
+			/* without a usable key, look again now and then (a reload wakes us) */
+			if (key_problem[0] != '\0')
+				claim_wait = Max(claim_wait, KEY_HOLD_MS);
+			loop->claim_at = now + (int64) claim_wait * 1000;
+		}
+		wait = loop->claim_at > now ? (long) ((loop->claim_at - now + 999) / 1000) : 0;
+		if (MyWorker == 0 && crefinder_dispatcher_enabled && key_problem[0] == '\0')
+		{
+			long		lookups = lookup_wait_ms();
+
+			if (lookups >= 0)
+				wait = Min(wait, lookups);
+		}
 		if (wait > 0)
 		{
-			if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait,
-						  PG_WAIT_EXTENSION) & WL_LATCH_SET)
-				lookup_wake();
+			/* lookups in flight: their sockets and the latch */
+			if (!(MyWorker == 0 && lookup_poll(wait)))
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait,
+								 PG_WAIT_EXTENSION);
+			woken = (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0,
+							   PG_WAIT_EXTENSION) & WL_LATCH_SET) != 0;
 			ResetLatch(MyLatch);
+			if (woken)
+				lookup_wake();
 		}
-		loop->claim_now = true;
+		if (woken || GetCurrentTimestamp() >= loop->claim_at)
+		{
+			loop->claim_now = true;
+			loop->claim_at = 0;
+		}
 	}
 	loop->errors = 0;
 }

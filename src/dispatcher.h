@@ -15,5 +15,6 @@ extern void dispatcher_begin_work(const char *what);
 extern void dispatcher_end_work(void);
 extern ErrorData *dispatcher_run_guarded(GuardedFn fn, void *arg);
 extern void dispatcher_load_key(void *arg);
+extern void dispatcher_note_error(const char *error);
 
 #endif							/* CREFINDER_DISPATCHER_H */

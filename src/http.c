@@ -148,8 +148,11 @@ WriteBody(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	HttpRequest *request = (HttpRequest *) userdata;
 	size_t		n = size * nmemb;
-	char	   *grown = realloc(request->response.data, request->response.len + n + 1);
+	char	   *grown;
 
+	if (request->max_response > 0 && request->response.len + n > request->max_response)
+		return 0;				/* libcurl reports CURLE_WRITE_ERROR */
+	grown = realloc(request->response.data, request->response.len + n + 1);
 	if (grown == NULL)
 		return 0;				/* libcurl reports CURLE_WRITE_ERROR */
 	memcpy(grown + request->response.len, data, n);

@@ -21,6 +21,7 @@ typedef struct HttpRequest
 	struct curl_slist *headers;
 	char	   *username;		/* Basic auth when set */
 	char	   *password;
+	size_t		max_response;	/* a longer answer is cut off (an error); 0: no limit */
 	void	   *owner;			/* the caller's object */
 
 	/* what came back */

@@ -18,7 +18,8 @@
  * the lookups beside its sends, on a libcurl multi handle of their own, at
  * most crefinder.lookups_per_second started per second and as many in
  * flight.  Taking a lookup leases it: lookup_at moves to the next try (1,
- * 2, 4, ... minutes, at most 6 hours), so a lookup lost to a failed
+ * 2, 4, ... minutes, and never sooner than a request can take), so a
+ * lookup lost to a failed
  * request, a restart or a crash is made again later, and a provider that
  * keeps answering "not yet" is asked less and less often; after
  * LOOKUP_MAX_ATTEMPTS the lease is not renewed and the message keeps what
@@ -26,7 +27,8 @@
  * What the provider answers is applied by crefinder.twilio_fetched() and
  * crefinder.vapi_fetched() (72_lookups.sql), under the same never-regress
  * rules as the webhooks; each in a subtransaction of its own, so one bad
- * answer or row holds up no other.
+ * answer or row holds up no other, and an error of the lookups' own
+ * transactions is logged and waits a while: it never stops the sends.
  */
 #include "postgres.h"
 
@@ -34,6 +36,8 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -47,9 +51,10 @@
 #define LOOKUP_MAX_ATTEMPTS 10
 #define LOOKUP_MAX_IN_FLIGHT 50
 #define LOOKUP_CHECK_MS 10000	/* look for due lookups at least this often */
-#define LOOKUP_MAX_BYTES (4 * 1024 * 1024)	/* a larger answer is not read */
+#define LOOKUP_MAX_BYTES (4 * 1024 * 1024)	/* a longer answer is cut off */
+#define LOOKUP_ERROR_WAIT_MS 30000	/* after an error of the lookups' own */
 #define CALL_MARGIN_SECONDS 600 /* a call's report may come this long after it ends */
-#define VAPI_DEFAULT_MAX_DURATION 600	/* Vapi's maxDurationSeconds when unset */
+#define DEFAULT_MAX_CALL_DURATION 300	/* the Vapi settings' maxCallDuration default */
 
 /* The lookups of one claim: their memory goes with the last of them. */
 typedef struct LookupBatch
@@ -88,7 +93,7 @@ lookup_reconcile_at(OutboundMessage *m, TimestampTz now)
 	if (strcmp(m->channel, "voice") == 0)
 	{
 		char	   *duration = outbound_integer(m->config, "maxCallDuration");
-		int64		seconds = duration ? strtol(duration, NULL, 10) : VAPI_DEFAULT_MAX_DURATION;
+		int64		seconds = duration ? strtol(duration, NULL, 10) : DEFAULT_MAX_CALL_DURATION;
 
 		return now + (seconds + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
 	}
@@ -107,11 +112,29 @@ lookup_wait_ms(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (lookup_in_flight() > 0 || nfinished > 0)
-		return 20;
+	if (nfinished > 0)
+		return 0;
 	if (crefinder_lookups_per_second == 0)
-		return LOOKUP_CHECK_MS;
+		return -1;
 	return next_check <= now ? 0 : (long) Min((next_check - now) / 1000 + 1, LOOKUP_CHECK_MS);
+}
+
+/*
+ * lookup_poll is the idle dispatcher's sleep while lookups are in flight:
+ * their sockets and the latch, for at most timeout_ms.  Returns false
+ * when there were none to wait for (the caller sleeps on its latch).
+ */
+bool
+lookup_poll(long timeout_ms)
+{
+	int			ndone;
+
+	if (lookup_in_flight() == 0)
+		return false;
+	ndone = http_poll(client, (int) Min(timeout_ms, INT_MAX), finished + nfinished,
+					  LOOKUP_MAX_IN_FLIGHT - nfinished);
+	nfinished += ndone;
+	return true;
 }
 
 /*
@@ -127,6 +150,20 @@ lookup_wake(void)
 /* ----------------------------------------------------------------------
  * Taking due lookups
  * ---------------------------------------------------------------------- */
+
+/*
+ * NoteLookupError says in dispatcher_status that a lookup could not be
+ * built or applied: its SQLSTATE only (every tenant reads that view, and a
+ * message may quote a row); the server log has the message, at DEBUG1.
+ */
+static void
+NoteLookupError(const char *what, OutboundMessage *m, ErrorData *edata)
+{
+	dispatcher_note_error(psprintf("a lookup could not be %s (SQLSTATE %s)", what,
+								   unpack_sql_state(edata->sqlerrcode)));
+	elog(DEBUG1, "crefinder lookup of message " INT64_FORMAT " not %s: %s", m->id, what,
+		 edata->message ? edata->message : "error");
+}
 
 /* BuildLookup fills a lookup's request (run guarded: a bad row fails alone). */
 static void
@@ -152,8 +189,9 @@ BuildLookup(void *arg)
 static int
 TakeLookups(int limit, Lookup ***out, bool *full)
 {
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		args[2] = {Int32GetDatum(limit), Int32GetDatum(LOOKUP_MAX_ATTEMPTS)};
+	Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		args[3] = {Int32GetDatum(limit), Int32GetDatum(LOOKUP_MAX_ATTEMPTS),
+	Int32GetDatum(crefinder_http_timeout_ms / 1000 + 5)};
 	int			rc;
 	int			n = 0;
 	int			taken;
@@ -163,6 +201,7 @@ TakeLookups(int limit, Lookup ***out, bool *full)
 	CrefinderKey key;
 	MemoryContext cxt;
 	MemoryContext old;
+	ErrorData  *edata;
 
 	*out = NULL;
 	*full = false;
@@ -184,17 +223,18 @@ TakeLookups(int limit, Lookup ***out, bool *full)
 							   "UPDATE crefinder.outbound_events e SET "
 							   "  lookups = least(e.lookups + 1, 32767), "
 							   "  lookup_at = CASE WHEN e.lookups + 1 >= $2 THEN NULL "
-							   "    ELSE now() + least(interval '6 hours', "
-							   "                       interval '1 minute' * pg_catalog.power(2, least(e.lookups, 12))) END "
+							   "    ELSE now() + greatest(make_interval(secs => $3), least(interval '6 hours', "
+							   "      interval '1 minute' * pg_catalog.power(2, least(e.lookups, 12)))) END "
 							   "FROM due WHERE e.id = due.id "
 							   "RETURNING e.id, e.user_id::text, e.channel, e.provider_message_id, "
 							   "  (SELECT c.config FROM crefinder.integration_configs c WHERE c.user_id = e.user_id "
 							   "     AND c.provider = CASE e.channel WHEN 'voice' THEN 'vapi' ELSE 'twilio' END), "
 							   "  (SELECT c.secrets FROM crefinder.integration_configs c WHERE c.user_id = e.user_id "
 							   "     AND c.provider = CASE e.channel WHEN 'voice' THEN 'vapi' ELSE 'twilio' END)",
-							   2, argtypes, args, NULL, false, 0);
+							   3, argtypes, args, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not take lookups: %s", SPI_result_code_string(rc));
+	/* (the lease is never shorter than a request may take: $3 seconds) */
 	taken = (int) SPI_processed;
 	rows = SPI_tuptable;
 	*full = taken >= limit;
@@ -227,12 +267,16 @@ TakeLookups(int limit, Lookup ***out, bool *full)
 			v = SPI_getbinval(t, d, 6, &isnull);
 			m->secrets = isnull ? NULL : DatumGetJsonbPCopy(v);
 			m->request.owner = l;
+			m->request.max_response = LOOKUP_MAX_BYTES;
 			if (m->config == NULL)
 				continue;			/* the tenant has no settings for it now */
-			if (dispatcher_run_guarded(BuildLookup, m) != NULL)
+			edata = dispatcher_run_guarded(BuildLookup, m);
+			if (edata != NULL)
 			{
 				if (m->request.headers)
 					curl_slist_free_all(m->request.headers);
+				m->request.headers = NULL;
+				NoteLookupError("built", m, edata);
 				continue;
 			}
 			lookups[n++] = l;
@@ -241,6 +285,8 @@ TakeLookups(int limit, Lookup ***out, bool *full)
 	PG_CATCH();
 	{
 		/* nothing of this claim starts: the leases bring the lookups back */
+		for (int i = 0; i < n; i++)
+			http_request_free(&lookups[i]->m.request);
 		outbound_secret_cache(false);
 		outbound_secret_key(NULL);
 		crefinder_wipe_key(&key);
@@ -257,7 +303,10 @@ TakeLookups(int limit, Lookup ***out, bool *full)
 
 	batch->remaining = n;
 	if (n == 0)
+	{
 		MemoryContextDelete(cxt);
+		return 0;
+	}
 	*out = lookups;
 	return n;
 }
@@ -288,6 +337,23 @@ ApplyAnswer(void *arg)
 		elog(ERROR, "could not apply a lookup: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * NotFound: the provider's own "no such message" (Twilio's code 20404,
+ * Vapi's statusCode 404), not a 404 of whatever answers at its address.
+ */
+static bool
+NotFound(OutboundMessage *m)
+{
+	Jsonb	   *answer;
+	char	   *code;
+
+	if (m->request.status != 404 || m->request.response.data == NULL)
+		return false;
+	answer = outbound_parse_json(m->request.response.data);
+	code = outbound_text(answer, strcmp(m->channel, "voice") == 0 ? "statusCode" : "code");
+	return code != NULL && strcmp(code, strcmp(m->channel, "voice") == 0 ? "404" : "20404") == 0;
+}
+
 /* The provider no longer knows the message: nothing more to ask. */
 static void
 ForgetLookup(void *arg)
@@ -301,6 +367,21 @@ ForgetLookup(void *arg)
 		elog(ERROR, "could not end a lookup");
 }
 
+/* ForgetFinished frees the finished requests (and their batches, once empty). */
+static void
+ForgetFinished(void)
+{
+	for (int i = 0; i < nfinished; i++)
+	{
+		Lookup	   *l = (Lookup *) finished[i]->owner;
+
+		http_request_free(finished[i]);
+		if (--l->batch->remaining == 0)
+			MemoryContextDelete(l->batch->cxt);
+	}
+	nfinished = 0;
+}
+
 /*
  * RecordLookups applies the finished lookups' answers in one transaction
  * and frees them.  An answer that is not a 200 (a timeout, 429, 5xx, a
@@ -312,69 +393,52 @@ RecordLookups(void)
 	int			n = nfinished;
 
 	dispatcher_begin_work("recording lookups");
+	/* a tenant's lock makes its answer wait for the next lease, not the sends */
+	(void) set_config_option("lock_timeout", "100ms", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
 	for (int i = 0; i < n; i++)
 	{
 		Lookup	   *l = (Lookup *) finished[i]->owner;
 		OutboundMessage *m = &l->m;
 		HttpRequest *r = &m->request;
+		ErrorData  *edata = NULL;
 
-		if (r->result == CURLE_OK && r->status == 404)
-			(void) dispatcher_run_guarded(ForgetLookup, m);
+		if (r->result == CURLE_OK && NotFound(m))
+			edata = dispatcher_run_guarded(ForgetLookup, m);
 		else if (r->result == CURLE_OK && r->status == 200 && r->response.data != NULL &&
-				 r->response.len <= LOOKUP_MAX_BYTES && strlen(r->response.data) == r->response.len)
+				 strlen(r->response.data) == r->response.len)
 		{
 			Answer		a = {m, strcmp(m->channel, "voice") == 0 ? "vapi_fetched" : "twilio_fetched"};
 
-			(void) dispatcher_run_guarded(ApplyAnswer, &a);
+			edata = dispatcher_run_guarded(ApplyAnswer, &a);
 		}
+		if (edata != NULL)
+			NoteLookupError("applied", m, edata);
 	}
 	dispatcher_end_work();
-
-	nfinished = 0;
-	for (int i = 0; i < n; i++)
-	{
-		Lookup	   *l = (Lookup *) finished[i]->owner;
-
-		http_request_free(finished[i]);
-		if (--l->batch->remaining == 0)
-			MemoryContextDelete(l->batch->cxt);
-	}
+	ForgetFinished();
 }
 
 /*
- * lookup_round is worker 0's turn at its lookups, once per round of the
- * dispatcher's loop, outside any transaction: record what finished, then
- * take and start due lookups as the pace allows.
+ * LookupRound records what finished, then takes and starts due lookups as
+ * the pace allows.
  */
-void
-lookup_round(void)
+static void
+LookupRound(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int			rate = crefinder_lookups_per_second;
 	int			room;
 
-	if (client == NULL)
-	{
-		/* for the life of the process (the round's memory is reset) */
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		client = http_client_create(4);
-		finished = palloc(sizeof(HttpRequest *) * LOOKUP_MAX_IN_FLIGHT);
-		MemoryContextSwitchTo(old);
-	}
 	if (http_in_flight(client) > 0)
-	{
-		int			ndone = http_poll(client, 0, finished + nfinished, LOOKUP_MAX_IN_FLIGHT - nfinished);
-
-		nfinished += ndone;
-	}
+		(void) lookup_poll(0);
 	if (nfinished > 0)
 		RecordLookups();
 
 	if (rate == 0 || now < next_check)
 		return;
-	/* a bucket of rate tokens, refilled at rate per second */
-	tokens = Min((double) rate, tokens + (double) (now - tokens_at) / USECS_PER_SEC * rate);
+	/* a bucket of rate tokens, refilled at rate per second (a clock set back refills nothing) */
+	tokens = Min((double) rate, tokens + (double) Max(now - tokens_at, 0) / USECS_PER_SEC * rate);
 	tokens_at = now;
 	room = Min(Min(rate, LOOKUP_MAX_IN_FLIGHT) - http_in_flight(client) - nfinished, (int) tokens);
 	if (room > 0)
@@ -395,4 +459,53 @@ lookup_round(void)
 	}
 	else
 		next_check = now + 100 * 1000;
+}
+
+/*
+ * lookup_round is worker 0's turn at its lookups, once per round of the
+ * dispatcher's loop, outside any transaction.  An ERROR of its own
+ * transactions (not of one message: those are guarded) is logged once,
+ * rolled back, and the lookups wait LOOKUP_ERROR_WAIT_MS; the answers
+ * that were not recorded are dropped (their leases bring them back).
+ */
+void
+lookup_round(void)
+{
+	static char last[256] = "";
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (client == NULL)
+	{
+		/* for the life of the process (the round's memory is reset) */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		client = http_client_create(4);
+		finished = palloc(sizeof(HttpRequest *) * LOOKUP_MAX_IN_FLIGHT);
+		MemoryContextSwitchTo(old);
+	}
+	PG_TRY();
+	{
+		LookupRound();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		ForgetFinished();
+		next_check = GetCurrentTimestamp() + (int64) LOOKUP_ERROR_WAIT_MS * 1000;
+		if (strcmp(last, edata->message ? edata->message : "") != 0)
+		{
+			strlcpy(last, edata->message ? edata->message : "", sizeof(last));
+			ereport(LOG,
+					(errmsg("crefinder dispatcher lookups: %s", edata->message ? edata->message : "error"),
+					 errdetail("The lookups wait %d seconds; the sends go on.", LOOKUP_ERROR_WAIT_MS / 1000)));
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }

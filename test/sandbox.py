@@ -15,13 +15,13 @@ was given.  GET .../Messages/{sid}.json and GET /call/{id} answer with them
 as the provider knows them; a test moves them on (the carrier delivered,
 the call ended) through the control endpoints below and may then send the
 matching webhook, or not: a callback the provider "lost".  A message moved
-to a final status gets Twilio's price (-0.0079 USD a segment) unless the
-test gives one (null: the price is not known yet).
+to sent or a final status gets Twilio's price (-0.0079 USD a segment; none
+when failed) unless the test gives one (null: the price is not known yet).
 
 Control endpoints (JSON):
   POST /_sandbox/credentials  {"twilio": [[user, password], ...], "sendgrid": [key, ...], "vapi": [key, ...]}
   POST /_sandbox/faults       {"path": prefix, "fault": kind, "count": n}   kinds: 429, 429-retry-after,
-                              500, 503, slow, drop, malformed, 400, 21610, 401
+                              500, 503, slow, drop, malformed, 400, 21610, 401, 404-html
                               (slow: "seconds": s, else $SANDBOX_SLOW_SECONDS or 5)
   GET  /_sandbox/requests     every request so far: method, path, headers, body, at
   POST /_sandbox/reset        forget requests and faults (credentials stay)
@@ -47,7 +47,7 @@ STATE = {"requests": [], "faults": [], "twilio": set(), "sendgrid": set(), "vapi
          "messages": {},   # Twilio message sid -> its resource (status scheduled, canceled, ...)
          "calls": {}}      # Vapi call id -> the call
 PRICE_PER_SEGMENT = 0.0079    # USD, as Twilio bills a US text
-FINAL = {"delivered", "undelivered", "failed", "read"}
+PRICED = {"delivered", "undelivered", "read", "sent"}    # Twilio does not charge failed messages
 
 
 def segments(body):
@@ -125,6 +125,8 @@ class Handler(BaseHTTPRequestHandler):
         elif fault == "21610":
             return self.reply(400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient",
                                     "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400})
+        elif fault == "404-html":
+            return self.reply(404, b"<html><body>Not Found</body></html>", content_type="text/html")
         elif fault == "401":
             return self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
         return self.route(method, url, body)
@@ -283,7 +285,7 @@ class Handler(BaseHTTPRequestHandler):
                 resource = STATE["messages"].get(path.rsplit("/", 1)[1])
                 if resource is None:
                     return self.reply(404, {"message": "no such message"})
-                if changes.get("status") in FINAL and "price" not in changes:
+                if changes.get("status") in PRICED and "price" not in changes:
                     changes["price"] = "%.5f" % -(PRICE_PER_SEGMENT * int(resource["num_segments"]))
                 resource.update(changes)
                 resource["date_updated"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())

@@ -1086,7 +1086,9 @@ DECLARE
     number text;
     reported boolean;
 BEGIN
-    cost := CASE WHEN jsonb_typeof(msg -> 'cost') = 'number' AND (msg ->> 'cost')::numeric BETWEEN 0 AND 100000000
+    -- (a dollar figure cost_cents can hold)
+    cost := CASE WHEN jsonb_typeof(msg -> 'cost') = 'number' AND (msg ->> 'cost')::numeric >= 0
+                      AND (msg ->> 'cost')::numeric < 1000000
                  THEN (msg ->> 'cost')::numeric END;
     spoke := transcript ~* '(^|\n)\s*(user|customer)\s*:\s*\S';
     -- crefinder's reading, and Vapi's structured analysis over it where it
@@ -1119,8 +1121,11 @@ BEGIN
     WHERE e.user_id = tenant AND e.id = message_id;
     -- a second report of the same call (Vapi's, after a lookup read the
     -- ended call) updates the call's record but is not a second answer
-    reported := EXISTS (SELECT 1 FROM crefinder.call_results r
-                        WHERE r.user_id = tenant AND r.call_id = vapi_call_id AND r.status = 'ended');
+    reported := CASE WHEN m.id IS NOT NULL
+                     THEN EXISTS (SELECT 1 FROM crefinder.responses r
+                                  WHERE r.user_id = tenant AND r.message_id = m.id AND r.source = 'call')
+                     ELSE EXISTS (SELECT 1 FROM crefinder.call_results r
+                                  WHERE r.user_id = tenant AND r.call_id = vapi_call_id AND r.status = 'ended') END;
 
     INSERT INTO crefinder.call_results AS r (user_id, call_id, message_id, property_id, status, ended_reason,
                                              started_at, ended_at, duration_seconds, cost, transcript,

@@ -15,7 +15,9 @@
 -- message_id, from a status callback or a lookup: applied when it is
 -- further along than the status the message has.  A final status without
 -- a price sets the price lookup a minute later (Twilio fills the price in
--- shortly after); sid and sender fill in what the message lacks.
+-- shortly after); a status short of final keeps the reconciliation (set
+-- here when the callback came before the dispatcher recorded the message);
+-- sid and sender fill in what the message lacks.
 CREATE FUNCTION crefinder.twilio_set_status(message_id bigint, new_status text, code text, sid text,
                                             sender text)
     RETURNS boolean
@@ -25,6 +27,7 @@ CREATE FUNCTION crefinder.twilio_set_status(message_id bigint, new_status text, 
 #variable_conflict use_variable
 DECLARE
     final boolean := new_status IN ('delivered', 'read', 'undelivered', 'failed');
+    number text := CASE WHEN sender ~ '^[A-Za-z0-9:+._-]{1,64}$' THEN sender END;
 BEGIN
     UPDATE crefinder.outbound_events e SET
         status = CASE
@@ -47,9 +50,12 @@ BEGIN
                             THEN coalesce(e.delivered_at, now()) ELSE e.delivered_at END,
         last_error = CASE WHEN new_status IN ('undelivered', 'failed')
                           THEN crefinder.twilio_error_text(new_status, code) ELSE e.last_error END,
-        sender = coalesce(e.sender, sender),
+        sender = coalesce(e.sender, number),
         lookup_at = CASE WHEN final AND e.cost_cents IS NULL THEN now() + interval '1 minute'
                          WHEN final OR new_status = 'canceled' THEN NULL
+                         -- a callback faster than the dispatcher's record: reconciled all the same
+                         WHEN e.status IN ('sending', 'unknown')
+                             THEN coalesce(e.lookup_at, now() + current_setting('crefinder.reconcile_after')::interval)
                          ELSE e.lookup_at END,
         -- the price gets lookups of its own
         lookups = CASE WHEN final AND crefinder.twilio_status_rank(e.provider_status) < 6 THEN 0
@@ -65,7 +71,8 @@ $$;
 -- twilio_fetched: Twilio's Message resource (GET .../Messages/{sid}.json)
 -- for message_id: its status (a callback that never came), its price
 -- (price_unit USD: other currencies are not converted and the message
--- stays unpriced), num_segments and the number it went from.  A failed
+-- stays unpriced; a price out of bounds is no price), num_segments and
+-- the number it went from.  A failed
 -- message without a price costs nothing (Twilio does not charge failed
 -- messages).  Settled once the status is final, or sent with its price.
 CREATE FUNCTION crefinder.twilio_fetched(message_id bigint, resource jsonb)
@@ -80,7 +87,7 @@ DECLARE
     code text := resource ->> 'error_code';
     price text := resource ->> 'price';
     segments text := resource ->> 'num_segments';
-    sender text := nullif(left(resource ->> 'from', 64), '');
+    sender text := resource ->> 'from';
     cost numeric;
     settled boolean;
 BEGIN
@@ -92,10 +99,14 @@ BEGIN
     WHERE m.id = message_id AND m.channel IN ('sms', 'whatsapp')
     FOR UPDATE;
     IF e.id IS NULL THEN
+        UPDATE crefinder.outbound_events m SET lookup_at = NULL WHERE m.id = message_id;
         RETURN 'settled';
     END IF;
     IF resource ->> 'sid' IS DISTINCT FROM e.provider_message_id THEN
         RAISE EXCEPTION 'Twilio answered with another message''s resource' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF sender !~ '^(whatsapp:)?[A-Za-z0-9+._-]{1,55}$' THEN
+        sender := NULL;
     END IF;
     IF new_status !~ '^[a-z_]{1,32}$' THEN
         new_status := NULL;
@@ -103,8 +114,9 @@ BEGIN
     IF code !~ '^[0-9]{1,10}$' THEN
         code := NULL;
     END IF;
-    IF price ~ '^-?[0-9]{1,8}(\.[0-9]{1,10})?$' AND resource ->> 'price_unit' = 'USD' THEN
-        cost := round(abs(price::numeric) * 100, 4);
+    -- Twilio's prices are negative (what was charged); anything else is not a price
+    IF price ~ '^-?[0-9]{1,3}(\.[0-9]{1,10})?$' AND price::numeric <= 0 AND resource ->> 'price_unit' = 'USD' THEN
+        cost := round(-price::numeric * 100, 4);
     ELSIF new_status = 'failed' AND price IS NULL THEN
         cost := 0;
     END IF;
@@ -116,17 +128,20 @@ BEGIN
         PERFORM crefinder.record_opt_out(e.user_id, e.channel, e.to_contact, 'twilio 21610');
     END IF;
 
+    -- settled: final (or sent) with its price, or a price in another currency
+    -- (not converted: the message stays unpriced)
     settled := new_status = 'canceled'
                OR (new_status IN ('sent', 'partially_delivered', 'delivered', 'read', 'undelivered', 'failed')
-                   AND coalesce(e.cost_cents, cost) IS NOT NULL);
+                   AND (coalesce(e.cost_cents, cost) IS NOT NULL
+                        OR (price IS NOT NULL AND resource ->> 'price_unit' IS DISTINCT FROM 'USD')));
     UPDATE crefinder.outbound_events m SET
         cost_cents = coalesce(m.cost_cents, cost),
         segments = CASE WHEN segments ~ '^[0-9]{1,4}$' AND segments::integer > 0 THEN segments::smallint
                         ELSE m.segments END,
         sender = coalesce(m.sender, sender),
-        -- the lease the dispatcher took stands until the answer settles it
-        lookup_at = CASE WHEN settled THEN NULL ELSE e.lookup_at END,
-        updated_at = now()
+        -- the dispatcher's lease (or the price lookup a final status set) stands
+        -- until an answer settles it
+        lookup_at = CASE WHEN settled THEN NULL ELSE m.lookup_at END
     WHERE m.id = e.id;
     RETURN CASE WHEN settled THEN 'settled' ELSE 'pending' END;
 END
@@ -155,6 +170,14 @@ BEGIN
         delivered_at = CASE WHEN new_status IN ('in-progress', 'forwarding')
                             THEN coalesce(e.delivered_at, now()) ELSE e.delivered_at END,
         hold_reason = NULL,
+        -- (a status faster than the dispatcher's record: the call is
+        -- reconciled all the same, after its longest duration and 10 minutes)
+        lookup_at = CASE WHEN e.status IN ('sending', 'unknown') THEN
+            coalesce(e.lookup_at, now() + make_interval(secs => 600 + coalesce(
+                (SELECT CASE WHEN c.config ->> 'maxCallDuration' ~ '^[0-9]{1,5}$'
+                             THEN (c.config ->> 'maxCallDuration')::integer END
+                 FROM crefinder.integration_configs c WHERE c.user_id = tenant AND c.provider = 'vapi'), 300)))
+            ELSE e.lookup_at END,
         updated_at = now()
     WHERE e.user_id = tenant AND e.id = message_id AND e.status <> 'queued'
       AND crefinder.vapi_status_rank(new_status) > crefinder.vapi_status_rank(e.provider_status);
@@ -185,6 +208,7 @@ BEGIN
     WHERE m.id = message_id AND m.channel = 'voice'
     FOR UPDATE;
     IF e.id IS NULL THEN
+        UPDATE crefinder.outbound_events m SET lookup_at = NULL WHERE m.id = message_id;
         RETURN 'settled';
     END IF;
     IF call ->> 'id' IS DISTINCT FROM e.provider_message_id THEN
@@ -199,7 +223,7 @@ BEGIN
                    WHERE r.user_id = e.user_id AND r.call_id = e.provider_message_id AND r.status = 'ended') THEN
         PERFORM crefinder.vapi_end_of_call(e.user_id, e.id, e.provider_message_id, call);
     ELSIF e.cost_cents IS NULL AND jsonb_typeof(call -> 'cost') = 'number'
-          AND (call ->> 'cost')::numeric BETWEEN 0 AND 100000000 THEN
+          AND (call ->> 'cost')::numeric >= 0 AND (call ->> 'cost')::numeric < 1000000 THEN
         -- the report came without the cost Vapi knows now
         UPDATE crefinder.outbound_events m SET cost_cents = round((call ->> 'cost')::numeric * 100, 4),
                                                updated_at = now()
