@@ -33,7 +33,8 @@ import psycopg2.extras  # noqa: E402
 MESSAGES = """
 INSERT INTO crefinder.outbound_events
     (user_id, channel, to_contact, status, block_reason, campaign_id, property_id, step, variant,
-     created_at, sent_at, delivered_at, opened_at, clicked_at, responded_at, opted_out_at, cost_cents, last_error)
+     created_at, sent_at, delivered_at, opened_at, clicked_at, responded_at, opted_out_at, cost_cents, last_error,
+     sender)
 SELECT c.user_id, x.channel, CASE WHEN x.channel = 'email' THEN 'o' || x.g || '@example.com'
                                   ELSE '+1305' || (2000000 + x.g % 500000) END,
        x.status, CASE WHEN x.status = 'blocked' THEN 'dnc' END, c.id, pr.id, 0,
@@ -45,7 +46,9 @@ SELECT c.user_id, x.channel, CASE WHEN x.channel = 'email' THEN 'o' || x.g || '@
        CASE WHEN x.sent AND x.r < 0.08 THEN x.at + interval '3 hours' END,
        CASE WHEN x.sent AND x.r > 0.99 THEN x.at + interval '3 hours' END,
        CASE WHEN x.sent AND x.r < 0.95 THEN round((x.r * 2)::numeric, 4) END,
-       CASE WHEN x.status = 'failed' THEN 'twilio undelivered 30007: filtered' END
+       CASE WHEN x.status = 'failed' THEN 'twilio undelivered 30007: filtered' END,
+       -- two numbers per tenant for texts and calls
+       CASE WHEN x.sent AND x.channel <> 'email' THEN '+1305555' || lpad((x.g % 2)::text, 4, '0') END
 FROM (SELECT g, (ARRAY['sms', 'sms', 'email', 'voice', 'whatsapp'])[1 + g % 5] AS channel,
              (ARRAY['delivered', 'delivered', 'delivered', 'delivered', 'sent', 'failed', 'blocked',
                     'delivered', 'delivered', 'queued'])[1 + (g / 7) % 10] AS status,
@@ -154,6 +157,7 @@ def main():
              "SELECT * FROM crefinder.ab_test_results WHERE campaign_id = %s" % campaign, None),
             ("contact_time_performance, one tenant", "SELECT * FROM crefinder.contact_time_performance", None),
             ("campaign_guardrails, one tenant", "SELECT * FROM crefinder.campaign_guardrails", None),
+            ("sender_guardrails, one tenant", "SELECT * FROM crefinder.sender_guardrails", None),
             ("health, one tenant", "SELECT * FROM crefinder.health", None),
         ]
         figures = []
