@@ -138,9 +138,10 @@ typedef struct PropertyZone
 typedef struct Sums
 {
 	HTAB	   *entries;		/* RollupEntry */
-	HTAB	   *reach;			/* ReachEntry */
-	HTAB	   *hours;			/* HourEntry */
+	HTAB	   *reach;			/* ReachEntry, made when a campaign message comes */
+	HTAB	   *hours;			/* HourEntry, made when a sent message comes */
 	HTAB	   *property_zones; /* PropertyZone, or NULL */
+	MemoryContext cxt;
 } Sums;
 
 /* outbound_events' columns the rollups read, by attribute number */
@@ -203,6 +204,41 @@ crefinder_recipient_zone(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(crefinder_zone_names[zone]));
 }
 
+static void FindColumnsByName(TupleDesc desc, MessageColumns *c);
+
+/*
+ * SPI is connected only when a statement has something to read or write
+ * (most status callbacks change no count): ConnectSPI once, keeping the
+ * caller's memory context.
+ */
+static bool spi_connected = false;
+
+static void
+ConnectSPI(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (spi_connected)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	spi_connected = true;
+	MemoryContextSwitchTo(cxt);
+}
+
+/* MakeTable: a hash table of the statement's sums. */
+static HTAB *
+MakeTable(const char *name, Size keysize, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cxt;
+	return hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 static int
 ColumnNumber(TupleDesc desc, const char *name)
 {
@@ -213,8 +249,30 @@ ColumnNumber(TupleDesc desc, const char *name)
 	return attnum;
 }
 
+/*
+ * FindColumns finds the columns by name once per backend (every statement
+ * that writes messages comes here), again when the table's columns change.
+ */
 static void
 FindColumns(TupleDesc desc, MessageColumns *c)
+{
+	static MessageColumns cached;
+	static int	cached_natts = 0;
+	static Oid	cached_type = InvalidOid;
+
+	if (cached_natts == desc->natts && cached_type == desc->tdtypeid)
+	{
+		*c = cached;
+		return;
+	}
+	FindColumnsByName(desc, c);
+	cached = *c;
+	cached_natts = desc->natts;
+	cached_type = desc->tdtypeid;
+}
+
+static void
+FindColumnsByName(TupleDesc desc, MessageColumns *c)
 {
 	c->user_id = ColumnNumber(desc, "user_id");
 	c->campaign_id = ColumnNumber(desc, "campaign_id");
@@ -543,6 +601,9 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 				LocalHour(sent_at, zone, &hkey.dow, &hkey.hour);
 				if (hkey.dow >= 0)
 				{
+					if (sums->hours == NULL)
+						sums->hours = MakeTable("crefinder contact-time deltas", sizeof(HourKey),
+												sizeof(HourEntry), sums->cxt);
 					h = hash_search(sums->hours, &hkey, HASH_ENTER, &found);
 					if (!found)
 						h->sent = h->responded = 0;
@@ -568,6 +629,9 @@ AddRows(Tuplestorestate *store, TupleDesc desc, const MessageColumns *c, int sig
 			value = slot_getattr(slot, c->to_contact, &isnull);
 			if (!isnull)
 				TextInto(value, rkey.contact, sizeof(rkey.contact), "contact");
+			if (sums->reach == NULL)
+				sums->reach = MakeTable("crefinder reach deltas", sizeof(ReachKey), sizeof(ReachEntry),
+										sums->cxt);
 			r = hash_search(sums->reach, &rkey, HASH_ENTER, &found);
 			if (!found)
 				r->sent = r->delivered = r->responded = 0;
@@ -662,6 +726,7 @@ AppendDeltas(HTAB *entries)
 	values[7 + NUM_COUNTS] = PointerGetDatum(construct_md_array(senders, sender_nulls, 1, dims, lbs, TEXTOID,
 																-1, false, TYPALIGN_INT));
 
+	ConnectSPI();
 	if (AppendPlan == NULL)
 	{
 		Oid			types[8 + NUM_COUNTS];
@@ -737,6 +802,7 @@ AppendReach(HTAB *reach)
 	values[4] = PointerGetDatum(construct_array(sent, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[5] = PointerGetDatum(construct_array(delivered, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[6] = PointerGetDatum(construct_array(responded, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ConnectSPI();
 	if (AppendReachPlan == NULL)
 	{
 		Oid			types[7] = {UUIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
@@ -798,6 +864,7 @@ AppendHours(HTAB *hours)
 	values[3] = PointerGetDatum(construct_array(hrs, rows, INT4OID, 4, true, TYPALIGN_INT));
 	values[4] = PointerGetDatum(construct_array(sent, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[5] = PointerGetDatum(construct_array(responded, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ConnectSPI();
 	if (AppendHoursPlan == NULL)
 	{
 		Oid			types[6] = {UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
@@ -825,7 +892,6 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	MessageColumns columns;
 	MemoryContext work;
 	MemoryContext caller;
-	HASHCTL		ctl;
 	Sums		sums;
 	IdList		email_properties = {NULL, 0, 0};
 
@@ -843,42 +909,40 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) && crefinder_pruning)
 		return PointerGetDatum(NULL);
 
-	work = AllocSetContextCreate(CurrentMemoryContext, "crefinder rollups", ALLOCSET_DEFAULT_SIZES);
+	work = AllocSetContextCreate(CurrentMemoryContext, "crefinder rollups", ALLOCSET_SMALL_SIZES);
 	caller = MemoryContextSwitchTo(work);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	FindColumns(desc, &columns);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(RollupKey);
-	ctl.entrysize = sizeof(RollupEntry);
-	ctl.hcxt = work;
-	sums.entries = hash_create("crefinder rollup deltas", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	ctl.keysize = sizeof(ReachKey);
-	ctl.entrysize = sizeof(ReachEntry);
-	sums.reach = hash_create("crefinder reach deltas", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	ctl.keysize = sizeof(HourKey);
-	ctl.entrysize = sizeof(HourEntry);
-	sums.hours = hash_create("crefinder contact-time deltas", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	sums.cxt = work;
+	sums.entries = MakeTable("crefinder rollup deltas", sizeof(RollupKey), sizeof(RollupEntry), work);
+	sums.reach = NULL;
+	sums.hours = NULL;
 	sums.property_zones = NULL;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	MemoryContextSwitchTo(work);
+	spi_connected = false;
 	/* the zones of sent emails' properties, in one query */
 	if (trigdata->tg_newtable != NULL)
 		EmailProperties(trigdata->tg_newtable, desc, &columns, &email_properties);
 	if (trigdata->tg_oldtable != NULL)
 		EmailProperties(trigdata->tg_oldtable, desc, &columns, &email_properties);
 	if (email_properties.n > 0)
+	{
+		ConnectSPI();
 		sums.property_zones = LoadPropertyZones(&email_properties, work);
+	}
 	MemoryContextSwitchTo(work);
 	if (trigdata->tg_newtable != NULL)
 		AddRows(trigdata->tg_newtable, desc, &columns, 1, &sums);
 	if (trigdata->tg_oldtable != NULL)
 		AddRows(trigdata->tg_oldtable, desc, &columns, -1, &sums);
 	AppendDeltas(sums.entries);
-	AppendReach(sums.reach);
-	AppendHours(sums.hours);
-	SPI_finish();
+	if (sums.reach != NULL)
+		AppendReach(sums.reach);
+	if (sums.hours != NULL)
+		AppendHours(sums.hours);
+	if (spi_connected)
+		SPI_finish();
+	spi_connected = false;
 
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(work);

@@ -50,7 +50,9 @@ BEGIN
                             THEN coalesce(e.delivered_at, now()) ELSE e.delivered_at END,
         last_error = CASE WHEN new_status IN ('undelivered', 'failed')
                           THEN crefinder.twilio_error_text(new_status, code) ELSE e.last_error END,
-        sender = coalesce(e.sender, number),
+        -- (learnt with the final status: a key of the rollups changes once,
+        -- in a statement that changes counts anyway)
+        sender = CASE WHEN final THEN coalesce(e.sender, number) ELSE e.sender END,
         lookup_at = CASE WHEN final AND e.cost_cents IS NULL THEN now() + interval '1 minute'
                          WHEN final OR new_status = 'canceled' THEN NULL
                          -- a callback faster than the dispatcher's record: reconciled all the same
