@@ -320,16 +320,16 @@ SELECT jobname, schedule, command FROM cron.job;
     query("SELECT pg_reload_conf()")
     query("UPDATE crefinder.outbound_events SET lookup_at = now() WHERE campaign_id = %s AND lookup_at IS NOT NULL "
           "AND channel IN ('sms', 'whatsapp')", (campaign,))
+    # until each text is settled: its final status and price known
     deadline = time.time() + 60
-    while query("SELECT 1 FROM crefinder.outbound_events WHERE lookup_at <= now() AND channel IN ('sms', 'whatsapp') "
-                "LIMIT 1") and time.time() < deadline:
+    while query("SELECT 1 FROM crefinder.outbound_events WHERE campaign_id = %s AND lookup_at IS NOT NULL "
+                "AND channel IN ('sms', 'whatsapp') LIMIT 1", (campaign,)) and time.time() < deadline:
         time.sleep(0.2)
     query("ALTER SYSTEM RESET crefinder.lookups_per_second")
     query("SELECT pg_reload_conf()")
     psql("""
 SET crefinder.user_id = '%(tenant)s';
-SELECT status, provider_status, count(*) AS texts, count(cost_cents) AS priced, sum(cost_cents) AS cost_cents,
-       count(*) FILTER (WHERE lookups > 0) AS looked_up
+SELECT status, provider_status, count(*) AS texts, count(cost_cents) AS priced, sum(cost_cents) AS cost_cents
 FROM crefinder.outbound_events WHERE campaign_id = %(campaign)d AND channel = 'sms' AND sent_at IS NOT NULL
 GROUP BY 1, 2 ORDER BY 3 DESC;
 """ % {"tenant": ctx.tenant, "campaign": campaign})
