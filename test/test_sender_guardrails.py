@@ -5,6 +5,7 @@ not below the threshold, not for another number or channel; the
 dispatcher holds what is queued later by any path; resume_sender() lifts
 it and the number is judged again from then on."""
 import json
+import select
 import time
 
 import test_dispatcher as td
@@ -61,7 +62,11 @@ def test_a_filtered_number_pauses_and_resume_sender_lifts_it(cluster):
     alerts = w.all("SELECT user_id::text, campaign_id, channel, sender, kind, rate, sends FROM crefinder.alerts")
     assert [(a["user_id"], a["campaign_id"], a["channel"], a["sender"], a["kind"], float(a["rate"]), a["sends"])
             for a in alerts] == [(A, None, "sms", BAD, "filtered_rate", 2.4, 250)], alerts
-    listener.poll()
+    # (a notification comes once the fold has committed: wait for it)
+    deadline = time.time() + 10
+    while not listener.notifies and time.time() < deadline:
+        select.select([listener], [], [], 0.5)
+        listener.poll()
     notes = [json.loads(n.payload) for n in listener.notifies]
     assert len(notes) == 1 and notes[0]["sender"] == BAD and notes[0]["action"] == "paused", notes
     waits = "SELECT hold_reason, next_attempt_at = 'infinity' AS waits FROM crefinder.outbound_events WHERE id = %s"
