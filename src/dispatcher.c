@@ -1045,6 +1045,9 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 							   "  SELECT e.id FROM crefinder.outbound_events e "
 							   "  WHERE e.status = 'queued' AND e.next_attempt_at <= now() "
 							   "    AND NOT ($2 AND e.channel = 'voice') "
+							   /* a number a guardrail paused: held by the next hold, never sent */
+							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.sender_pauses sp "
+							   "      WHERE sp.user_id = e.user_id AND sp.channel = e.channel) "
 							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.integration_configs c "
 							   "      WHERE c.user_id = e.user_id "
 							   "        AND c.provider = " PROVIDER_OF("e.channel") " "

@@ -211,18 +211,16 @@ static void FindColumnsByName(TupleDesc desc, MessageColumns *c);
  * (most status callbacks change no count): ConnectSPI once, keeping the
  * caller's memory context.
  */
-static bool spi_connected = false;
-
 static void
-ConnectSPI(void)
+ConnectSPI(bool *connected)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (spi_connected)
+	if (*connected)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	spi_connected = true;
+	*connected = true;
 	MemoryContextSwitchTo(cxt);
 }
 
@@ -262,8 +260,17 @@ FindColumns(TupleDesc desc, MessageColumns *c)
 
 	if (cached_natts == desc->natts && cached_type == desc->tdtypeid)
 	{
-		*c = cached;
-		return;
+		/* (a dropped column keeps the count: each cached one must still be there) */
+		const int  *attnums = (const int *) &cached;
+		bool		valid = true;
+
+		for (int i = 0; i < (int) (sizeof(cached) / sizeof(int)); i++)
+			valid = valid && !TupleDescAttr(desc, attnums[i] - 1)->attisdropped;
+		if (valid)
+		{
+			*c = cached;
+			return;
+		}
 	}
 	FindColumnsByName(desc, c);
 	cached = *c;
@@ -659,7 +666,7 @@ Changed(const RollupEntry *entry)
  * statement (one array per column).
  */
 static void
-AppendDeltas(HTAB *entries)
+AppendDeltas(HTAB *entries, bool *connected)
 {
 	long		n = hash_get_num_entries(entries);
 	Datum	   *users = palloc(sizeof(Datum) * n);
@@ -726,7 +733,7 @@ AppendDeltas(HTAB *entries)
 	values[7 + NUM_COUNTS] = PointerGetDatum(construct_md_array(senders, sender_nulls, 1, dims, lbs, TEXTOID,
 																-1, false, TYPALIGN_INT));
 
-	ConnectSPI();
+	ConnectSPI(connected);
 	if (AppendPlan == NULL)
 	{
 		Oid			types[8 + NUM_COUNTS];
@@ -763,7 +770,7 @@ AppendDeltas(HTAB *entries)
  * AppendReach writes the changed reach entries to crefinder.reach_deltas.
  */
 static void
-AppendReach(HTAB *reach)
+AppendReach(HTAB *reach, bool *connected)
 {
 	long		n = hash_get_num_entries(reach);
 	Datum	   *users = palloc(sizeof(Datum) * Max(n, 1));
@@ -802,7 +809,7 @@ AppendReach(HTAB *reach)
 	values[4] = PointerGetDatum(construct_array(sent, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[5] = PointerGetDatum(construct_array(delivered, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[6] = PointerGetDatum(construct_array(responded, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	ConnectSPI();
+	ConnectSPI(connected);
 	if (AppendReachPlan == NULL)
 	{
 		Oid			types[7] = {UUIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
@@ -828,7 +835,7 @@ AppendReach(HTAB *reach)
  * crefinder.contact_time_deltas.
  */
 static void
-AppendHours(HTAB *hours)
+AppendHours(HTAB *hours, bool *connected)
 {
 	long		n = Max(hash_get_num_entries(hours), 1);
 	Datum	   *users = palloc(sizeof(Datum) * n);
@@ -864,7 +871,7 @@ AppendHours(HTAB *hours)
 	values[3] = PointerGetDatum(construct_array(hrs, rows, INT4OID, 4, true, TYPALIGN_INT));
 	values[4] = PointerGetDatum(construct_array(sent, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[5] = PointerGetDatum(construct_array(responded, rows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	ConnectSPI();
+	ConnectSPI(connected);
 	if (AppendHoursPlan == NULL)
 	{
 		Oid			types[6] = {UUIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID,
@@ -893,6 +900,7 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	MemoryContext work;
 	MemoryContext caller;
 	Sums		sums;
+	bool		spi_connected = false;
 	IdList		email_properties = {NULL, 0, 0};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -919,7 +927,6 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 	sums.hours = NULL;
 	sums.property_zones = NULL;
 
-	spi_connected = false;
 	/* the zones of sent emails' properties, in one query */
 	if (trigdata->tg_newtable != NULL)
 		EmailProperties(trigdata->tg_newtable, desc, &columns, &email_properties);
@@ -927,7 +934,7 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 		EmailProperties(trigdata->tg_oldtable, desc, &columns, &email_properties);
 	if (email_properties.n > 0)
 	{
-		ConnectSPI();
+		ConnectSPI(&spi_connected);
 		sums.property_zones = LoadPropertyZones(&email_properties, work);
 	}
 	MemoryContextSwitchTo(work);
@@ -935,14 +942,13 @@ crefinder_roll_up(PG_FUNCTION_ARGS)
 		AddRows(trigdata->tg_newtable, desc, &columns, 1, &sums);
 	if (trigdata->tg_oldtable != NULL)
 		AddRows(trigdata->tg_oldtable, desc, &columns, -1, &sums);
-	AppendDeltas(sums.entries);
+	AppendDeltas(sums.entries, &spi_connected);
 	if (sums.reach != NULL)
-		AppendReach(sums.reach);
+		AppendReach(sums.reach, &spi_connected);
 	if (sums.hours != NULL)
-		AppendHours(sums.hours);
+		AppendHours(sums.hours, &spi_connected);
 	if (spi_connected)
 		SPI_finish();
-	spi_connected = false;
 
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(work);

@@ -16,15 +16,15 @@ BAD, GOOD = "+13055550100", "+13055550111"
 FILTERED = "twilio undelivered 30007: message filtered by the carrier"
 
 
-def sent_texts(w, tenant, sender, n, filtered, channel="sms"):
-    """n texts sent today from sender, filtered of them failed with 30007."""
+def sent_texts(w, tenant, sender, n, filtered, channel="sms", days_ago=0):
+    """n texts sent days_ago from sender, filtered of them failed with 30007."""
     w.cur.execute(
         "INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, status, sender, sent_at, "
         "  delivered_at, last_error) "
         "SELECT %s, %s, '+1212555' || lpad(g::text, 4, '0'), CASE WHEN g <= %s THEN 'failed' ELSE 'delivered' END, "
-        "  %s, now(), CASE WHEN g > %s THEN now() END, CASE WHEN g <= %s THEN %s END "
+        "  %s, now() - make_interval(days => %s), CASE WHEN g > %s THEN now() END, CASE WHEN g <= %s THEN %s END "
         "FROM generate_series(1, %s) AS g",
-        (tenant, channel, filtered, sender, filtered, filtered, FILTERED, n))
+        (tenant, channel, filtered, sender, days_ago, filtered, filtered, FILTERED, n))
 
 
 def queued(w, tenant, channel="sms", to="+13055559999"):
@@ -41,9 +41,15 @@ def test_a_filtered_number_pauses_and_resume_sender_lifts_it(cluster):
     # 6 of 250 filtered (2.4%) from BAD; 4 of 250 (1.6%) from GOOD; B's
     # number as bad as A's but too few sends (150)
     sent_texts(w, A, BAD, 250, 6)
-    sent_texts(w, A, GOOD, 250, 4)
+    sent_texts(w, A, GOOD, 150, 4)
+    sent_texts(w, A, GOOD, 100, 0, days_ago=6)       # inside the 7 days
+    sent_texts(w, A, GOOD, 300, 60, days_ago=7)      # outside: 64 of 550 would trip it
     sent_texts(w, B, BAD, 150, 10)
     held_sms = queued(w, A)
+    # a text scheduled a week ahead keeps its time: held when it falls due
+    scheduled = w.value("INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, status, hold_reason, "
+                        "next_attempt_at) VALUES (%s, 'sms', '+13055559998', 'queued', 'scheduled', "
+                        "now() + interval '7 days') RETURNING id", (A,))
     other_channel = queued(w, A, "whatsapp")
     other_tenant = queued(w, B)
     # as the tenant's role sees them: row-level security keeps B's number out
@@ -56,7 +62,8 @@ def test_a_filtered_number_pauses_and_resume_sender_lifts_it(cluster):
     w.cur.execute("RESET ROLE")
     assert set(rates) == {BAD, GOOD} and {r["user_id"] for r in rates.values()} == {A}
     assert float(rates[BAD]["filtered_rate"]) == 2.4 and rates[BAD]["filtered_tripped"]
-    assert float(rates[GOOD]["filtered_rate"]) == 1.6 and not rates[GOOD]["filtered_tripped"]
+    assert rates[GOOD]["sent"] == 250 and float(rates[GOOD]["filtered_rate"]) == 1.6
+    assert not rates[GOOD]["filtered_tripped"]
     w.cur.execute("RESET crefinder.user_id")
     assert w.value("SELECT crefinder.fold_rollups()") > 0
     alerts = w.all("SELECT user_id::text, campaign_id, channel, sender, kind, rate, sends FROM crefinder.alerts")
@@ -72,6 +79,7 @@ def test_a_filtered_number_pauses_and_resume_sender_lifts_it(cluster):
     waits = "SELECT hold_reason, next_attempt_at = 'infinity' AS waits FROM crefinder.outbound_events WHERE id = %s"
     assert w.one(waits, (held_sms,)) == {"hold_reason": "sender_paused", "waits": True}
     assert w.one(waits, (other_channel,))["hold_reason"] is None
+    assert w.one(waits, (scheduled,)) == {"hold_reason": "scheduled", "waits": False}
     assert w.one(waits, (other_tenant,))["hold_reason"] is None
 
     # a text queued afterwards, by any path: held when the dispatcher would take it
@@ -94,6 +102,7 @@ def test_a_filtered_number_pauses_and_resume_sender_lifts_it(cluster):
             "FROM crefinder.outbound_events WHERE id = %s")
     assert w.one(soon, (held_sms,)) == {"hold_reason": None, "soon": True}
     assert w.one(soon, (later,)) == {"hold_reason": None, "soon": True}
+    assert w.one(soon, (scheduled,)) == {"hold_reason": "scheduled", "soon": False}
     w.cur.execute("RESET crefinder.user_id")
     # the day's 7 filtered of 260 (2.7%) would trip it again without the baseline
     sent_texts(w, A, BAD, 10, 0)
@@ -108,6 +117,14 @@ def test_a_filtered_number_pauses_and_resume_sender_lifts_it(cluster):
     assert w.value("SELECT count(*) FROM crefinder.alerts") == 2
     w.cur.execute("SELECT crefinder.revoke_access('sender_reader')")
     w.cur.execute("DROP ROLE sender_reader")
+    # a message left held for a number no longer paused (a resume beside a
+    # hold) goes on at the next tick
+    w.cur.execute("RESET ROLE")
+    stranded = w.value("INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, status, hold_reason, "
+                       "next_attempt_at) VALUES (%s, 'whatsapp', '+13055559997', 'queued', 'sender_paused', "
+                       "'infinity') RETURNING id", (A,))
+    assert w.value("SELECT crefinder.release_unpaused_senders()") == 1
+    assert w.one(soon, (stranded,)) == {"hold_reason": None, "soon": True}
     # the rollups keep the number: a rebuild agrees
     before = w.all("SELECT user_id, channel, sender, sum(sent) AS sent, sum(filtered) AS filtered "
                    "FROM crefinder.rollups GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
@@ -149,5 +166,7 @@ def test_the_dispatcher_sends_nothing_from_a_paused_number(cluster):
         s.cur.execute("SELECT crefinder.wake_dispatcher_on_commit()")
         assert s.wait_status(text, ("sent",)) == "sent"
     finally:
+        s.cur.execute("RESET crefinder.user_id")
+        s.cur.execute("DELETE FROM crefinder.sender_pauses")
         s.close()
 

@@ -695,6 +695,7 @@ BEGIN
     -- the analytics' counts changed since the last minute go into their
     -- rollups (the views read them either way: this keeps them quick)
     PERFORM crefinder.fold_rollups();
+    PERFORM crefinder.release_unpaused_senders();
     -- history past its retention goes, once an hour (counts kept)
     IF coalesce((SELECT m.last_pruned_at FROM crefinder.maintenance m WHERE m.id = 1) < now() - interval '1 hour', true)
     THEN

@@ -171,6 +171,9 @@ CREATE TABLE crefinder.sender_baselines (
 
 ALTER TABLE crefinder.alerts ADD COLUMN sender text;
 
+-- (the numbers' part of the rollups, by tenant and day)
+CREATE INDEX message_rollups_sender_idx ON crefinder.message_rollups (user_id, day) WHERE sender IS NOT NULL;
+
 -- sender_guardrails: per tenant, channel and sending number, over the last
 -- 7 UTC days: the rates campaign_guardrails shows, whether each is past
 -- the tenant's threshold (counting from a resume when there was one), and
@@ -195,16 +198,16 @@ FROM (SELECT r.user_id, r.channel, r.sender, sum(r.sent)::bigint AS sent, sum(r.
              sum(r.opted_out)::bigint AS opted_out, sum(r.complained)::bigint AS complained,
              sum(r.filtered)::bigint AS filtered,
              -- since the resume: the days after it, and its own day less what it had then
-             (coalesce(sum(r.sent) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
-              - coalesce(max(b.sent) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_sent,
-             (coalesce(sum(r.delivered) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
-              - coalesce(max(b.delivered) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_delivered,
-             (coalesce(sum(r.opted_out) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
-              - coalesce(max(b.opted_out) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_opted_out,
-             (coalesce(sum(r.complained) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
-              - coalesce(max(b.complained) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_complained,
-             (coalesce(sum(r.filtered) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
-              - coalesce(max(b.filtered) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_filtered,
+             greatest(0, coalesce(sum(r.sent) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
+                         - coalesce(max(b.sent) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_sent,
+             greatest(0, coalesce(sum(r.delivered) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
+                         - coalesce(max(b.delivered) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_delivered,
+             greatest(0, coalesce(sum(r.opted_out) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
+                         - coalesce(max(b.opted_out) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_opted_out,
+             greatest(0, coalesce(sum(r.complained) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
+                         - coalesce(max(b.complained) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_complained,
+             greatest(0, coalesce(sum(r.filtered) FILTER (WHERE b.day IS NULL OR r.day >= b.day), 0)
+                         - coalesce(max(b.filtered) FILTER (WHERE r.day = b.day), 0))::bigint AS judged_filtered,
              max(b.set_at) AS resumed_at,
              coalesce(min(t.guardrail_min_sends), 200) AS min_sends,
              coalesce(min(t.guardrail_opt_out_percent), 3) AS opt_out_limit,
@@ -250,7 +253,8 @@ BEGIN
         INSERT INTO crefinder.alerts (user_id, channel, sender, kind, rate, threshold, sends, detail)
         VALUES (a.user_id, a.channel, a.sender, a.kind, a.rate, a.threshold, a.sent,
                 jsonb_build_object('sent', a.sent, 'delivered', a.delivered, 'opted_out', a.opted_out,
-                                   'complained', a.complained, 'filtered', a.filtered, 'days', 7))
+                                   'complained', a.complained, 'filtered', a.filtered, 'days', 7,
+                                   'since_resume', a.resumed_at))
         RETURNING id INTO alert;
         INSERT INTO crefinder.sender_pauses (user_id, channel, sender, alert_id)
         VALUES (a.user_id, a.channel, a.sender, alert);
@@ -264,11 +268,15 @@ BEGIN
 END
 $$;
 
--- hold_for_paused_senders: the queued messages of a paused number's
+-- hold_for_paused_senders: the due queued messages of a paused number's
 -- tenant and channel wait (hold_reason sender_paused) until
--- resume_sender(); all of them when tenant is NULL (the dispatcher, before
--- each claim: messages queued by any path since the pause), only those
--- due by then.  Rows someone holds are left for the next time.
+-- resume_sender(); of every paused number when tenant is NULL (the
+-- dispatcher, before each claim: messages queued by any path since the
+-- pause).  Messages not due yet keep their time (a scheduled send, a
+-- backoff, quiet hours) and are held when they fall due.  Rows someone
+-- holds are left for the next time, and so is a pause being resumed (its
+-- row locked: the resume then waits for this transaction and sees what it
+-- held).
 CREATE FUNCTION crefinder.hold_for_paused_senders(tenant uuid DEFAULT NULL, channel text DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql
@@ -282,19 +290,47 @@ BEGIN
         RETURN 0;
     END IF;
     WITH held AS (
-        SELECT m.id FROM crefinder.outbound_events m
-        JOIN (SELECT DISTINCT p.user_id, p.channel FROM crefinder.sender_pauses p
-              WHERE (tenant IS NULL OR p.user_id = tenant) AND (channel IS NULL OR p.channel = channel)) AS p
-          ON m.user_id = p.user_id AND m.channel = p.channel
-        WHERE m.status = 'queued'
-          -- (a campaign's own pause keeps its messages: resume_campaign releases them)
-          AND coalesce(m.hold_reason, '') NOT IN ('sender_paused', 'campaign_paused', 'guardrail')
-          AND (tenant IS NOT NULL OR m.next_attempt_at <= now())
-        FOR UPDATE OF m SKIP LOCKED
+        -- one paused tenant and channel at a time, by the queue's index
+        SELECT q.id
+        FROM (SELECT p.user_id, p.channel FROM crefinder.sender_pauses p
+              WHERE (tenant IS NULL OR p.user_id = tenant) AND (channel IS NULL OR p.channel = channel)
+              FOR KEY SHARE OF p SKIP LOCKED) AS p
+        CROSS JOIN LATERAL (
+            SELECT m.id FROM crefinder.outbound_events m
+            WHERE m.user_id = p.user_id AND m.channel = p.channel AND m.status = 'queued'
+              AND m.next_attempt_at <= now()
+              -- (a campaign's own pause keeps its messages: resume_campaign releases them)
+              AND coalesce(m.hold_reason, '') NOT IN ('sender_paused', 'campaign_paused', 'guardrail')
+            FOR UPDATE OF m SKIP LOCKED) AS q
     )
     UPDATE crefinder.outbound_events m
     SET hold_reason = 'sender_paused', next_attempt_at = 'infinity', updated_at = now()
     FROM held WHERE m.id = held.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- release_unpaused_senders: messages held for a number whose pause is
+-- gone (a resume in a transaction that could not see a hold committed
+-- beside it) go on, spread over their tenant's release window; tick()
+-- runs it every minute.
+CREATE INDEX outbound_events_sender_paused_idx ON crefinder.outbound_events (user_id, channel)
+    WHERE status = 'queued' AND hold_reason = 'sender_paused';
+CREATE FUNCTION crefinder.release_unpaused_senders() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    UPDATE crefinder.outbound_events m
+    SET hold_reason = NULL,
+        next_attempt_at = now() + make_interval(secs => (hashint8(m.id) & 2147483647) % greatest(60 * coalesce(
+            (crefinder.settings_of(m.user_id) ->> 'release_window_minutes')::integer, 60), 1)),
+        updated_at = now()
+    WHERE m.status = 'queued' AND m.hold_reason = 'sender_paused'
+      AND NOT EXISTS (SELECT 1 FROM crefinder.sender_pauses p WHERE p.user_id = m.user_id AND p.channel = m.channel);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END

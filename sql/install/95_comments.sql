@@ -1173,3 +1173,5 @@ COMMENT ON COLUMN crefinder.sender_guardrails.complaint_tripped IS 'The complain
 COMMENT ON COLUMN crefinder.sender_guardrails.filtered_tripped IS 'The filtering rate since the last resume is past the tenant''s threshold, over enough sends.';
 COMMENT ON COLUMN crefinder.sender_guardrails.paused_at IS 'When a guardrail paused the number (NULL: not paused).';
 COMMENT ON COLUMN crefinder.sender_guardrails.resumed_at IS 'When the tenant last resumed it.';
+COMMENT ON FUNCTION crefinder.release_unpaused_senders() IS
+    'Releases, spread over the release window, messages held for a number whose pause is gone (tick() runs it every minute).';
