@@ -100,8 +100,8 @@ lookup_reconcile_at(OutboundMessage *m, TimestampTz now)
 	return Max(now, m->schedule_at) + (int64) crefinder_reconcile_after * USECS_PER_SEC;
 }
 
-int
-lookup_in_flight(void)
+static int
+LookupsInFlight(void)
 {
 	return client ? http_in_flight(client) : 0;
 }
@@ -129,7 +129,7 @@ lookup_poll(long timeout_ms)
 {
 	int			ndone;
 
-	if (lookup_in_flight() == 0)
+	if (LookupsInFlight() == 0)
 		return false;
 	ndone = http_poll(client, (int) Min(timeout_ms, INT_MAX), finished + nfinished,
 					  LOOKUP_MAX_IN_FLIGHT - nfinished);
@@ -430,8 +430,7 @@ LookupRound(void)
 	int			rate = crefinder_lookups_per_second;
 	int			room;
 
-	if (http_in_flight(client) > 0)
-		(void) lookup_poll(0);
+	(void) lookup_poll(0);
 	if (nfinished > 0)
 		RecordLookups();
 

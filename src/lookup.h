@@ -10,7 +10,6 @@
 
 extern TimestampTz lookup_reconcile_at(OutboundMessage *m, TimestampTz now);
 extern void lookup_round(void);
-extern int	lookup_in_flight(void);
 extern long lookup_wait_ms(void);
 extern bool lookup_poll(long timeout_ms);
 extern void lookup_wake(void);
