@@ -7,7 +7,7 @@
  * A contact is refused for the first reason that holds, in this order:
  * permanent reasons (invalid_contact, opted_out, suppressed, dnc,
  * no_consent, unknown_timezone) and then time-based ones (quiet_hours,
- * day_restricted, frequency_cap).  For a time-based refusal the decision
+ * day_restricted, frequency_cap, agent_hours).  For a time-based refusal the decision
  * also names next_allowed_at: the earliest instant, from the one asked
  * about, at which every time-based check passes.
  *
@@ -22,7 +22,14 @@
  *	  period (state caps and the tenant's own);
  *	- a contact passes the time checks at instant t when, in every zone of
  *	  its place, t falls inside the window of that local day, the local day
- *	  is not banned (Sundays, holidays), and no cap is reached at t.
+ *	  is not banned (Sundays, holidays), and no cap is reached at t;
+ *	- a bridge call (channel call) rings the tenant's agent first: when the
+ *	  tenant has set agent_timezone, it also waits for the agent's working
+ *	  window (agent_days, agent_window_start to _end in that zone).
+ *
+ * Channels: voice (Vapi's AI calls), sms, whatsapp, email, call (Twilio
+ * calls bridged to the tenant's agent) and voicemail (Twilio voicemail
+ * drops, prerecorded: always need a recorded consent).
  *
  * Local times come from PostgreSQL's own time zone database.
  */
@@ -70,7 +77,10 @@ PG_FUNCTION_INFO_V1(crefinder_rules_changed);
 #define CHANNEL_SMS 1
 #define CHANNEL_WHATSAPP 2
 #define CHANNEL_EMAIL 3
-#define PHONE_CHANNELS ((1 << CHANNEL_VOICE) | (1 << CHANNEL_SMS) | (1 << CHANNEL_WHATSAPP))
+#define CHANNEL_CALL 4
+#define CHANNEL_VOICEMAIL 5
+#define PHONE_CHANNELS ((1 << CHANNEL_VOICE) | (1 << CHANNEL_SMS) | (1 << CHANNEL_WHATSAPP) | \
+						(1 << CHANNEL_CALL) | (1 << CHANNEL_VOICEMAIL))
 
 #define MAX_PLACE_ZONES 16
 #define MAX_PLACE_RULES 4
@@ -78,7 +88,7 @@ PG_FUNCTION_INFO_V1(crefinder_rules_changed);
 #define MARGIN_DAYS 2			/* local days around an instant (zone offsets) */
 #define MAX_SEARCH_STEPS 2000
 
-static const char *const channel_names[] = {"voice", "sms", "whatsapp", "email"};
+static const char *const channel_names[] = {"voice", "sms", "whatsapp", "email", "call", "voicemail"};
 
 /*
  * RunQueryWith executes a read-only query through a plan prepared on first
@@ -143,6 +153,10 @@ typedef struct Policy
 	int64		tenant_end;
 	bool		voice_requires_consent;
 	int			tenant_cap;		/* per 24 hours; 0 = none */
+	pg_tz	   *agent_zone;		/* bridge calls: the agent's zone, or NULL */
+	int64		agent_start;	/* the agent's working window */
+	int64		agent_end;
+	int			agent_days;		/* bit mask of weekdays (0 = Sunday) */
 	int		   *federal_holidays;	/* sorted Julian days (dates and observed) */
 	int			nfederal_holidays;
 	StateHoliday *state_holidays;
@@ -201,7 +215,7 @@ ParseChannel(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown channel \"%s\"", crefinder_quote_input(name)),
-			 errhint("Channels are voice, sms, whatsapp and email.")));
+			 errhint("Channels are voice, sms, whatsapp, email, call and voicemail.")));
 	return -1;					/* keep compiler quiet */
 }
 
@@ -403,9 +417,13 @@ ReadRules(void)
 				  " r.no_sundays, r.no_holidays, coalesce(r.cap_count, 0), "
 				  " (extract(epoch FROM r.cap_window) * 1000000)::bigint, "
 				  " ('voice' = ANY (r.cap_channels))::int | (('sms' = ANY (r.cap_channels))::int << 1) "
-				  "   | (('whatsapp' = ANY (r.cap_channels))::int << 2), "
+				  "   | (('whatsapp' = ANY (r.cap_channels))::int << 2) "
+				  "   | (('call' = ANY (r.cap_channels))::int << 4) "
+				  "   | (('voicemail' = ANY (r.cap_channels))::int << 5), "
 				  " ('voice' = ANY (r.channels))::int | (('sms' = ANY (r.channels))::int << 1) "
 				  "   | (('whatsapp' = ANY (r.channels))::int << 2) "
+				  "   | (('call' = ANY (r.channels))::int << 4) "
+				  "   | (('voicemail' = ANY (r.channels))::int << 5) "
 				  "FROM crefinder.calling_rules r "
 				  "ORDER BY r.region, r.source = 'operator' DESC",
 				  0, NULL, NULL, 0);
@@ -505,8 +523,9 @@ LoadRules(Policy *policy, TimestampTz at)
 }
 
 /*
- * LoadTenantSettings reads the tenant's windows, consent policy and cap,
- * with the column defaults when the tenant has no row.
+ * LoadTenantSettings reads the tenant's window for the channel, consent
+ * policy and cap (and, for bridge calls, the agent's working window), with
+ * the column defaults when the tenant has no row.
  */
 static void
 LoadTenantSettings(Policy *policy, Datum tenant)
@@ -520,11 +539,18 @@ LoadTenantSettings(Policy *policy, Datum tenant)
 	policy->tenant_end = 20 * USECS_PER_HOUR;
 	policy->voice_requires_consent = true;
 	policy->tenant_cap = 0;
+	policy->agent_zone = NULL;
 
 	rc = RunQuery(&plan,
 				  "SELECT voice_window_start, voice_window_end, sms_window_start, "
 				  "sms_window_end, whatsapp_window_start, whatsapp_window_end, "
-				  "voice_requires_consent, coalesce(max_messages_per_24h, 0) "
+				  "voice_requires_consent, coalesce(max_messages_per_24h, 0), "
+				  "call_window_start, call_window_end, voicemail_window_start, voicemail_window_end, "
+				  "agent_timezone, agent_window_start, agent_window_end, "
+				  "(('sun' = ANY (agent_days))::int | (('mon' = ANY (agent_days))::int << 1) "
+				  " | (('tue' = ANY (agent_days))::int << 2) | (('wed' = ANY (agent_days))::int << 3) "
+				  " | (('thu' = ANY (agent_days))::int << 4) | (('fri' = ANY (agent_days))::int << 5) "
+				  " | (('sat' = ANY (agent_days))::int << 6)) "
 				  "FROM crefinder.tenant_settings WHERE user_id = $1",
 				  1, argtypes, args, 1);
 	if (rc != SPI_OK_SELECT)
@@ -534,12 +560,26 @@ LoadTenantSettings(Policy *policy, Datum tenant)
 		HeapTuple	tuple = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		int			col = 1 + 2 * policy->channel;
+		int			col = policy->channel == CHANNEL_CALL ? 9 :
+			policy->channel == CHANNEL_VOICEMAIL ? 11 : 1 + 2 * policy->channel;
 
 		policy->tenant_start = DatumGetTimeADT(SPI_getbinval(tuple, desc, col, &isnull));
 		policy->tenant_end = DatumGetTimeADT(SPI_getbinval(tuple, desc, col + 1, &isnull));
 		policy->voice_requires_consent = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull));
 		policy->tenant_cap = DatumGetInt32(SPI_getbinval(tuple, desc, 8, &isnull));
+		if (policy->channel == CHANNEL_CALL)
+		{
+			char	   *zone = SPI_getvalue(tuple, desc, 13);
+
+			/* only zones of the database (the column's check says so) */
+			if (zone != NULL && crefinder_is_known_zone(zone))
+			{
+				policy->agent_zone = pg_tzset(zone);
+				policy->agent_start = DatumGetTimeADT(SPI_getbinval(tuple, desc, 14, &isnull));
+				policy->agent_end = DatumGetTimeADT(SPI_getbinval(tuple, desc, 15, &isnull));
+				policy->agent_days = DatumGetInt32(SPI_getbinval(tuple, desc, 16, &isnull));
+			}
+		}
 	}
 }
 
@@ -751,6 +791,49 @@ ZoneNext(const Policy *policy, const Place *place, pg_tz *tz, TimestampTz t,
 	return DT_NOEND;
 }
 
+/* AgentOpen says whether the agent's working window holds instant t. */
+static bool
+AgentOpen(const Policy *policy, TimestampTz t)
+{
+	int			jd;
+	int64		tod;
+	int			dow;
+
+	LocalTime(t, policy->agent_zone, &jd, &tod, &dow);
+	return (policy->agent_days & (1 << dow)) != 0 &&
+		tod >= policy->agent_start && tod < policy->agent_end;
+}
+
+/*
+ * AgentNext returns the earliest instant at or after t inside the agent's
+ * working window (a week always has one: agent_days is never empty), or
+ * DT_NOEND past the end of time.
+ */
+static TimestampTz
+AgentNext(const Policy *policy, TimestampTz t)
+{
+	int			jd;
+	int64		tod;
+	int			dow;
+
+	LocalTime(t, policy->agent_zone, &jd, &tod, &dow);
+	for (int k = 0; k <= 7; k++)
+	{
+		TimestampTz opens;
+
+		if (!(policy->agent_days & (1 << ((dow + k) % 7))))
+			continue;
+		if (k == 0 && tod >= policy->agent_end)
+			continue;
+		if (k == 0 && tod >= policy->agent_start)
+			return t;
+		opens = FromLocalTime(jd + k, policy->agent_start, policy->agent_zone);
+		/* a DST change moved the opening before t: t itself is inside */
+		return opens >= t ? opens : t;
+	}
+	return DT_NOEND;
+}
+
 /* ----------------------------------------------------------------------
  * Caps
  * ---------------------------------------------------------------------- */
@@ -873,6 +956,8 @@ EvaluateTime(const Policy *policy, const Place *place, Contact *contact, Timesta
 		contact->reason = "day_restricted";
 	else if (CapNext(policy, place, contact, at) > at)
 		contact->reason = "frequency_cap";
+	else if (policy->agent_zone != NULL && !AgentOpen(policy, at))
+		contact->reason = "agent_hours";
 	else
 		contact->reason = NULL;
 
@@ -884,6 +969,21 @@ EvaluateTime(const Policy *policy, const Place *place, Contact *contact, Timesta
 		for (int z = 0; z < place->nzones; z++)
 		{
 			TimestampTz next = ZoneNext(policy, place, place->zones[z], t, limit);
+
+			if (next == DT_NOEND || next > limit)
+			{
+				contact->has_next = false;
+				return;
+			}
+			if (next > t)
+			{
+				t = next;
+				moved = true;
+			}
+		}
+		if (!moved && policy->agent_zone != NULL)
+		{
+			TimestampTz next = AgentNext(policy, t);
 
 			if (next == DT_NOEND || next > limit)
 			{
@@ -1067,7 +1167,7 @@ FlagDigits(Contact *contacts, int n, SPIPlanPtr *plan, const char *sql, int narg
 
 /*
  * LoadRecent attaches to every pending phone contact the tenant's messages
- * to it that caps count: voice, sms and whatsapp, queued to delivered,
+ * to it that caps count: every phone channel, queued to delivered,
  * going out after at - max_window.
  */
 static void
@@ -1097,7 +1197,7 @@ LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since, Datum exc
 					  "FROM unnest($2) AS c(contact) "
 					  "CROSS JOIN LATERAL (SELECT * FROM crefinder.outbound_events o "
 					  "  WHERE o.user_id = $1 AND o.to_contact = c.contact OFFSET 0) AS e "
-					  "WHERE e.channel IN ('voice', 'sms', 'whatsapp') "
+					  "WHERE e.channel IN ('voice', 'sms', 'whatsapp', 'call', 'voicemail') "
 					  "  AND e.status IN ('queued', 'sending', 'sent', 'delivered') "
 					  "  AND coalesce(e.sent_at, e.next_attempt_at) > $3 "
 					  "  AND e.id <> ALL ($4) "
@@ -1124,8 +1224,7 @@ LoadRecent(const ContactIndex *index, Datum tenant, TimestampTz since, Datum exc
 			if (r > first && strcmp(SPI_getvalue(tuple, SPI_tuptable->tupdesc, 1), key) != 0)
 				break;
 			channel = SPI_getvalue(tuple, SPI_tuptable->tupdesc, 2);
-			all[r].channel = strcmp(channel, "voice") == 0 ? CHANNEL_VOICE :
-				strcmp(channel, "sms") == 0 ? CHANNEL_SMS : CHANNEL_WHATSAPP;
+			all[r].channel = ParseChannel(channel);
 			all[r].at = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 3, &isnull));
 		}
 		pos = FindText(index, key);
@@ -1308,6 +1407,9 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at, Da
 			if (on_dnc[i] && !consented[i])
 				contacts[i].reason = "dnc";
 			else if (channel == CHANNEL_VOICE && policy.voice_requires_consent && !consented[i])
+				contacts[i].reason = "no_consent";
+			/* a prerecorded message needs prior express consent, whatever the tenant says */
+			else if (channel == CHANNEL_VOICEMAIL && !consented[i])
 				contacts[i].reason = "no_consent";
 		}
 	}

@@ -953,6 +953,8 @@ BuildRequest(OutboundMessage *m)
 		sendgrid_build(m);
 	else if (strcmp(m->channel, "voice") == 0)
 		vapi_build(m);
+	else if (strcmp(m->channel, "call") == 0 || strcmp(m->channel, "voicemail") == 0)
+		twilio_build_call(m);
 	else
 		twilio_build(m);
 	m->request.owner = m;

@@ -21,7 +21,7 @@ typedef struct OutboundMessage
 	/* from crefinder.outbound_events and the tenant's settings */
 	int64		id;
 	char	   *tenant;			/* uuid as text */
-	char	   *channel;		/* voice, sms, whatsapp, email */
+	char	   *channel;		/* voice, sms, whatsapp, email, call, voicemail */
 	char	   *to;				/* E.164 or email */
 	int			attempts;		/* including this one */
 	int64		property_id;	/* 0 when none */
@@ -84,6 +84,10 @@ extern char *outbound_clean_text(const char *text, size_t len, int max_bytes);
 
 /* provider modules: fill m->request; read a 2xx answer into m */
 extern void twilio_authorize(OutboundMessage *m, HttpRequest *request);
+extern void twilio_add_param(StringInfo form, const char *name, const char *value);
+extern void twilio_check_sid(const char *what, const char *sid, const char *prefix);
+extern char *twilio_voice_url(const char *base, int64 id, const char *step);
+extern void twilio_build_call(OutboundMessage *m);
 extern void twilio_build(OutboundMessage *m);
 extern void twilio_accepted(OutboundMessage *m);
 extern void twilio_build_fetch(OutboundMessage *m);

@@ -19,8 +19,8 @@
 #include "outbound.h"
 #include "validate.h"
 
-static void
-AddParam(StringInfo form, const char *name, const char *value)
+void
+twilio_add_param(StringInfo form, const char *name, const char *value)
 {
 	char	   *escaped;
 
@@ -32,11 +32,11 @@ AddParam(StringInfo form, const char *name, const char *value)
 }
 
 /*
- * CheckSid raises an error unless sid is prefix + 32 hexadecimal digits:
- * sids go into the request's URL path, whatever the table holds.
+ * twilio_check_sid raises an error unless sid is prefix + 32 hexadecimal
+ * digits: sids go into the request's URL path, whatever the table holds.
  */
-static void
-CheckSid(const char *what, const char *sid, const char *prefix)
+void
+twilio_check_sid(const char *what, const char *sid, const char *prefix)
 {
 	if (sid == NULL || !crefinder_is_prefixed_hex(sid, prefix, 32))
 		ereport(ERROR,
@@ -110,14 +110,14 @@ twilio_build(OutboundMessage *m)
 	m->request.headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
 	m->request.headers = curl_slist_append(m->request.headers, "Accept: application/json");
 	twilio_authorize(m, &m->request);
-	CheckSid("accountSid in the tenant's settings", account, "AC");
+	twilio_check_sid("accountSid in the tenant's settings", account, "AC");
 
 	if (m->twilio_cancel)
 	{
 		if (m->scheduled_sid == NULL || !(crefinder_is_prefixed_hex(m->scheduled_sid, "SM", 32) ||
 										  crefinder_is_prefixed_hex(m->scheduled_sid, "MM", 32)))
-			CheckSid("scheduled message's id", m->scheduled_sid, "SM");
-		AddParam(&form, "Status", "canceled");
+			twilio_check_sid("scheduled message's id", m->scheduled_sid, "SM");
+		twilio_add_param(&form, "Status", "canceled");
 		m->request.url = outbound_api_url(crefinder_twilio_api_url,
 										  psprintf("/2010-04-01/Accounts/%s/Messages/%s.json",
 												   account, m->scheduled_sid));
@@ -125,12 +125,12 @@ twilio_build(OutboundMessage *m)
 		return;
 	}
 
-	AddParam(&form, "To", whatsapp ? psprintf("whatsapp:%s", m->to) : m->to);
+	twilio_add_param(&form, "To", whatsapp ? psprintf("whatsapp:%s", m->to) : m->to);
 	if (service != NULL && (m->schedule_at != 0 || !whatsapp || from == NULL))
-		AddParam(&form, "MessagingServiceSid", service);
+		twilio_add_param(&form, "MessagingServiceSid", service);
 	else
-		AddParam(&form, "From", whatsapp ? psprintf("whatsapp:%s", from) : from);
-	AddParam(&form, "Body", outbound_text(m->payload, "body"));
+		twilio_add_param(&form, "From", whatsapp ? psprintf("whatsapp:%s", from) : from);
+	twilio_add_param(&form, "Body", outbound_text(m->payload, "body"));
 	if (media != NULL)
 	{
 		JsonbIterator *it = JsonbIteratorInit(&media->root);
@@ -139,13 +139,13 @@ twilio_build(OutboundMessage *m)
 
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 			if (tok == WJB_ELEM && v.type == jbvString)
-				AddParam(&form, "MediaUrl", pnstrdup(v.val.string.val, v.val.string.len));
+				twilio_add_param(&form, "MediaUrl", pnstrdup(v.val.string.val, v.val.string.len));
 	}
-	AddParam(&form, "StatusCallback", StatusCallbackFor(outbound_text(m->config, "smsWebhookUrl"), m->id));
+	twilio_add_param(&form, "StatusCallback", StatusCallbackFor(outbound_text(m->config, "smsWebhookUrl"), m->id));
 	if (m->schedule_at != 0)
 	{
-		AddParam(&form, "SendAt", SendAtText(m->schedule_at));
-		AddParam(&form, "ScheduleType", "fixed");
+		twilio_add_param(&form, "SendAt", SendAtText(m->schedule_at));
+		twilio_add_param(&form, "ScheduleType", "fixed");
 	}
 
 	m->request.url = outbound_api_url(crefinder_twilio_api_url,
@@ -183,9 +183,9 @@ twilio_build_fetch(OutboundMessage *m)
 	char	   *account = outbound_text(m->config, "accountSid");
 	char	   *sid = m->provider_message_id;
 
-	CheckSid("accountSid in the tenant's settings", account, "AC");
+	twilio_check_sid("accountSid in the tenant's settings", account, "AC");
 	if (sid == NULL || !(crefinder_is_prefixed_hex(sid, "SM", 32) || crefinder_is_prefixed_hex(sid, "MM", 32)))
-		CheckSid("message's id", sid, "SM");
+		twilio_check_sid("message's id", sid, "SM");
 	m->request.headers = curl_slist_append(NULL, "Accept: application/json");
 	twilio_authorize(m, &m->request);
 	m->request.url = outbound_api_url(crefinder_twilio_api_url,

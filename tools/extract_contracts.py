@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Extract from the providers' OpenAPI documents the request schemas the
-tests validate crefinder's requests against: Twilio's CreateMessageRequest
-and UpdateMessageRequest (cancelling a scheduled message),
+tests validate crefinder's requests against: Twilio's CreateMessageRequest,
+UpdateMessageRequest (cancelling a scheduled message) and CreateCallRequest,
 SendGrid's mail send body, Vapi's CreateCallDTO (with every schema it
 references).  Descriptions and examples are dropped to keep them small.
 
@@ -59,6 +59,8 @@ def form_schema(operation):
 write("twilio_create_message.json", form_schema(post))
 write("twilio_update_message.json",
       form_schema(twilio["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"]["post"]))
+write("twilio_create_call.json",
+      form_schema(twilio["paths"]["/2010-04-01/Accounts/{AccountSid}/Calls.json"]["post"]))
 
 sendgrid = json.load(open(os.path.join(SRC, "sendgrid", "tsg_mail_v3.json")))
 body = sendgrid["components"]["requestBodies"]["PostMailSend"]["content"]["application/json"]["schema"]

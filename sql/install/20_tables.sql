@@ -58,7 +58,7 @@ CREATE TABLE crefinder.templates (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id     uuid NOT NULL DEFAULT crefinder.current_user_id(),
     name        text NOT NULL CHECK (name <> ''),
-    channel     text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    channel     text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email', 'call', 'voicemail')),
     subject     text,
     body        text NOT NULL,
     html        text,
@@ -145,7 +145,7 @@ CREATE INDEX ON crefinder.enrollments (user_id, property_id);
 CREATE TABLE crefinder.outbound_events (
     id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id              uuid NOT NULL DEFAULT crefinder.current_user_id(),
-    channel              text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    channel              text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email', 'call', 'voicemail')),
     to_contact           text NOT NULL CHECK (octet_length(to_contact) <= 320),
     status               text NOT NULL DEFAULT 'queued'
         CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'blocked', 'failed',
@@ -248,7 +248,7 @@ CREATE INDEX integration_configs_twilio_account_idx
 CREATE TABLE crefinder.opt_outs (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id         uuid NOT NULL DEFAULT crefinder.current_user_id(),
-    channel         text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    channel         text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email', 'call', 'voicemail')),
     contact         text NOT NULL,
     source          text NOT NULL DEFAULT 'manual',
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -283,7 +283,7 @@ CREATE TABLE crefinder.consents (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id         uuid NOT NULL DEFAULT crefinder.current_user_id(),
     contact         text NOT NULL,
-    channel         text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    channel         text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email', 'call', 'voicemail')),
     kind            text NOT NULL CHECK (kind IN ('express', 'express_written')),
     source          text NOT NULL,
     evidence        jsonb NOT NULL DEFAULT '{}',

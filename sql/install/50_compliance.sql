@@ -26,10 +26,10 @@ CREATE TABLE crefinder.calling_rules (
     no_holidays   boolean NOT NULL DEFAULT false,
     cap_count     integer CHECK (cap_count > 0),
     cap_window    interval NOT NULL DEFAULT '24 hours' CHECK (cap_window > interval '0'),
-    cap_channels  text[] NOT NULL DEFAULT '{voice,sms,whatsapp}'
-        CHECK (cap_channels <@ ARRAY['voice', 'sms', 'whatsapp']),
-    channels      text[] NOT NULL DEFAULT '{voice,sms,whatsapp}'
-        CHECK (channels <@ ARRAY['voice', 'sms', 'whatsapp']),
+    cap_channels  text[] NOT NULL DEFAULT '{voice,sms,whatsapp,call,voicemail}'
+        CHECK (cap_channels <@ ARRAY['voice', 'sms', 'whatsapp', 'call', 'voicemail']),
+    channels      text[] NOT NULL DEFAULT '{voice,sms,whatsapp,call,voicemail}'
+        CHECK (channels <@ ARRAY['voice', 'sms', 'whatsapp', 'call', 'voicemail']),
     note          text,
     PRIMARY KEY (region, source),
     CHECK (window_start < window_end)
@@ -41,29 +41,35 @@ INSERT INTO crefinder.calling_rules
     (region, source, window_start, window_end, day_windows, no_sundays, no_holidays,
      cap_count, cap_window, cap_channels, note)
 VALUES
-    ('US', 'default', '08:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', '47 CFR 64.1200(c)(1)'),
-    ('FL', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp}', 'Florida Telephone Solicitation Act'),
-    ('OK', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp}', 'Oklahoma Telephone Solicitation Act'),
-    ('MD', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp}', 'Maryland Stop the Spam Calls Act'),
-    ('WA', 'default', '08:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('TX', 'default', '09:00', '21:00', '{"sun": ["12:00", "21:00"]}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('AL', 'default', '08:00', '20:00', '{}', true, true, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('LA', 'default', '08:00', '20:00', '{}', true, true, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('MS', 'default', '08:00', '20:00', '{}', true, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('CT', 'default', '09:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('KY', 'default', '10:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('MA', 'default', '08:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('MI', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('MN', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('NM', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('NV', 'default', '09:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp}', NULL),
-    ('ME', 'default', '08:00', '21:00', '{}', false, false, 1, '8 hours', '{voice}', '1 automated call per 8 hours');
+    ('US', 'default', '08:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', '47 CFR 64.1200(c)(1)'),
+    ('FL', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp,call,voicemail}', 'Florida Telephone Solicitation Act'),
+    ('OK', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp,call,voicemail}', 'Oklahoma Telephone Solicitation Act'),
+    ('MD', 'default', '08:00', '20:00', '{}', false, false, 3, '24 hours', '{voice,sms,whatsapp,call,voicemail}', 'Maryland Stop the Spam Calls Act'),
+    ('WA', 'default', '08:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('TX', 'default', '09:00', '21:00', '{"sun": ["12:00", "21:00"]}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('AL', 'default', '08:00', '20:00', '{}', true, true, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('LA', 'default', '08:00', '20:00', '{}', true, true, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('MS', 'default', '08:00', '20:00', '{}', true, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('CT', 'default', '09:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('KY', 'default', '10:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('MA', 'default', '08:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('MI', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('MN', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('NM', 'default', '09:00', '21:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('NV', 'default', '09:00', '20:00', '{}', false, false, NULL, '24 hours', '{voice,sms,whatsapp,call,voicemail}', NULL),
+    ('ME', 'default', '08:00', '21:00', '{}', false, false, 1, '8 hours', '{voice,voicemail}', '1 automated call per 8 hours (AI and prerecorded calls)');
 
 CREATE FUNCTION crefinder.protect_default_rules() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
+    IF TG_TABLE_NAME = 'recording_consent_states' THEN
+        RAISE EXCEPTION 'shipped recording consent states are read-only'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Region %s is a default row shipped with crefinder.', OLD.region),
+                  HINT = 'Add states with INSERT INTO crefinder.recording_consent_states (region, source, note) VALUES (..., ''operator'', ...).';
+    END IF;
     RAISE EXCEPTION 'shipped calling rules are read-only'
         USING ERRCODE = 'insufficient_privilege',
               DETAIL = format('Region %s is a default rule shipped with crefinder.', OLD.region),
@@ -98,6 +104,33 @@ CREATE FUNCTION crefinder.us_federal_holidays(year integer)
     LANGUAGE c IMMUTABLE STRICT
     AS 'MODULE_PATHNAME', 'crefinder_us_federal_holidays';
 
+-- States where every party to a call must consent to its recording: a
+-- bridge call that records announces it to the owner when the owner's
+-- state (area code or mailing address) is one of these, or unknown.
+-- Shipped rows (source 'default') are read-only; an operator adds a
+-- state with source 'operator'.
+CREATE TABLE crefinder.recording_consent_states (
+    region  text NOT NULL CHECK (region ~ '^[A-Z]{2}$'),
+    source  text NOT NULL DEFAULT 'operator' CHECK (source IN ('default', 'operator')),
+    note    text,
+    PRIMARY KEY (region, source)
+);
+INSERT INTO crefinder.recording_consent_states (region, source, note) VALUES
+    ('CA', 'default', 'California Penal Code 632'),
+    ('CT', 'default', 'Connecticut General Statutes 52-570d (civil)'),
+    ('DE', 'default', 'Delaware Code title 11, 1335'),
+    ('FL', 'default', 'Florida Statutes 934.03'),
+    ('IL', 'default', 'Illinois 720 ILCS 5/14-2'),
+    ('MD', 'default', 'Maryland Courts and Judicial Proceedings 10-402'),
+    ('MA', 'default', 'Massachusetts General Laws ch. 272, 99'),
+    ('MT', 'default', 'Montana Code 45-8-213'),
+    ('NV', 'default', 'Nevada Revised Statutes 200.620 (telephone calls)'),
+    ('NH', 'default', 'New Hampshire RSA 570-A:2'),
+    ('PA', 'default', 'Pennsylvania 18 Pa.C.S. 5703'),
+    ('WA', 'default', 'Washington RCW 9.73.030');
+CREATE TRIGGER protect_default_states BEFORE UPDATE OR DELETE ON crefinder.recording_consent_states
+    FOR EACH ROW WHEN (OLD.source = 'default') EXECUTE FUNCTION crefinder.protect_default_rules();
+
 -- A tenant's own policy: contact windows per channel (they can only narrow
 -- the legal ones), consent for AI voice, an own cap, deal assumptions for
 -- ROI.  A tenant without a row gets the column defaults.
@@ -109,6 +142,10 @@ CREATE TABLE crefinder.tenant_settings (
     sms_window_end          time NOT NULL DEFAULT '20:00',
     whatsapp_window_start   time NOT NULL DEFAULT '09:00',
     whatsapp_window_end     time NOT NULL DEFAULT '20:00',
+    call_window_start       time NOT NULL DEFAULT '09:00',
+    call_window_end         time NOT NULL DEFAULT '20:00',
+    voicemail_window_start  time NOT NULL DEFAULT '09:00',
+    voicemail_window_end    time NOT NULL DEFAULT '20:00',
     voice_requires_consent  boolean NOT NULL DEFAULT true,
     max_messages_per_24h    integer CHECK (max_messages_per_24h > 0),
     average_deal_value      numeric(14, 2) CHECK (average_deal_value >= 0),
@@ -117,12 +154,26 @@ CREATE TABLE crefinder.tenant_settings (
     help_text               text CHECK (char_length(help_text) BETWEEN 1 AND 320),
     opt_out_text            text CHECK (char_length(opt_out_text) BETWEEN 1 AND 320),
     postal_address          text CHECK (char_length(postal_address) BETWEEN 10 AND 300),
+    -- Twilio calls: the number owners call back (said in every voicemail
+    -- drop), the agent a bridge call rings first (and a press of 1 reaches),
+    -- and the agent's working window in the agent's own zone
+    callback_number         text CHECK (callback_number ~ '^\+[1-9][0-9]{6,14}$'),
+    agent_number            text CHECK (agent_number ~ '^\+[1-9][0-9]{6,14}$'),
+    agent_timezone          text CHECK (crefinder.is_time_zone(agent_timezone)),
+    agent_window_start      time NOT NULL DEFAULT '09:00',
+    agent_window_end        time NOT NULL DEFAULT '17:00',
+    agent_days              text[] NOT NULL DEFAULT '{mon,tue,wed,thu,fri}'
+        CHECK (agent_days <@ ARRAY['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] AND cardinality(agent_days) > 0),
+    recording_notice        text NOT NULL DEFAULT 'This call may be recorded.'
+        CHECK (char_length(recording_notice) BETWEEN 1 AND 200),
+    bridge_response_seconds integer NOT NULL DEFAULT 30 CHECK (bridge_response_seconds BETWEEN 1 AND 3600),
     release_window_minutes  integer NOT NULL DEFAULT 60 CHECK (release_window_minutes BETWEEN 0 AND 240),
     max_attempts_per_property integer NOT NULL DEFAULT 10 CHECK (max_attempts_per_property BETWEEN 1 AND 100),
     sms_segment_cost_cents  numeric(10, 4) NOT NULL DEFAULT 0.83 CHECK (sms_segment_cost_cents >= 0),
     whatsapp_cost_cents     numeric(10, 4) NOT NULL DEFAULT 0.50 CHECK (whatsapp_cost_cents >= 0),
     email_cost_cents        numeric(10, 4) NOT NULL DEFAULT 0 CHECK (email_cost_cents >= 0),
     voice_minute_cost_cents numeric(10, 4) NOT NULL DEFAULT 10 CHECK (voice_minute_cost_cents >= 0),
+    call_minute_cost_cents  numeric(10, 4) NOT NULL DEFAULT 1.4 CHECK (call_minute_cost_cents >= 0),
     -- guardrails: a campaign's channel pauses itself past these rates
     guardrail_opt_out_percent    numeric(6, 3) NOT NULL DEFAULT 3 CHECK (guardrail_opt_out_percent > 0),
     guardrail_complaint_percent  numeric(6, 3) NOT NULL DEFAULT 0.3 CHECK (guardrail_complaint_percent > 0),
@@ -133,7 +184,10 @@ CREATE TABLE crefinder.tenant_settings (
     CONSTRAINT voice_window_order CHECK (voice_window_start < voice_window_end),
     CONSTRAINT sms_window_order CHECK (sms_window_start < sms_window_end),
     CONSTRAINT whatsapp_window_order CHECK (whatsapp_window_start < whatsapp_window_end),
-    CONSTRAINT texts_printable CHECK (concat(business_name, help_text, opt_out_text, postal_address)
+    CONSTRAINT call_window_order CHECK (call_window_start < call_window_end),
+    CONSTRAINT voicemail_window_order CHECK (voicemail_window_start < voicemail_window_end),
+    CONSTRAINT agent_window_order CHECK (agent_window_start < agent_window_end),
+    CONSTRAINT texts_printable CHECK (concat(business_name, help_text, opt_out_text, postal_address, recording_notice)
                                       !~ '[\x01-\x1f\x7f]')
 );
 
@@ -376,7 +430,7 @@ DECLARE
     normalized text;
     opt_out_id bigint;
 BEGIN
-    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email,call,voicemail}');
     PERFORM crefinder.require_argument(contact IS NULL, 'contact');
     PERFORM crefinder.check_label(source, 'source');
     normalized := crefinder.normalize_contact(channel, contact);
@@ -388,7 +442,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION crefinder.opt_out(text, text, text) IS
-    'Record an opt-out (STOP, unsubscribe, a request).  A phone opt-out blocks voice, sms and whatsapp and revokes phone consents; an email opt-out blocks email.';
+    'Record an opt-out (STOP, unsubscribe, a request).  A phone opt-out blocks every phone channel (voice, sms, whatsapp, call, voicemail) and revokes phone consents; an email opt-out blocks email.';
 
 CREATE FUNCTION crefinder.opt_in(channel text, contact text, source text DEFAULT 'manual')
     RETURNS integer
@@ -396,11 +450,11 @@ CREATE FUNCTION crefinder.opt_in(channel text, contact text, source text DEFAULT
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email,call,voicemail}');
     PERFORM crefinder.require_argument(contact IS NULL, 'contact');
     PERFORM crefinder.check_label(source, 'source');
     RETURN crefinder.record_opt_in(crefinder.current_user_id(),
-                                   CASE WHEN channel = 'email' THEN '{email}'::text[] ELSE '{voice,sms,whatsapp}' END,
+                                   CASE WHEN channel = 'email' THEN '{email}'::text[] ELSE '{voice,sms,whatsapp,call,voicemail}' END,
                                    crefinder.normalize_contact(channel, contact), coalesce(source, 'manual'));
 END
 $$;
@@ -417,7 +471,7 @@ DECLARE
     consent_id bigint;
 BEGIN
     PERFORM crefinder.require_argument(contact IS NULL, 'contact');
-    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email,call,voicemail}');
     PERFORM crefinder.check_choice(kind, 'kind', '{express,express_written}');
     PERFORM crefinder.require_argument(source IS NULL, 'source');
     PERFORM crefinder.check_label(source, 'source');
@@ -442,7 +496,7 @@ DECLARE
     revoked integer;
 BEGIN
     PERFORM crefinder.require_argument(contact IS NULL, 'contact');
-    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email}');
+    PERFORM crefinder.check_choice(channel, 'channel', '{voice,sms,whatsapp,email,call,voicemail}');
     PERFORM crefinder.check_label(source, 'source');
     UPDATE crefinder.consents c SET revoked_at = now(), revoked_source = coalesce(revoke_consent.source, 'manual')
     WHERE c.user_id = crefinder.current_user_id()

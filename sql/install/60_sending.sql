@@ -68,6 +68,10 @@ BEGIN
             THEN 'whatsappNumber or messagingServiceSid'
         WHEN channel = 'voice' AND NOT config ? 'phoneNumber'
             THEN 'phoneNumber (the Vapi phone number id)'
+        WHEN channel IN ('call', 'voicemail') AND NOT config ? 'phoneNumber'
+            THEN 'phoneNumber (the number calls come from)'
+        WHEN channel IN ('call', 'voicemail') AND NOT config ? 'voiceWebhookUrl'
+            THEN 'voiceWebhookUrl (the route that answers Twilio''s voice requests)'
         END;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION '% settings cannot send %', provider_name, channel
@@ -362,6 +366,146 @@ BEGIN
                              jsonb_build_object('assistant_id', assistant,
                                                 'metadata', coalesce(metadata, '{}'::jsonb)),
                              property_id, campaign_id, NULL, cfg, paused);
+END
+$$;
+
+-- ----------------------------------------------------------------------
+-- Twilio calls (74_voice.sql answers them)
+-- ----------------------------------------------------------------------
+
+-- records_announced: whether a recorded call to number must announce the
+-- recording: the owner's state (by area code, and the property's mailing
+-- state) needs every party's consent, or is not known.
+CREATE FUNCTION crefinder.recording_announced(tenant uuid, number text, property_id bigint)
+    RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT crefinder.phone_region(number) IS NULL
+        OR EXISTS (SELECT 1 FROM crefinder.recording_consent_states s
+                   WHERE s.region IN (crefinder.phone_region(number),
+                                      (SELECT upper(btrim(p.mailing_state)) FROM crefinder.property_records p
+                                       WHERE p.user_id = tenant AND p.id = property_id)))
+$$;
+
+-- call_settings: the tenant's settings a Twilio call needs, checked:
+-- 55000 naming what is missing.
+CREATE FUNCTION crefinder.call_settings(tenant uuid, needs text[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    settings jsonb := crefinder.settings_of(tenant);
+    missing text[];
+BEGIN
+    missing := ARRAY(SELECT n FROM unnest(needs) AS n WHERE settings ->> n IS NULL ORDER BY n);
+    IF cardinality(missing) > 0 THEN
+        RAISE EXCEPTION 'the tenant''s settings lack %', array_to_string(missing, ' and ')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = CASE WHEN 'business_name' = ANY (missing) OR 'callback_number' = ANY (missing)
+                                THEN 'A prerecorded message must say who calls and give a number to call back (47 CFR 64.1200(b)).'
+                                ELSE 'A bridge call rings the tenant''s agent first.' END,
+                  HINT = format('Set them with crefinder.set_tenant_settings(''{%s}'').',
+                                (SELECT string_agg(format('"%s": ...', n), ', ') FROM unnest(missing) AS n));
+    END IF;
+    RETURN settings;
+END
+$$;
+
+-- bridge_call: Twilio rings the agent (agent_number, else the tenant's
+-- agent_number setting) from the tenant's number; when the agent answers,
+-- the owner is dialled with the tenant's number as caller id.  Compliance
+-- is decided for the owner.  record: the call is recorded, announced to
+-- the owner where the owner's state needs every party's consent.
+CREATE FUNCTION crefinder.bridge_call(owner_number text, agent_number text DEFAULT NULL,
+                                      property_id bigint DEFAULT NULL, campaign_id bigint DEFAULT NULL,
+                                      record boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+    owner text;
+    agent text;
+    ready record;
+BEGIN
+    PERFORM crefinder.require_argument(owner_number IS NULL, 'owner_number');
+    owner := crefinder.normalize_phone(owner_number);
+    agent := CASE WHEN agent_number IS NULL
+                  THEN crefinder.call_settings(tenant, '{agent_number}') ->> 'agent_number'
+                  ELSE crefinder.normalize_phone(agent_number) END;
+    IF agent = owner THEN
+        RAISE EXCEPTION 'the agent and the owner are the same number'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    ready := crefinder.provider_ready('call');
+    RETURN crefinder.enqueue('call', owner,
+                             jsonb_build_object('agent_number', agent, 'record', coalesce(record, false),
+                                                'announce_recording',
+                                                coalesce(record, false)
+                                                AND crefinder.recording_announced(tenant, owner, property_id)),
+                             property_id, campaign_id, NULL, ready.config, ready.paused);
+END
+$$;
+
+-- check_voicemail_content: exactly one of an https audio URL and a text to
+-- say, each within bounds.
+CREATE FUNCTION crefinder.check_voicemail_content(audio_url text, say_text text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF (audio_url IS NULL) = (say_text IS NULL) THEN
+        RAISE EXCEPTION 'give exactly one of audio_url and say_text'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A voicemail drop plays a recording or says a text.';
+    END IF;
+    IF audio_url IS NOT NULL AND (char_length(audio_url) > 2048 OR audio_url !~ '^https://[^/\s?#]+[^\s<>"]*$') THEN
+        RAISE EXCEPTION 'invalid audio URL'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'audio_url must be an absolute https URL of at most 2048 characters.';
+    END IF;
+    IF say_text IS NOT NULL AND (btrim(say_text) = '' OR char_length(say_text) > 1000
+                                 OR say_text ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]') THEN
+        RAISE EXCEPTION 'invalid say_text'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'say_text has 1 to 1000 characters and no control characters.';
+    END IF;
+END
+$$;
+
+-- drop_voicemail: a prerecorded message, left after the beep when a
+-- machine answers; a person who answers hears it inside a menu (1: the
+-- tenant's agent, when set; 9: never called or texted again).  Needs a
+-- recorded consent for the number (else stored blocked no_consent), and
+-- the tenant's business_name and callback_number (55000).
+CREATE FUNCTION crefinder.drop_voicemail(to_number text, audio_url text DEFAULT NULL,
+                                         say_text text DEFAULT NULL, property_id bigint DEFAULT NULL,
+                                         campaign_id bigint DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    tenant uuid := crefinder.current_user_id();
+    recipient text;
+    settings jsonb;
+    ready record;
+BEGIN
+    PERFORM crefinder.require_argument(to_number IS NULL, 'to_number');
+    recipient := crefinder.normalize_phone(to_number);
+    PERFORM crefinder.check_voicemail_content(audio_url, say_text);
+    settings := crefinder.call_settings(tenant, '{business_name,callback_number}');
+    ready := crefinder.provider_ready('voicemail');
+    RETURN crefinder.enqueue('voicemail', recipient,
+                             jsonb_strip_nulls(jsonb_build_object(
+                                 'audio_url', audio_url, 'say_text', say_text,
+                                 'business_name', settings ->> 'business_name',
+                                 'callback_number', settings ->> 'callback_number')),
+                             property_id, campaign_id, NULL, ready.config, ready.paused);
 END
 $$;
 

@@ -87,12 +87,12 @@ CREATE TABLE crefinder.responses (
     enrollment_id       bigint,
     campaign_id         bigint,
     property_id         bigint,
-    channel             text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    channel             text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email', 'call', 'voicemail')),
     kind                text NOT NULL
         CHECK (kind IN ('opt_out', 'not_interested', 'interested', 'callback_later', 'wrong_number',
                         'question', 'unknown')),
     detail              text CHECK (char_length(detail) <= 4000),
-    source              text NOT NULL CHECK (source IN ('reply', 'call', 'manual')),
+    source              text NOT NULL CHECK (source IN ('reply', 'call', 'keypad', 'manual')),
     inbound_message_id  bigint,
     created_at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, id),
@@ -111,7 +111,7 @@ CREATE INDEX ON crefinder.responses (enrollment_id, created_at) WHERE enrollment
 CREATE INDEX ON crefinder.responses (user_id, created_at);
 CREATE INDEX ON crefinder.responses (message_id) WHERE message_id IS NOT NULL;
 
--- What Vapi reported about a call.
+-- What the provider reported about a call (Vapi's AI calls, Twilio's calls).
 CREATE TABLE crefinder.call_results (
     id                    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id               uuid NOT NULL DEFAULT crefinder.current_user_id(),
@@ -131,6 +131,14 @@ CREATE TABLE crefinder.call_results (
     structured_data       jsonb,
     success_evaluation    text,
     analysis              jsonb,
+    -- Twilio calls (74_voice.sql): who answered, the key pressed, the leg
+    -- a <Dial> connected and how long its parties talked, its price
+    answered_by           text CHECK (char_length(answered_by) <= 32),
+    keypress              text CHECK (keypress ~ '^[0-9*#]$'),
+    dial_call_sid         text CHECK (dial_call_sid ~ '^CA[0-9a-f]{32}$'),
+    dial_status           text CHECK (char_length(dial_status) <= 32),
+    bridged_seconds       integer CHECK (bridged_seconds >= 0),
+    dial_cost             numeric(14, 6),
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
     UNIQUE (user_id, id),
@@ -574,7 +582,7 @@ BEGIN
     -- reply_channel first
     SELECT e.id INTO m
     FROM crefinder.outbound_events e
-    WHERE e.user_id = tenant AND e.to_contact = number AND e.channel IN ('sms', 'whatsapp', 'voice')
+    WHERE e.user_id = tenant AND e.to_contact = number AND e.channel IN ('sms', 'whatsapp', 'voice', 'call', 'voicemail')
       AND e.status IN ('sent', 'delivered')
     ORDER BY e.channel = reply_channel DESC, e.sent_at DESC NULLS LAST, e.id DESC
     LIMIT 1;
@@ -632,41 +640,43 @@ BEGIN
 END
 $$;
 
--- handle_twilio_webhook: a Twilio status callback or inbound message.
-CREATE FUNCTION crefinder.handle_twilio_webhook(url text, body text, signature text,
-                                                idempotency_token text DEFAULT NULL)
-    RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+-- twilio_signers: the tenants a Twilio request is from: those with its
+-- AccountSid whose auth token verifies its X-Twilio-Signature (the tenant
+-- whose number or messaging service the request names first), with the
+-- request's parameters; or the answer that rejects it (too large,
+-- malformed, unknown account, bad signature).
+CREATE FUNCTION crefinder.twilio_signers(url text, body text, signature text, idempotency_token text,
+                                         OUT tenants uuid[], OUT params jsonb, OUT rejection jsonb)
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    params jsonb;
     account text;
     configured boolean;
-    tenants uuid[];
-    tenant uuid;
-    kind text;
     problem text;
-    code text;
 BEGIN
     IF url IS NULL OR body IS NULL THEN
-        RETURN crefinder.webhook_reject('twilio', NULL, 400, 'malformed', 'url and body are required', body);
+        rejection := crefinder.webhook_reject('twilio', NULL, 400, 'malformed', 'url and body are required', body);
+        RETURN;
     END IF;
     IF crefinder.webhook_too_large(octet_length(url)::bigint + octet_length(body)
                                    + coalesce(octet_length(signature), 0) + coalesce(octet_length(idempotency_token), 0)) THEN
-        RETURN crefinder.webhook_reject('twilio', NULL, 400, 'too_large',
-                                        format('%s bytes, over crefinder.webhook_max_bytes', octet_length(body)),
-                                        body);
+        rejection := crefinder.webhook_reject('twilio', NULL, 400, 'too_large',
+                                              format('%s bytes, over crefinder.webhook_max_bytes', octet_length(body)),
+                                              body);
+        RETURN;
     END IF;
     BEGIN
         params := crefinder.twilio_params(url, body);
     EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
         GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT;
-        RETURN crefinder.webhook_reject('twilio', NULL, 400, 'malformed', problem, body);
+        rejection := crefinder.webhook_reject('twilio', NULL, 400, 'malformed', problem, body);
+        RETURN;
     END;
     account := params ->> 'AccountSid';
     IF account IS NULL OR account !~ '^AC[0-9a-fA-F]{32}$' THEN
-        RETURN crefinder.webhook_reject('twilio', NULL, 400, 'unknown_tenant', 'no AccountSid', body);
+        rejection := crefinder.webhook_reject('twilio', NULL, 400, 'unknown_tenant', 'no AccountSid', body);
+        RETURN;
     END IF;
     SELECT count(*) > 0,
            array_agg(c.user_id ORDER BY
@@ -681,14 +691,36 @@ BEGIN
     FROM crefinder.integration_configs c
     WHERE c.provider = 'twilio' AND c.config ->> 'accountSid' = account;
     IF NOT configured THEN
-        RETURN crefinder.webhook_reject('twilio', NULL, 400, 'unknown_tenant',
-                                        'no tenant has this AccountSid', body);
+        rejection := crefinder.webhook_reject('twilio', NULL, 400, 'unknown_tenant',
+                                              'no tenant has this AccountSid', body);
+    ELSIF tenants IS NULL THEN
+        rejection := crefinder.webhook_reject('twilio', NULL, 401, 'bad_signature',
+                                              'X-Twilio-Signature does not match', body);
     END IF;
-    IF tenants IS NULL THEN
-        RETURN crefinder.webhook_reject('twilio', NULL, 401, 'bad_signature',
-                                        'X-Twilio-Signature does not match', body);
+END
+$$;
+
+-- handle_twilio_webhook: a Twilio status callback or inbound message.
+CREATE FUNCTION crefinder.handle_twilio_webhook(url text, body text, signature text,
+                                                idempotency_token text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    signers record;
+    params jsonb;
+    tenant uuid;
+    kind text;
+    problem text;
+    code text;
+BEGIN
+    signers := crefinder.twilio_signers(url, body, signature, idempotency_token);
+    IF signers.rejection IS NOT NULL THEN
+        RETURN signers.rejection;
     END IF;
-    tenant := tenants[1];
+    params := signers.params;
+    tenant := signers.tenants[1];
 
     kind := CASE WHEN lower(coalesce(params ->> 'MessageStatus', params ->> 'SmsStatus', '')) = 'received'
                       OR (NOT params ? 'MessageStatus' AND params ? 'Body') THEN 'inbound'
@@ -697,7 +729,7 @@ BEGIN
         IF kind = 'inbound' THEN
             RETURN crefinder.twilio_inbound(tenant, params, idempotency_token);
         END IF;
-        RETURN crefinder.twilio_status_callback(tenants, params, idempotency_token, url);
+        RETURN crefinder.twilio_status_callback(signers.tenants, params, idempotency_token, url);
     EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
         GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
         RETURN crefinder.webhook_reject('twilio', tenant, 400, 'malformed', code || ': ' || problem, body);
@@ -1412,6 +1444,7 @@ CREATE FUNCTION crefinder.grant_webhook_access(role regrole) RETURNS void
 BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA crefinder TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION crefinder.handle_twilio_webhook(text, text, text, text), '
+                   'crefinder.handle_twilio_voice_webhook(text, text, text, text), '
                    'crefinder.handle_sendgrid_events(text, text, text, uuid), '
                    'crefinder.handle_vapi_message(text, jsonb) TO %s', role);
 END

@@ -8,7 +8,7 @@
 CREATE TABLE crefinder.channel_pauses (
     user_id      uuid NOT NULL,
     campaign_id  bigint NOT NULL,
-    channel      text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    channel      text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email', 'call', 'voicemail')),
     alert_id     bigint NOT NULL,
     paused_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (campaign_id, channel),
@@ -146,7 +146,7 @@ $$;
 -- sender_pauses: a sending number paused by a guardrail.
 CREATE TABLE crefinder.sender_pauses (
     user_id      uuid NOT NULL,
-    channel      text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email')),
+    channel      text NOT NULL CHECK (channel IN ('voice', 'sms', 'whatsapp', 'email', 'call', 'voicemail')),
     sender       text NOT NULL,
     alert_id     bigint NOT NULL,
     paused_at    timestamptz NOT NULL DEFAULT now(),

@@ -51,12 +51,13 @@ DECLARE
 BEGIN
     FOR r IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
              WHERE c.relnamespace = 'crefinder'::regnamespace AND c.relkind IN ('r', 'S')
-               AND c.relname NOT IN ('calling_rules', 'tick_lock', 'maintenance')
+               AND c.relname NOT IN ('calling_rules', 'recording_consent_states', 'tick_lock', 'maintenance')
              ORDER BY c.relkind, c.relname
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(r, '');
     END LOOP;
     PERFORM pg_catalog.pg_extension_config_dump('crefinder.calling_rules', 'WHERE source <> ''default''');
+    PERFORM pg_catalog.pg_extension_config_dump('crefinder.recording_consent_states', 'WHERE source <> ''default''');
 END
 $$;
 
@@ -103,6 +104,8 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.send_whatsapp(text, text, bigint, bigint, text[], timestamptz)',
         'crefinder.send_email(text, text, text, text, text, jsonb, bigint, bigint, timestamptz, text[])',
         'crefinder.start_call(text, text, jsonb, bigint, bigint)',
+        'crefinder.bridge_call(text, text, bigint, bigint, boolean)',
+        'crefinder.drop_voicemail(text, text, text, bigint, bigint)',
         'crefinder.cancel(bigint)',
         'crefinder.retry(bigint[])',
         'crefinder.retry_unknown(bigint[])',
@@ -112,6 +115,7 @@ CREATE FUNCTION crefinder.tenant_functions() RETURNS regprocedure[]
         'crefinder.classify_reply(text)',
         'crefinder.analyze_transcript(text)',
         'crefinder.handle_twilio_webhook(text, text, text, text)',
+        'crefinder.handle_twilio_voice_webhook(text, text, text, text)',
         'crefinder.handle_sendgrid_events(text, text, text, uuid)',
         'crefinder.handle_vapi_message(text, jsonb)',
         'crefinder.render(text, jsonb, boolean, integer)',
@@ -158,6 +162,7 @@ BEGIN
                    'crefinder.dnc_lists, crefinder.dnc_numbers, crefinder.tenant_settings, '
                    'crefinder.webhook_events, crefinder.inbound_messages, crefinder.responses, '
                    'crefinder.call_results, crefinder.property_contacts, crefinder.calling_rules, crefinder.state_holidays, '
+                   'crefinder.recording_consent_states, '
                    'crefinder.dispatcher_status, crefinder.paused_providers, '
                    'crefinder.message_errors, crefinder.message_rollups, crefinder.rollup_deltas, crefinder.rollups, '
                    'crefinder.campaign_reach, crefinder.contact_reach, crefinder.campaign_counts, '

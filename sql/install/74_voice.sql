@@ -1,0 +1,484 @@
+-- Twilio voice: the TwiML of bridge calls and voicemail drops, and what
+-- Twilio reports about them.  handle_twilio_voice_webhook() is the
+-- tenant's voiceWebhookUrl: Twilio fetches it when a call is answered,
+-- after a key is pressed or a <Dial> ends, and posts the call's status
+-- callbacks to it.  The dispatcher put the message id and the step in the
+-- URL (crefinder_message_id, crefinder_step; src/twilio_call.c) and
+-- Twilio signs the URL: a request proves its tenant (AccountSid and that
+-- tenant's auth token, as for texts) and its message (one of the tenant's
+-- calls; once Twilio's CallSid is known, the request's must match it).
+--
+-- The flows:
+--   bridge (channel call): the agent answers and hears who the owner is;
+--     pressing 1 dials the owner from the tenant's number (the recording,
+--     when the call records, is announced to the owner where the owner's
+--     state needs every party's consent); the <Dial>'s end tells whether
+--     the owner answered (delivered) and how long they talked (a response
+--     past bridge_response_seconds).
+--   voicemail drop (channel voicemail): answering-machine detection waits
+--     for the greeting's end; a machine gets the message after the beep,
+--     naming the business and the number to call back; a person gets it
+--     inside a menu announced at the outset: 1 connects the tenant's
+--     agent (when set), 9 opts the number out of every phone channel,
+--     confirmed by voice.
+--   inbound calls to the tenant's number (the callback number a drop
+--     gives): the same menu, so that a callback can always opt out.
+-- Status callbacks never move a call back (a late "ringing" after
+-- "completed" changes nothing) and count once each.
+
+-- twilio_call_rank: how far along a Twilio call status is.
+CREATE FUNCTION crefinder.twilio_call_rank(status text) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE status
+        WHEN 'queued' THEN 1 WHEN 'initiated' THEN 2 WHEN 'ringing' THEN 3 WHEN 'in-progress' THEN 4
+        WHEN 'completed' THEN 5 WHEN 'busy' THEN 5 WHEN 'no-answer' THEN 5 WHEN 'failed' THEN 5
+        WHEN 'canceled' THEN 5
+        ELSE 0 END
+$$;
+
+-- xml_text: text escaped for XML content and attribute values, without the
+-- characters XML 1.0 forbids.
+CREATE FUNCTION crefinder.xml_text(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT replace(replace(replace(replace(replace(
+               regexp_replace(value, '[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]', '', 'g'),
+               '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&apos;')
+$$;
+
+-- twiml_say: one <Say>.
+CREATE FUNCTION crefinder.twiml_say(words text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT '<Say>' || crefinder.xml_text(words) || '</Say>' $$;
+
+-- twiml_answer: a TwiML document of verbs, as the route answers it.
+CREATE FUNCTION crefinder.twiml_answer(verbs text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT crefinder.webhook_answer(200, 'text/xml',
+                                    '<?xml version="1.0" encoding="UTF-8"?><Response>' || verbs || '</Response>')
+$$;
+
+-- spoken_number: a phone number as it should be read out, digit by digit
+-- in its groups (+13055550100: "3 0 5, 5 5 5, 0 1 0 0").
+CREATE FUNCTION crefinder.spoken_number(number text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN number ~ '^\+1[0-9]{10}$'
+                THEN concat_ws(', ', regexp_replace(substr(number, 3, 3), '(.)(?!$)', '\1 ', 'g'),
+                               regexp_replace(substr(number, 6, 3), '(.)(?!$)', '\1 ', 'g'),
+                               regexp_replace(substr(number, 9, 4), '(.)(?!$)', '\1 ', 'g'))
+                ELSE regexp_replace(ltrim(number, '+'), '(.)(?!$)', '\1 ', 'g') END
+$$;
+
+-- voice_step_url: the URL of a step of message_id's flow, built from the
+-- URL Twilio fetched (its crefinder_step replaced, so that every step is
+-- signed by the same route).
+CREATE FUNCTION crefinder.voice_step_url(url text, step text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN url ~ '[?&]crefinder_step=[a-z_]*'
+                THEN regexp_replace(url, '([?&])crefinder_step=[a-z_]*', '\1crefinder_step=' || step)
+                ELSE url || CASE WHEN url LIKE '%?%' THEN '&' ELSE '?' END || 'crefinder_step=' || step END
+$$;
+
+-- twilio_call_set_status: a call status (from a callback, the voice URL
+-- or a lookup) on message_id, never moving it back.  A voicemail drop is
+-- delivered once answered (by a person or a machine, not a fax); a bridge
+-- call is delivered only when the owner answers (twilio_dial_ended).  A
+-- call that ended gets its price by a lookup a minute later.
+CREATE FUNCTION crefinder.twilio_call_set_status(message_id bigint, new_status text, sid text,
+                                                 answered_by text, duration integer)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    final boolean := crefinder.twilio_call_rank(new_status) = 5;
+    answered boolean := (new_status = 'in-progress' OR (new_status = 'completed' AND duration > 0))
+                        AND answered_by IS DISTINCT FROM 'fax';
+    m record;
+BEGIN
+    UPDATE crefinder.outbound_events e SET
+        status = CASE
+            WHEN answered AND e.channel = 'voicemail' AND e.status IN ('sending', 'sent', 'unknown', 'failed')
+                THEN 'delivered'
+            WHEN new_status = 'failed' AND e.status IN ('sending', 'sent', 'unknown') THEN 'failed'
+            WHEN e.status IN ('sending', 'unknown') THEN 'sent'
+            ELSE e.status END,
+        hold_reason = NULL,
+        provider_status = new_status,
+        provider_message_id = coalesce(e.provider_message_id, sid),
+        sent_at = coalesce(e.sent_at, now()),
+        delivered_at = CASE WHEN answered AND e.channel = 'voicemail' THEN coalesce(e.delivered_at, now())
+                            ELSE e.delivered_at END,
+        last_error = CASE WHEN new_status = 'failed' AND e.status IN ('sending', 'sent', 'unknown')
+                          THEN 'twilio call failed' ELSE e.last_error END,
+        lookup_at = CASE WHEN final AND e.cost_cents IS NULL THEN now() + interval '1 minute'
+                         WHEN final THEN NULL
+                         ELSE e.lookup_at END,
+        lookups = CASE WHEN final THEN 0 ELSE e.lookups END,
+        updated_at = now()
+    WHERE e.id = message_id AND e.channel IN ('call', 'voicemail') AND e.status <> 'queued'
+      AND crefinder.twilio_call_rank(new_status) > crefinder.twilio_call_rank(e.provider_status)
+    RETURNING e.user_id, e.property_id INTO m;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO crefinder.call_results AS r (user_id, call_id, message_id, property_id, status, answered_by,
+                                             started_at, ended_at, duration_seconds)
+    VALUES (m.user_id, sid, message_id, m.property_id, new_status, answered_by,
+            CASE WHEN new_status = 'in-progress' THEN now() END,
+            CASE WHEN final THEN now() END, CASE WHEN final THEN duration END)
+    ON CONFLICT (user_id, call_id) DO UPDATE SET
+        status = excluded.status,
+        answered_by = coalesce(excluded.answered_by, r.answered_by),
+        started_at = coalesce(r.started_at, excluded.started_at),
+        ended_at = coalesce(excluded.ended_at, r.ended_at),
+        duration_seconds = coalesce(excluded.duration_seconds, r.duration_seconds),
+        updated_at = now();
+    RETURN true;
+END
+$$;
+
+-- voice_response: a keypress or a conversation stored once per message
+-- and kind.
+CREATE FUNCTION crefinder.voice_response(tenant uuid, m record, kind text, detail text, source text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM crefinder.responses r
+                   WHERE r.user_id = tenant AND r.message_id = m.id AND r.kind = kind AND r.source = source) THEN
+        PERFORM crefinder.store_response(tenant, m.id, m.channel, kind, detail, source, NULL);
+    END IF;
+END
+$$;
+
+-- voice_menu: the keypad menu of a voicemail drop or an inbound call.
+CREATE FUNCTION crefinder.voice_menu(action text, business text, agent text, content text, callback text)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT '<Gather input="dtmf" numDigits="1" timeout="6" action="' || crefinder.xml_text(action) || '" method="POST">'
+           || crefinder.twiml_say(format('Hello, this is %s. To stop these calls, press 9 at any time.%s',
+                                         business, CASE WHEN agent IS NOT NULL
+                                                        THEN ' To speak with us now, press 1.' ELSE '' END))
+           || coalesce(content, '')
+           || crefinder.twiml_say(concat_ws(' ',
+                  CASE WHEN callback IS NOT NULL
+                       THEN format('You can call us back at %s.', crefinder.spoken_number(callback)) END,
+                  CASE WHEN agent IS NOT NULL THEN 'Press 1 to speak with us, or 9 to stop these calls.'
+                       ELSE 'Press 9 to stop these calls.' END))
+           || '</Gather>'
+$$;
+
+-- voice_dial: a <Dial> from the tenant's number to one number, reporting
+-- its end to the dial step; announce: the URL the dialled party hears
+-- before being connected.
+CREATE FUNCTION crefinder.voice_dial(url text, caller_id text, number text, record boolean, announce text)
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT '<Dial callerId="' || crefinder.xml_text(caller_id) || '" timeout="30" action="'
+           || crefinder.xml_text(crefinder.voice_step_url(url, 'dial')) || '" method="POST"'
+           || CASE WHEN record THEN ' record="record-from-answer-dual"' ELSE '' END || '>'
+           || '<Number' || CASE WHEN announce IS NOT NULL
+                               THEN ' url="' || crefinder.xml_text(announce) || '" method="POST"' ELSE '' END
+           || '>' || crefinder.xml_text(number) || '</Number></Dial>'
+$$;
+
+-- twilio_voice_step: one verified voice request about tenant's message m
+-- at step (answer, connect, announce, keypress, dial): what Twilio does
+-- next, as TwiML.
+CREATE FUNCTION crefinder.twilio_voice_step(tenant uuid, m record, step text, params jsonb, url text)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    settings jsonb := crefinder.settings_of(tenant);
+    cfg jsonb := (SELECT c.config FROM crefinder.integration_configs c
+                  WHERE c.user_id = tenant AND c.provider = 'twilio');
+    payload jsonb := m.payload;
+    digits text := nullif(left(btrim(params ->> 'Digits'), 8), '');
+    answered_by text := nullif(left(params ->> 'AnsweredBy', 32), '');
+    business text := coalesce(m.payload ->> 'business_name', settings ->> 'business_name', 'us');
+    callback text := coalesce(m.payload ->> 'callback_number', settings ->> 'callback_number');
+    agent text := settings ->> 'agent_number';
+    opted_out boolean;
+    dial_status text := lower(left(params ->> 'DialCallStatus', 32));
+    talked integer := CASE WHEN params ->> 'DialCallDuration' ~ '^[0-9]{1,6}$'
+                           THEN (params ->> 'DialCallDuration')::integer END;
+    content text;
+    owner_text text;
+BEGIN
+    opted_out := EXISTS (SELECT 1 FROM crefinder.opt_outs o
+                         WHERE o.user_id = tenant AND o.contact = m.to_contact AND o.revoked_at IS NULL
+                           AND o.channel <> 'email');
+    IF m.channel = 'call' THEN
+        IF step = 'answer' THEN
+            PERFORM crefinder.twilio_call_set_status(m.id, 'in-progress', params ->> 'CallSid', NULL, NULL);
+            IF opted_out THEN
+                RETURN crefinder.twiml_answer(crefinder.twiml_say('The owner has asked not to be called. Goodbye.')
+                                              || '<Hangup/>');
+            END IF;
+            SELECT concat_ws(', ', nullif(btrim(p.owner_name), ''),
+                             'about ' || nullif(btrim(p.property_address), ''))
+            INTO owner_text
+            FROM crefinder.property_records p WHERE p.user_id = tenant AND p.id = m.property_id;
+            RETURN crefinder.twiml_answer(
+                '<Gather input="dtmf" numDigits="1" timeout="8" action="'
+                || crefinder.xml_text(crefinder.voice_step_url(url, 'connect')) || '" method="POST">'
+                || crefinder.twiml_say(format('Call to the owner%s. Press 1 to connect.',
+                                              CASE WHEN nullif(owner_text, '') IS NOT NULL THEN ', ' || owner_text ELSE '' END))
+                || '</Gather>' || crefinder.twiml_say('No key was pressed. Goodbye.') || '<Hangup/>');
+        ELSIF step = 'connect' THEN
+            IF digits IS DISTINCT FROM '1' THEN
+                RETURN crefinder.twiml_answer(crefinder.twiml_say('Goodbye.') || '<Hangup/>');
+            END IF;
+            IF opted_out THEN
+                RETURN crefinder.twiml_answer(crefinder.twiml_say('The owner has asked not to be called. Goodbye.')
+                                              || '<Hangup/>');
+            END IF;
+            RETURN crefinder.twiml_answer(crefinder.voice_dial(
+                url, cfg ->> 'phoneNumber', m.to_contact, coalesce((payload ->> 'record')::boolean, false),
+                CASE WHEN coalesce((payload ->> 'announce_recording')::boolean, false)
+                     THEN crefinder.voice_step_url(url, 'announce') END));
+        ELSIF step = 'announce' THEN
+            RETURN crefinder.twiml_answer(crefinder.twiml_say(settings ->> 'recording_notice'));
+        END IF;
+    ELSE
+        IF step = 'answer' THEN
+            PERFORM crefinder.twilio_call_set_status(m.id, 'in-progress', params ->> 'CallSid', answered_by, NULL);
+            IF opted_out OR answered_by = 'fax' THEN
+                RETURN crefinder.twiml_answer('<Hangup/>');
+            END IF;
+            content := CASE WHEN payload ? 'audio_url'
+                            THEN '<Play>' || crefinder.xml_text(payload ->> 'audio_url') || '</Play>'
+                            ELSE crefinder.twiml_say(payload ->> 'say_text') END;
+            IF answered_by LIKE 'machine%' THEN
+                -- after the beep: who calls, the message, the number to call back
+                RETURN crefinder.twiml_answer(
+                    crefinder.twiml_say(format('Hello, this is a message from %s.', business))
+                    || content
+                    || crefinder.twiml_say(format('Please call us back at %s. To stop these calls, call that number and press 9.',
+                                                  crefinder.spoken_number(callback)))
+                    || '<Hangup/>');
+            END IF;
+            RETURN crefinder.twiml_answer(
+                crefinder.voice_menu(crefinder.voice_step_url(url, 'keypress'), business, agent, content, callback)
+                || '<Hangup/>');
+        ELSIF step = 'keypress' THEN
+            UPDATE crefinder.call_results r SET keypress = left(digits, 1), updated_at = now()
+            WHERE r.user_id = tenant AND r.call_id = params ->> 'CallSid' AND digits ~ '^[0-9*#]';
+            IF digits = '9' THEN
+                PERFORM crefinder.record_opt_out(tenant, m.channel, m.to_contact, 'keypad: 9 on a voicemail drop');
+                PERFORM crefinder.voice_response(tenant, m, 'opt_out', 'pressed 9 on a voicemail drop', 'keypad');
+                RETURN crefinder.twiml_answer(
+                    crefinder.twiml_say(format('You will not be called or texted by %s again. Goodbye.', business))
+                    || '<Hangup/>');
+            ELSIF digits = '1' AND agent IS NOT NULL AND NOT opted_out THEN
+                PERFORM crefinder.voice_response(tenant, m, 'interested', 'pressed 1 on a voicemail drop', 'keypad');
+                RETURN crefinder.twiml_answer(crefinder.twiml_say('Connecting you now.')
+                                              || crefinder.voice_dial(url, cfg ->> 'phoneNumber', agent, false, NULL));
+            END IF;
+            RETURN crefinder.twiml_answer(
+                '<Gather input="dtmf" numDigits="1" timeout="6" action="'
+                || crefinder.xml_text(crefinder.voice_step_url(url, 'keypress')) || '" method="POST">'
+                || crefinder.twiml_say(CASE WHEN agent IS NOT NULL
+                                            THEN 'Press 1 to speak with us, or 9 to stop these calls.'
+                                            ELSE 'Press 9 to stop these calls.' END)
+                || '</Gather>' || crefinder.twiml_say('Goodbye.') || '<Hangup/>');
+        END IF;
+    END IF;
+
+    IF step = 'dial' THEN
+        -- the <Dial> ended: the owner (bridge) or the agent (after a 1) answered or not
+        UPDATE crefinder.call_results r SET
+            dial_call_sid = CASE WHEN params ->> 'DialCallSid' ~ '^CA[0-9a-f]{32}$' THEN params ->> 'DialCallSid'
+                                 ELSE r.dial_call_sid END,
+            dial_status = coalesce(dial_status, r.dial_status),
+            bridged_seconds = coalesce(talked, r.bridged_seconds),
+            recording_url = CASE WHEN params ->> 'RecordingUrl' ~ '^https://[^\s<>"]{1,2000}$'
+                                 THEN params ->> 'RecordingUrl' ELSE r.recording_url END,
+            updated_at = now()
+        WHERE r.user_id = tenant AND r.call_id = params ->> 'CallSid';
+        IF m.channel = 'call' AND dial_status IN ('completed', 'answered') THEN
+            UPDATE crefinder.outbound_events e
+            SET status = CASE WHEN e.status IN ('sending', 'sent', 'unknown', 'failed') THEN 'delivered' ELSE e.status END,
+                delivered_at = coalesce(e.delivered_at, now()), updated_at = now()
+            WHERE e.user_id = tenant AND e.id = m.id;
+        END IF;
+        IF m.channel = 'call' AND talked >= (settings ->> 'bridge_response_seconds')::integer THEN
+            PERFORM crefinder.voice_response(tenant, m, 'unknown',
+                                             format('talked with the agent for %s s', talked), 'call');
+        END IF;
+        IF dial_status IN ('completed', 'answered') OR m.channel = 'voicemail' THEN
+            RETURN crefinder.twiml_answer(CASE WHEN dial_status IN ('completed', 'answered') THEN ''
+                                               ELSE crefinder.twiml_say(format('No one is available. Please call us back at %s. Goodbye.',
+                                                                               crefinder.spoken_number(callback))) END
+                                          || '<Hangup/>');
+        END IF;
+        RETURN crefinder.twiml_answer(crefinder.twiml_say('The owner did not answer. Goodbye.') || '<Hangup/>');
+    END IF;
+    RAISE EXCEPTION 'unknown voice step "%"', left(step, 20) USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+
+-- twilio_voice_inbound: a call to the tenant's number (the callback number
+-- a voicemail drop gives): the keypad menu; 9 opts the caller out of every
+-- phone channel, 1 connects the tenant's agent.
+CREATE FUNCTION crefinder.twilio_voice_inbound(tenant uuid, params jsonb, url text, step text)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    settings jsonb := crefinder.settings_of(tenant);
+    caller text := crefinder.try_phone(params ->> 'From');
+    digits text := nullif(btrim(params ->> 'Digits'), '');
+    business text := coalesce(settings ->> 'business_name', 'us');
+    agent text := settings ->> 'agent_number';
+    caller_id text := (SELECT c.config ->> 'phoneNumber' FROM crefinder.integration_configs c
+                       WHERE c.user_id = tenant AND c.provider = 'twilio');
+BEGIN
+    INSERT INTO crefinder.webhook_events (user_id, provider, event_type, verified, http_status, outcome)
+    VALUES (tenant, 'twilio', 'voice:inbound' || coalesce(':' || step, ''), true, 200, 'applied');
+    IF step IS NULL THEN
+        RETURN crefinder.twiml_answer(
+            crefinder.voice_menu(crefinder.voice_step_url(url, 'inbound_keypress'), business, agent, NULL, NULL)
+            || crefinder.twiml_say('Goodbye.') || '<Hangup/>');
+    END IF;
+    IF digits = '9' AND caller IS NOT NULL THEN
+        PERFORM crefinder.record_opt_out(tenant, 'call', caller, 'keypad: 9 on a call to the tenant''s number');
+        RETURN crefinder.twiml_answer(
+            crefinder.twiml_say(format('You will not be called or texted by %s again. Goodbye.', business))
+            || '<Hangup/>');
+    ELSIF digits = '1' AND agent IS NOT NULL AND caller_id IS NOT NULL THEN
+        RETURN crefinder.twiml_answer(crefinder.twiml_say('Connecting you now.')
+                                      || '<Dial callerId="' || crefinder.xml_text(caller_id) || '" timeout="30">'
+                                      || '<Number>' || crefinder.xml_text(agent) || '</Number></Dial>');
+    END IF;
+    RETURN crefinder.twiml_answer(crefinder.twiml_say('Goodbye.') || '<Hangup/>');
+END
+$$;
+
+-- twilio_voice: a verified voice request for the tenants that signed it.
+CREATE FUNCTION crefinder.twilio_voice(tenants uuid[], params jsonb, url text, token text)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    step text := substring(url FROM '[?&]crefinder_step=([a-z_]{1,20})(&|$)');
+    url_message text := substring(url FROM '[?&]crefinder_message_id=([0-9]{1,18})(&|$)');
+    sid text := params ->> 'CallSid';
+    parent text := params ->> 'ParentCallSid';
+    call_status text := lower(params ->> 'CallStatus');
+    duration integer := CASE WHEN params ->> 'CallDuration' ~ '^[0-9]{1,7}$'
+                             THEN (params ->> 'CallDuration')::integer END;
+    m record;
+    tenant uuid;
+    event_row bigint;
+BEGIN
+    IF sid IS NULL OR sid !~ '^CA[0-9a-f]{32}$' OR (parent IS NOT NULL AND parent !~ '^CA[0-9a-f]{32}$')
+       OR (call_status IS NOT NULL AND call_status !~ '^[a-z-]{1,20}$') THEN
+        RAISE EXCEPTION 'a Twilio voice request needs a CallSid' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF url_message IS NULL THEN
+        IF step IS NOT NULL AND step <> 'inbound_keypress' THEN
+            RAISE EXCEPTION 'a voice step without its message' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        -- a call to the tenant's own number: the tenant whose number it is
+        SELECT c.user_id INTO tenant FROM crefinder.integration_configs c
+        WHERE c.provider = 'twilio' AND c.user_id = ANY (tenants) AND c.config ->> 'phoneNumber' = params ->> 'To'
+        ORDER BY array_position(tenants, c.user_id) LIMIT 1;
+        RETURN crefinder.twilio_voice_inbound(coalesce(tenant, tenants[1]), params, url, step);
+    END IF;
+
+    -- the message: one of the signers' calls; the request's call must be its
+    -- call (the announcement runs on the dialled leg: its parent)
+    SELECT e.id, e.user_id, e.channel, e.to_contact, e.payload, e.property_id, e.provider_message_id, e.status
+    INTO m
+    FROM crefinder.outbound_events e
+    WHERE e.id = url_message::bigint AND e.user_id = ANY (tenants) AND e.channel IN ('call', 'voicemail')
+      AND e.status <> 'queued'
+      AND (e.provider_message_id IS NULL
+           OR e.provider_message_id = CASE WHEN step = 'announce' THEN parent ELSE sid END)
+    FOR UPDATE;
+    tenant := coalesce(m.user_id, tenants[1]);
+
+    IF step = 'status' THEN
+        IF call_status IS NULL OR crefinder.twilio_call_rank(call_status) = 0 THEN
+            RAISE EXCEPTION 'a Twilio call status callback needs a known CallStatus'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO crefinder.webhook_events (user_id, provider, event_id, idempotency_token, event_type,
+                                              verified, http_status, outcome, message_id)
+        VALUES (tenant, 'twilio', sid || ':' || call_status, left(token, 200), 'call:' || call_status,
+                true, 200, CASE WHEN m.id IS NULL THEN 'unknown_message' ELSE 'applied' END, m.id)
+        ON CONFLICT DO NOTHING
+        RETURNING id INTO event_row;
+        IF event_row IS NULL THEN
+            PERFORM crefinder.webhook_duplicate('twilio', tenant, 'call:' || call_status);
+        ELSIF m.id IS NOT NULL
+              AND NOT crefinder.twilio_call_set_status(m.id, call_status, sid,
+                                                        nullif(left(params ->> 'AnsweredBy', 32), ''), duration) THEN
+            UPDATE crefinder.webhook_events w SET outcome = 'ignored' WHERE w.id = event_row;
+        END IF;
+        RETURN crefinder.twiml_answer('');
+    END IF;
+
+    INSERT INTO crefinder.webhook_events (user_id, provider, idempotency_token, event_type, verified,
+                                          http_status, outcome, message_id)
+    VALUES (tenant, 'twilio', left(token, 200), 'voice:' || coalesce(step, 'none'), true, 200,
+            CASE WHEN m.id IS NULL THEN 'unknown_message' ELSE 'applied' END, m.id);
+    IF m.id IS NULL OR step IS NULL OR step NOT IN ('answer', 'connect', 'announce', 'keypress', 'dial') THEN
+        -- not (or no longer) a call of these tenants: nothing is said
+        RETURN crefinder.twiml_answer('<Hangup/>');
+    END IF;
+    RETURN crefinder.twilio_voice_step(tenant, m, step, params, url);
+END
+$$;
+
+-- handle_twilio_voice_webhook: the tenant's voiceWebhookUrl (Twilio's
+-- voice requests and call status callbacks).  Answers TwiML.
+CREATE FUNCTION crefinder.handle_twilio_voice_webhook(url text, body text, signature text,
+                                                      idempotency_token text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    signers record;
+    problem text;
+    code text;
+BEGIN
+    signers := crefinder.twilio_signers(url, body, signature, idempotency_token);
+    IF signers.rejection IS NOT NULL THEN
+        RETURN signers.rejection;
+    END IF;
+    BEGIN
+        RETURN crefinder.twilio_voice(signers.tenants, signers.params, url, idempotency_token);
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+        GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
+        RETURN crefinder.webhook_reject('twilio', signers.tenants[1], 400, 'malformed', code || ': ' || problem, body);
+    END;
+END
+$$;
