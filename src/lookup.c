@@ -97,6 +97,11 @@ lookup_reconcile_at(OutboundMessage *m, TimestampTz now)
 
 		return now + (seconds + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
 	}
+	/* Twilio calls: their TimeLimit (twilio_call.c) and the same margin */
+	if (strcmp(m->channel, "call") == 0)
+		return now + (TWILIO_BRIDGE_TIME_LIMIT + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
+	if (strcmp(m->channel, "voicemail") == 0)
+		return now + (TWILIO_DROP_TIME_LIMIT + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
 	return Max(now, m->schedule_at) + (int64) crefinder_reconcile_after * USECS_PER_SEC;
 }
 
@@ -226,7 +231,13 @@ TakeLookups(int limit, Lookup ***out, bool *full)
 							   "    ELSE now() + greatest(make_interval(secs => $3), least(interval '6 hours', "
 							   "      interval '1 minute' * pg_catalog.power(2, least(e.lookups, 12)))) END "
 							   "FROM due WHERE e.id = due.id "
-							   "RETURNING e.id, e.user_id::text, e.channel, e.provider_message_id, "
+							   /* a bridge's dialled leg, once the first is priced */
+							   "RETURNING e.id, e.user_id::text, e.channel, "
+							   "  CASE WHEN e.channel IN ('call', 'voicemail') THEN coalesce("
+							   "    (SELECT r.dial_call_sid FROM crefinder.call_results r "
+							   "     WHERE r.user_id = e.user_id AND r.call_id = e.provider_message_id "
+							   "       AND r.cost IS NOT NULL AND r.dial_cost IS NULL), e.provider_message_id) "
+							   "    ELSE e.provider_message_id END, "
 							   "  (SELECT c.config FROM crefinder.integration_configs c WHERE c.user_id = e.user_id "
 							   "     AND c.provider = CASE e.channel WHEN 'voice' THEN 'vapi' ELSE 'twilio' END), "
 							   "  (SELECT c.secrets FROM crefinder.integration_configs c WHERE c.user_id = e.user_id "
@@ -408,7 +419,9 @@ RecordLookups(void)
 		else if (r->result == CURLE_OK && r->status == 200 && r->response.data != NULL &&
 				 strlen(r->response.data) == r->response.len)
 		{
-			Answer		a = {m, strcmp(m->channel, "voice") == 0 ? "vapi_fetched" : "twilio_fetched"};
+			Answer		a = {m, strcmp(m->channel, "voice") == 0 ? "vapi_fetched" :
+				strcmp(m->channel, "call") == 0 || strcmp(m->channel, "voicemail") == 0 ?
+				"twilio_call_fetched" : "twilio_fetched"};
 
 			edata = dispatcher_run_guarded(ApplyAnswer, &a);
 		}

@@ -86,6 +86,10 @@ extern char *outbound_clean_text(const char *text, size_t len, int max_bytes);
 extern void twilio_authorize(OutboundMessage *m, HttpRequest *request);
 extern void twilio_add_param(StringInfo form, const char *name, const char *value);
 extern void twilio_check_sid(const char *what, const char *sid, const char *prefix);
+/* the longest a Twilio call lasts (its TimeLimit), in seconds */
+#define TWILIO_BRIDGE_TIME_LIMIT 3600
+#define TWILIO_DROP_TIME_LIMIT 300
+
 extern char *twilio_voice_url(const char *base, int64 id, const char *step);
 extern void twilio_build_call(OutboundMessage *m);
 extern void twilio_build(OutboundMessage *m);

@@ -175,7 +175,8 @@ twilio_accepted(OutboundMessage *m)
 /*
  * twilio_build_fetch fills m->request with the GET of the message's
  * resource: .../Accounts/{AccountSid}/Messages/{sid}.json, where the sid
- * is m->provider_message_id.
+ * is m->provider_message_id (for calls .../Calls/{sid}.json: the call, or
+ * the leg a bridge dialled).
  */
 void
 twilio_build_fetch(OutboundMessage *m)
@@ -183,11 +184,16 @@ twilio_build_fetch(OutboundMessage *m)
 	char	   *account = outbound_text(m->config, "accountSid");
 	char	   *sid = m->provider_message_id;
 
+	bool		call = strcmp(m->channel, "call") == 0 || strcmp(m->channel, "voicemail") == 0;
+
 	twilio_check_sid("accountSid in the tenant's settings", account, "AC");
-	if (sid == NULL || !(crefinder_is_prefixed_hex(sid, "SM", 32) || crefinder_is_prefixed_hex(sid, "MM", 32)))
+	if (call)
+		twilio_check_sid("call's id", sid, "CA");
+	else if (sid == NULL || !(crefinder_is_prefixed_hex(sid, "SM", 32) || crefinder_is_prefixed_hex(sid, "MM", 32)))
 		twilio_check_sid("message's id", sid, "SM");
 	m->request.headers = curl_slist_append(NULL, "Accept: application/json");
 	twilio_authorize(m, &m->request);
 	m->request.url = outbound_api_url(crefinder_twilio_api_url,
-									  psprintf("/2010-04-01/Accounts/%s/Messages/%s.json", account, sid));
+									  psprintf("/2010-04-01/Accounts/%s/%s/%s.json", account,
+											   call ? "Calls" : "Messages", sid));
 }

@@ -21,9 +21,7 @@
 #include "outbound.h"
 
 #define BRIDGE_RING_SECONDS "25"	/* the agent's phone rings this long */
-#define BRIDGE_TIME_LIMIT "3600"	/* a bridge call lasts at most an hour */
 #define DROP_RING_SECONDS "30"
-#define DROP_TIME_LIMIT "300"		/* a voicemail drop lasts at most 5 minutes */
 
 /*
  * twilio_voice_url is the tenant's voiceWebhookUrl with the message id and
@@ -81,13 +79,13 @@ twilio_build_call(OutboundMessage *m)
 	if (bridge)
 	{
 		twilio_add_param(&form, "Timeout", BRIDGE_RING_SECONDS);
-		twilio_add_param(&form, "TimeLimit", BRIDGE_TIME_LIMIT);
+		twilio_add_param(&form, "TimeLimit", psprintf("%d", TWILIO_BRIDGE_TIME_LIMIT));
 	}
 	else
 	{
 		twilio_add_param(&form, "MachineDetection", "DetectMessageEnd");
 		twilio_add_param(&form, "Timeout", DROP_RING_SECONDS);
-		twilio_add_param(&form, "TimeLimit", DROP_TIME_LIMIT);
+		twilio_add_param(&form, "TimeLimit", psprintf("%d", TWILIO_DROP_TIME_LIMIT));
 	}
 
 	m->request.url = outbound_api_url(crefinder_twilio_api_url,

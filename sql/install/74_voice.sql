@@ -124,6 +124,11 @@ BEGIN
                           THEN 'twilio call failed' ELSE e.last_error END,
         lookup_at = CASE WHEN final AND e.cost_cents IS NULL THEN now() + interval '1 minute'
                          WHEN final THEN NULL
+                         -- faster than the dispatcher's record: reconciled all the same, after
+                         -- the call's TimeLimit and 10 minutes (src/twilio_call.c)
+                         WHEN e.status IN ('sending', 'unknown')
+                             THEN coalesce(e.lookup_at, now() + CASE e.channel WHEN 'call' THEN interval '70 minutes'
+                                                                              ELSE interval '15 minutes' END)
                          ELSE e.lookup_at END,
         lookups = CASE WHEN final THEN 0 ELSE e.lookups END,
         updated_at = now()
@@ -313,7 +318,8 @@ BEGIN
                                  ELSE r.dial_call_sid END,
             dial_status = coalesce(dial_status, r.dial_status),
             bridged_seconds = coalesce(talked, r.bridged_seconds),
-            recording_url = CASE WHEN params ->> 'RecordingUrl' ~ '^https://[^\s<>"]{1,2000}$'
+            recording_url = CASE WHEN params ->> 'RecordingUrl' ~ '^https://[^\s<>"]+$'
+                                      AND char_length(params ->> 'RecordingUrl') <= 2000
                                  THEN params ->> 'RecordingUrl' ELSE r.recording_url END,
             updated_at = now()
         WHERE r.user_id = tenant AND r.call_id = params ->> 'CallSid';
@@ -480,5 +486,87 @@ BEGIN
         GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
         RETURN crefinder.webhook_reject('twilio', signers.tenants[1], 400, 'malformed', code || ': ' || problem, body);
     END;
+END
+$$;
+
+-- twilio_call_fetched: Twilio's Call resource (GET .../Calls/{sid}.json,
+-- a lookup, 72_lookups.sql) for message_id: the call's status (callbacks
+-- that never came) and its price; for a bridge, the dialled leg is a call
+-- of its own, with its own price, asked about once the first is priced.
+-- Prices in USD only (another currency settles the call unpriced); a call
+-- that was not answered costs nothing when Twilio gives no price.  The
+-- message's cost is the sum of its legs, once every leg is priced.
+CREATE FUNCTION crefinder.twilio_call_fetched(message_id bigint, resource jsonb)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_variable
+DECLARE
+    e record;
+    r record;
+    new_status text := lower(resource ->> 'status');
+    price text := resource ->> 'price';
+    duration integer := CASE WHEN resource ->> 'duration' ~ '^[0-9]{1,7}$'
+                             THEN (resource ->> 'duration')::integer END;
+    answered_by text := CASE WHEN resource ->> 'answered_by' ~ '^[a-z_]{1,32}$' THEN resource ->> 'answered_by' END;
+    cost numeric;
+    foreign_price boolean := price IS NOT NULL AND resource ->> 'price_unit' IS DISTINCT FROM 'USD';
+    settled boolean;
+BEGIN
+    IF jsonb_typeof(resource) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'a Twilio Call resource must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT m.id, m.user_id, m.provider_message_id, m.cost_cents INTO e
+    FROM crefinder.outbound_events m
+    WHERE m.id = message_id AND m.channel IN ('call', 'voicemail')
+    FOR UPDATE;
+    IF e.id IS NULL OR e.provider_message_id IS NULL THEN
+        UPDATE crefinder.outbound_events m SET lookup_at = NULL WHERE m.id = message_id;
+        RETURN 'settled';
+    END IF;
+    IF new_status !~ '^[a-z-]{1,20}$' THEN
+        new_status := NULL;
+    END IF;
+    IF price ~ '^-?[0-9]{1,4}(\.[0-9]{1,10})?$' AND price::numeric <= 0 AND NOT foreign_price THEN
+        cost := -price::numeric;
+    ELSIF new_status IN ('busy', 'no-answer', 'failed', 'canceled') AND price IS NULL THEN
+        cost := 0;
+    END IF;
+
+    IF resource ->> 'sid' = e.provider_message_id THEN
+        IF new_status IS NOT NULL THEN
+            PERFORM crefinder.twilio_call_set_status(e.id, new_status, e.provider_message_id, answered_by, duration);
+        END IF;
+        IF crefinder.twilio_call_rank(new_status) = 5 THEN
+            INSERT INTO crefinder.call_results AS c (user_id, call_id, message_id, status, cost)
+            VALUES (e.user_id, e.provider_message_id, e.id, new_status, CASE WHEN foreign_price THEN -1 ELSE cost END)
+            ON CONFLICT (user_id, call_id) DO UPDATE SET
+                cost = coalesce(c.cost, excluded.cost), updated_at = now();
+        END IF;
+    ELSE
+        UPDATE crefinder.call_results c
+        SET dial_cost = coalesce(c.dial_cost, CASE WHEN foreign_price THEN -1 ELSE cost END), updated_at = now()
+        WHERE c.user_id = e.user_id AND c.call_id = e.provider_message_id
+          AND c.dial_call_sid = resource ->> 'sid' AND crefinder.twilio_call_rank(new_status) = 5;
+        IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM crefinder.call_results c
+                                     WHERE c.user_id = e.user_id AND c.call_id = e.provider_message_id
+                                       AND c.dial_call_sid = resource ->> 'sid') THEN
+            RAISE EXCEPTION 'Twilio answered with another call''s resource' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+
+    -- (a price in another currency is kept as -1: known, not converted)
+    SELECT c.cost, c.dial_call_sid, c.dial_cost INTO r
+    FROM crefinder.call_results c WHERE c.user_id = e.user_id AND c.call_id = e.provider_message_id;
+    settled := r.cost IS NOT NULL AND (r.dial_call_sid IS NULL OR r.dial_cost IS NOT NULL);
+    UPDATE crefinder.outbound_events m SET
+        cost_cents = CASE WHEN settled AND r.cost >= 0 AND coalesce(r.dial_cost, 0) >= 0
+                          THEN coalesce(m.cost_cents, round((r.cost + coalesce(r.dial_cost, 0)) * 100, 4))
+                          ELSE m.cost_cents END,
+        -- the dialled leg is asked about next, at once
+        lookup_at = CASE WHEN settled THEN NULL WHEN r.cost IS NOT NULL THEN now() ELSE m.lookup_at END
+    WHERE m.id = e.id;
+    RETURN CASE WHEN settled THEN 'settled' ELSE 'pending' END;
 END
 $$;
