@@ -578,21 +578,21 @@ COMMENT ON COLUMN crefinder.responses.inbound_message_id IS 'The reply (inbound_
 COMMENT ON COLUMN crefinder.responses.created_at IS 'When the owner answered.';
 
 COMMENT ON TABLE crefinder.call_results IS
-    'What Vapi reported of each call: its end, cost, transcript, recording and analysis (crefinder''s analyze_transcript(), with Vapi''s structured analysis over it).';
+    'What the provider reported of each call: Vapi''s AI calls (end, cost, transcript, recording and analysis: crefinder''s analyze_transcript(), with Vapi''s structured analysis over it) and Twilio''s bridge calls and voicemail drops (who answered, the key pressed, the dialled leg, prices).';
 COMMENT ON COLUMN crefinder.call_results.id IS 'Identifies the row; generated.';
 COMMENT ON COLUMN crefinder.call_results.user_id IS 'The tenant.';
-COMMENT ON COLUMN crefinder.call_results.call_id IS 'Vapi''s call id (unique per tenant).';
+COMMENT ON COLUMN crefinder.call_results.call_id IS 'Vapi''s call id or Twilio''s CallSid (unique per tenant).';
 COMMENT ON COLUMN crefinder.call_results.message_id IS 'The call''s message (outbound_events.id).';
 COMMENT ON COLUMN crefinder.call_results.property_id IS 'The property called.';
-COMMENT ON COLUMN crefinder.call_results.status IS 'in-progress while transcript lines arrive, ended after the end-of-call report.';
+COMMENT ON COLUMN crefinder.call_results.status IS 'Vapi: in-progress while transcript lines arrive, ended after the end-of-call report; Twilio: the call''s status (initiated ... completed, busy, no-answer, failed).';
 COMMENT ON COLUMN crefinder.call_results.ended_reason IS 'Vapi''s endedReason (customer-ended-call, voicemail, ...).';
 COMMENT ON COLUMN crefinder.call_results.started_at IS 'When the call started.';
 COMMENT ON COLUMN crefinder.call_results.ended_at IS 'When it ended.';
-COMMENT ON COLUMN crefinder.call_results.duration_seconds IS 'ended_at - started_at, in seconds.';
-COMMENT ON COLUMN crefinder.call_results.cost IS 'Vapi''s cost of the call, in dollars (also on the message as cost_cents).';
+COMMENT ON COLUMN crefinder.call_results.duration_seconds IS 'ended_at - started_at, in seconds (Twilio: CallDuration).';
+COMMENT ON COLUMN crefinder.call_results.cost IS 'The cost of the call in dollars: Vapi''s, or the price of the call Twilio placed (-1: priced in another currency); on the message as cost_cents with the dialled leg''s.';
 COMMENT ON COLUMN crefinder.call_results.transcript IS
     'The transcript: Vapi''s in the end-of-call report, or the final transcript lines received so far.';
-COMMENT ON COLUMN crefinder.call_results.recording_url IS 'The recording (artifact.recordingUrl).';
+COMMENT ON COLUMN crefinder.call_results.recording_url IS 'The recording (Vapi''s artifact.recordingUrl, Twilio''s RecordingUrl of a recorded bridge).';
 COMMENT ON COLUMN crefinder.call_results.stereo_recording_url IS 'The stereo recording (artifact.stereoRecordingUrl).';
 COMMENT ON COLUMN crefinder.call_results.summary IS 'Vapi''s summary of the call, else crefinder''s.';
 COMMENT ON COLUMN crefinder.call_results.structured_data IS 'Vapi''s analysis.structuredData, as sent.';
@@ -1175,3 +1175,53 @@ COMMENT ON COLUMN crefinder.sender_guardrails.paused_at IS 'When a guardrail pau
 COMMENT ON COLUMN crefinder.sender_guardrails.resumed_at IS 'When the tenant last resumed it.';
 COMMENT ON FUNCTION crefinder.release_unpaused_senders() IS
     'Releases, spread over the release window, messages held for a number whose pause is gone (tick() runs it every minute).';
+
+-- Twilio voice
+COMMENT ON TABLE crefinder.recording_consent_states IS
+    'States where every party to a call must consent to its recording: a recorded bridge call announces the recording to an owner there (or whose state is unknown).  Shipped rows are read-only; operators add rows with source ''operator''.';
+COMMENT ON COLUMN crefinder.recording_consent_states.region IS 'The state (two capital letters).';
+COMMENT ON COLUMN crefinder.recording_consent_states.source IS '''default'' (shipped with crefinder, read-only) or ''operator'' (added).';
+COMMENT ON COLUMN crefinder.recording_consent_states.note IS 'The statute, for the reader.';
+COMMENT ON COLUMN crefinder.call_results.answered_by IS 'Twilio calls: AnsweredBy of answering-machine detection (human, machine_end_beep, fax, unknown, ...).';
+COMMENT ON COLUMN crefinder.call_results.keypress IS 'Twilio calls: the last key the owner pressed in a voicemail drop''s menu.';
+COMMENT ON COLUMN crefinder.call_results.dial_call_sid IS 'Twilio calls: the sid of the leg a <Dial> connected (the owner of a bridge, the agent after a 1).';
+COMMENT ON COLUMN crefinder.call_results.dial_status IS 'Twilio calls: DialCallStatus of that leg (completed, busy, no-answer, failed, canceled).';
+COMMENT ON COLUMN crefinder.call_results.bridged_seconds IS 'Twilio calls: how long the dialled parties talked (DialCallDuration).';
+COMMENT ON COLUMN crefinder.call_results.dial_cost IS 'Twilio calls: the dialled leg''s price in USD, from a lookup (-1: priced in another currency).';
+COMMENT ON COLUMN crefinder.tenant_settings.call_window_start IS 'Bridge calls (channel call): the earliest local time of the owner at which one may ring.';
+COMMENT ON COLUMN crefinder.tenant_settings.call_window_end IS 'Bridge calls: the end of the owner''s window.';
+COMMENT ON COLUMN crefinder.tenant_settings.voicemail_window_start IS 'Voicemail drops: the earliest local time of the owner at which one may ring.';
+COMMENT ON COLUMN crefinder.tenant_settings.voicemail_window_end IS 'Voicemail drops: the end of the owner''s window.';
+COMMENT ON COLUMN crefinder.tenant_settings.callback_number IS 'The number owners call back (E.164), said in every voicemail drop; drop_voicemail() needs it.';
+COMMENT ON COLUMN crefinder.tenant_settings.agent_number IS 'The agent a bridge call rings first and a press of 1 reaches (E.164).';
+COMMENT ON COLUMN crefinder.tenant_settings.agent_timezone IS 'The agent''s time zone: when set, bridge calls go out only inside the agent''s working window (agent_days, agent_window_start to agent_window_end there).';
+COMMENT ON COLUMN crefinder.tenant_settings.agent_window_start IS 'The start of the agent''s working day, in agent_timezone.';
+COMMENT ON COLUMN crefinder.tenant_settings.agent_window_end IS 'The end of the agent''s working day, in agent_timezone.';
+COMMENT ON COLUMN crefinder.tenant_settings.agent_days IS 'The agent''s working days (sun ... sat).';
+COMMENT ON COLUMN crefinder.tenant_settings.recording_notice IS 'What a recorded bridge call says to the owner before connecting, where the owner''s state needs every party''s consent.';
+COMMENT ON COLUMN crefinder.tenant_settings.bridge_response_seconds IS 'A bridged conversation at least this long counts as the owner''s response.';
+COMMENT ON COLUMN crefinder.tenant_settings.call_minute_cost_cents IS 'Twilio calls: the estimated cost of a minute of one leg, in cents (campaign previews; real prices come from Twilio).';
+COMMENT ON FUNCTION crefinder.bridge_call(text, text, bigint, bigint, boolean) IS
+    'Queue an agent-bridged call: Twilio rings agent_number (default: the tenant''s agent_number) from the tenant''s number, and on a 1 dials the owner with the tenant''s number as caller id.  Compliance is decided for the owner; record records the call (announced where the owner''s state needs every party''s consent).  Returns the message id.';
+COMMENT ON FUNCTION crefinder.drop_voicemail(text, text, text, bigint, bigint) IS
+    'Queue a voicemail drop (audio_url or say_text): left after the beep on a machine; a person hears it inside a keypad menu (1: the agent, 9: opt out of every phone channel).  Needs a recorded voicemail consent for the number (else stored blocked no_consent) and the tenant''s business_name and callback_number (55000).  Returns the message id.';
+COMMENT ON FUNCTION crefinder.handle_twilio_voice_webhook(text, text, text, text) IS
+    'The tenant''s Twilio voiceWebhookUrl: verifies X-Twilio-Signature, answers Twilio''s voice requests with the TwiML of the call''s flow and applies call status callbacks; returns {http_status, content_type, body}.';
+COMMENT ON FUNCTION crefinder.call_settings(uuid, text[]) IS 'Internal: the tenant''s settings, 55000 when one a Twilio call needs is missing.';
+COMMENT ON FUNCTION crefinder.check_voicemail_content(text, text) IS 'Internal: exactly one of an https audio URL and a text to say (22023).';
+COMMENT ON FUNCTION crefinder.recording_announced(uuid, text, bigint) IS 'Internal: whether a recorded call to the number must announce it (the owner''s state needs every party''s consent, or is unknown).';
+COMMENT ON FUNCTION crefinder.spoken_number(text) IS 'Internal: a phone number as a <Say> should read it, digit by digit in groups.';
+COMMENT ON FUNCTION crefinder.twilio_call_fetched(bigint, jsonb) IS 'Internal: apply a Twilio Call resource fetched by a lookup (status, the price of each leg).';
+COMMENT ON FUNCTION crefinder.twilio_call_rank(text) IS 'Internal: how far along a Twilio call status is (callbacks never move a call back).';
+COMMENT ON FUNCTION crefinder.twilio_call_set_status(bigint, text, text, text, integer) IS 'Internal: apply a Twilio call status to its message, never moving it back.';
+COMMENT ON FUNCTION crefinder.twilio_signers(text, text, text, text) IS 'Internal: the tenants whose auth token verifies a Twilio request, and its parameters; or the answer rejecting it.';
+COMMENT ON FUNCTION crefinder.twilio_voice(uuid[], jsonb, text, text) IS 'Internal: one verified Twilio voice request (a step of a call, a status callback, an inbound call).';
+COMMENT ON FUNCTION crefinder.twilio_voice_inbound(uuid, jsonb, text, text) IS 'Internal: a call to the tenant''s number: the keypad menu (1: the agent, 9: opt out).';
+COMMENT ON FUNCTION crefinder.twilio_voice_step(uuid, record, text, jsonb, text) IS 'Internal: the TwiML of one step of a bridge call or voicemail drop.';
+COMMENT ON FUNCTION crefinder.twiml_answer(text) IS 'Internal: a TwiML document of verbs as a handler''s answer.';
+COMMENT ON FUNCTION crefinder.twiml_say(text) IS 'Internal: one escaped <Say>.';
+COMMENT ON FUNCTION crefinder.voice_dial(text, text, text, boolean, text) IS 'Internal: a <Dial> of one number from the tenant''s number, reporting its end to the dial step.';
+COMMENT ON FUNCTION crefinder.voice_menu(text, text, text, text, text) IS 'Internal: the keypad menu of a voicemail drop or an inbound call, announced at the outset.';
+COMMENT ON FUNCTION crefinder.voice_response(uuid, record, text, text, text) IS 'Internal: store a keypress or conversation as a response, once per message and kind.';
+COMMENT ON FUNCTION crefinder.voice_step_url(text, text) IS 'Internal: the URL of another step of the call''s flow (the signed URL with its crefinder_step replaced).';
+COMMENT ON FUNCTION crefinder.xml_text(text) IS 'Internal: text escaped for XML, without the characters XML 1.0 forbids.';
