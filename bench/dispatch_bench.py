@@ -8,7 +8,9 @@ time from commit until every one is recorded sent.  Also: commit-to-request
 latency when idle (nginx logs each request's arrival time), and the
 dispatcher's resident memory during the run.
 
-Usage: bench/dispatch_bench.py [--sms N] [--email N] [--calls N] [--explain-ms MS]
+Usage: bench/dispatch_bench.py [--sms N] [--email N] [--calls N] [--twilio-calls N] [--explain-ms MS]
+(--calls: Vapi's AI calls; --twilio-calls: Twilio bridge calls and voicemail drops, half each, then
+the same number of texts again, so that calls and texts are measured side by side in one run)
 Needs nginx and wrk (apt-get install nginx-light wrk).
 """
 import argparse
@@ -47,6 +49,10 @@ http {
             default_type application/json;
             return 201 '{"sid":"SM$request_id","status":"queued"}';
         }
+        location ~ ^/2010-04-01/Accounts/[^/]+/Calls\\.json$ {
+            default_type application/json;
+            return 201 '{"sid":"CA$request_id","status":"queued"}';
+        }
         location = /v3/mail/send {
             add_header X-Message-Id $request_id;
             return 202;
@@ -78,6 +84,7 @@ def main():
                         help="log the plan of every statement slower than this (auto_explain)")
     parser.add_argument("--email", type=int, default=100000)
     parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--twilio-calls", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--rollup-rounds", type=int, default=2,
                         help="rounds of --sms texts with the analytics rollups kept and without (0: skip)")
@@ -119,13 +126,21 @@ def main():
         cur = conn.cursor()
         cur.execute("SET crefinder.user_id = %s", (TENANT,))
         cur.execute("INSERT INTO crefinder.tenant_settings (voice_window_start, voice_window_end, sms_window_start, "
-                    "sms_window_end, whatsapp_window_start, whatsapp_window_end, voice_requires_consent) "
-                    "VALUES ('00:00', '23:59:59', '00:00', '23:59:59', '00:00', '23:59:59', false)")
+                    "sms_window_end, whatsapp_window_start, whatsapp_window_end, voice_requires_consent, "
+                    "call_window_start, call_window_end, voicemail_window_start, voicemail_window_end, "
+                    "business_name, callback_number, agent_number) "
+                    "VALUES ('00:00', '23:59:59', '00:00', '23:59:59', '00:00', '23:59:59', false, "
+                    "'00:00', '23:59:59', '00:00', '23:59:59', 'Bench Capital', '+13055550100', '+13055550111')")
+        # voicemail drops need a consent per number
+        cur.execute("INSERT INTO crefinder.consents (contact, channel, kind, source) "
+                    "SELECT '+1646' || (2000000 + i)::text, 'voicemail', 'express_written', 'bench' "
+                    "FROM generate_series(1, %s) i", (args.twilio_calls,))
         # a sink takes calls at any hour: the operator lifts every region's window
         cur.execute("INSERT INTO crefinder.calling_rules (region, source, window_start, window_end) "
                     "SELECT DISTINCT region, 'operator', time '00:00', time '23:59:59' FROM crefinder.calling_rules")
         for provider, config in [
-                ("twilio", {"accountSid": ACCOUNT, "authToken": "ab" * 16, "phoneNumber": "+13055550100"}),
+                ("twilio", {"accountSid": ACCOUNT, "authToken": "ab" * 16, "phoneNumber": "+13055550100",
+                            "voiceWebhookUrl": "https://app.example.com/webhooks/twilio/voice"}),
                 ("sendgrid", {"apiKey": "SG.bench.key", "fromEmail": "deals@example.com"}),
                 ("vapi", {"apiKey": "vapi-bench", "orgId": "o", "phoneNumber": "p", "assistantId": "a",
                           "maxConcurrentCalls": 10000})]:
@@ -204,6 +219,14 @@ def main():
                                  "text_body => 'Hello')) FROM generate_series(1, %s) i")
         run("voice", args.calls, "SELECT count(crefinder.start_call('+1305' || (2000000 + i)::text)) "
                                  "FROM generate_series(1, %s) i")
+        # Twilio calls beside texts, in the same run: bridges and drops, then as many texts
+        half = args.twilio_calls // 2
+        run("call", half, "SELECT count(crefinder.bridge_call('+1718' || (2000000 + i)::text)) "
+                          "FROM generate_series(1, %s) i")
+        run("voicemail", half, "SELECT count(crefinder.drop_voicemail('+1646' || (2000000 + i)::text, "
+                               "say_text => 'We buy buildings.')) FROM generate_series(1, %s) i")
+        run("sms", args.twilio_calls, "SELECT count(crefinder.send_sms('+1347' || (2000000 + i)::text, 'Hello')) "
+                                      "FROM generate_series(1, %s) i")
         # the analytics rollups' cost: the same texts with the rollup
         # triggers on and off, in alternating rounds of one run
         rates = {"kept": [], "off": []}

@@ -66,6 +66,10 @@ class People:
     def __init__(self, ctx):
         self.ctx = ctx
         self.rand = random.Random(20261202)
+        # how many texts and emails go out depends on the hour the demo runs at;
+        # the first answers are these, so that every kind of reaction shows
+        self.first_replies = ["interested", "not_interested", "opt_out"]
+        self.first_unsubscribe = True
         self.web = ctx.connect()
 
     def sql(self, statement, args):
@@ -103,8 +107,9 @@ class People:
                 if error and step == status:
                     params.append(("ErrorCode", error))
                 self.twilio(url, params)
-            if status == "delivered" and self.rand.random() < 0.45:
-                kind = self.rand.choices([k for k, _ in REPLY_MIX], [w for _, w in REPLY_MIX])[0]
+            if status == "delivered" and (self.first_replies or self.rand.random() < 0.45):
+                kind = self.first_replies.pop(0) if self.first_replies else \
+                    self.rand.choices([k for k, _ in REPLY_MIX], [w for _, w in REPLY_MIX])[0]
                 text = self.rand.choice(REPLIES[kind])
                 params = [("MessageSid", "SM" + uuid.uuid4().hex), ("AccountSid", self.ctx.account),
                           ("From", to), ("To", self.ctx.number), ("Body", text), ("SmsStatus", "received"),
@@ -140,7 +145,8 @@ class People:
                 event("open", message_id, x_id, to)
                 if self.rand.random() < 0.3:
                     event("click", message_id, x_id, to, url="https://acmeland.example/offer")
-            if self.rand.random() < 0.03:
+            if self.first_unsubscribe or self.rand.random() < 0.03:
+                self.first_unsubscribe = False
                 event("unsubscribe", message_id, x_id, to)
             elif self.rand.random() < 0.01:
                 event("spamreport", message_id, x_id, to)

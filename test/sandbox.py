@@ -71,7 +71,7 @@ simulated clock that starts when the call is created (they lie ahead of the wall
      (DialCallStatus no-answer), an error there fails the leg (failed).  Then the Dial's action,
      if any, is posted the parent's parameters + DialCallSid DialCallStatus (completed, busy,
      no-answer, failed) DialCallDuration (the leg's talk, connected only) and, when record is
-     not do-not-record, RecordingSid RecordingUrl (on this sandbox) RecordingDuration; its TwiML
+     not do-not-record, RecordingSid RecordingUrl (Twilio's address; not served) RecordingDuration; its TwiML
      goes on.  Without an action, the verb after the Dial.
   5. The end: status, duration (string; talk_seconds + the simulated time of the Dial legs, capped
      by TimeLimit; "0" when not answered; a hang-up through the API: the real seconds in
@@ -743,8 +743,9 @@ class Playout:
                 sid = "RE" + secrets.token_hex(16)
                 ringing = leg["ring"] if record.startswith("record-from-ringing") else 0
                 params.update(RecordingSid=sid, RecordingDuration=str(leg["talk"] + ringing),
-                              RecordingUrl="%s/2010-04-01/Accounts/%s/Recordings/%s"
-                              % (self.options["base"], self.account, sid))
+                              # Twilio's own address, as Twilio gives it (never fetched here)
+                              RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/%s/Recordings/%s"
+                              % (self.account, sid))
         return self.load("dial", attrs.get("method"), self.target(attrs["action"], url, "Dial action"), params)
 
     def leg(self, noun, caller, dial, url):

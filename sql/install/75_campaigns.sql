@@ -221,13 +221,14 @@ BEGIN
         END IF;
         FOR used IN SELECT k FROM jsonb_object_keys(step) k
                     WHERE k NOT IN ('channel', 'delay', 'template', 'body', 'subject', 'html', 'variants',
-                                    'holdout', 'on_positive', 'on_negative', 'on_no_response', 'assistant_id')
+                                    'holdout', 'on_positive', 'on_negative', 'on_no_response', 'assistant_id',
+                                    'audio_url', 'record')
         LOOP
             problems := problems || format('%s: unknown field "%s"', where_, left(used, 40));
         END LOOP;
         channel := step ->> 'channel';
-        IF channel IS NULL OR channel NOT IN ('sms', 'whatsapp', 'email', 'voice') THEN
-            problems := problems || format('%s: channel must be sms, whatsapp, email or voice', where_);
+        IF channel IS NULL OR channel NOT IN ('sms', 'whatsapp', 'email', 'voice', 'call', 'voicemail') THEN
+            problems := problems || format('%s: channel must be sms, whatsapp, email, voice, call or voicemail', where_);
             channel := NULL;
         END IF;
         delay := interval '0';
@@ -277,7 +278,7 @@ BEGIN
                 variants := '[]';
             END IF;
         ELSE
-            variants := jsonb_build_array(step - '{channel,delay,holdout,on_positive,on_negative,on_no_response,assistant_id}'::text[]);
+            variants := jsonb_build_array(step - '{channel,delay,holdout,on_positive,on_negative,on_no_response,assistant_id,record}'::text[]);
         END IF;
         out_variants := '[]';
         weights := '{}';
@@ -294,7 +295,7 @@ BEGIN
             END IF;
             IF step ? 'variants' THEN
                 FOR used IN SELECT k FROM jsonb_object_keys(variant) k
-                            WHERE k NOT IN ('name', 'weight', 'template', 'body', 'subject', 'html')
+                            WHERE k NOT IN ('name', 'weight', 'template', 'body', 'subject', 'html', 'audio_url')
                 LOOP
                     problems := problems || format('%s: unknown field "%s"', where_, left(used, 40));
                 END LOOP;
@@ -338,6 +339,19 @@ BEGIN
             ELSIF channel IN ('sms', 'whatsapp') AND char_length(body) > 1600 THEN
                 problems := problems || format('%s: the body has %s characters, at most 1600', where_, char_length(body));
             END IF;
+            -- a voicemail drop says its body (a template, rendered per owner) or plays audio_url
+            IF channel = 'voicemail' THEN
+                IF (nullif(btrim(body), '') IS NULL) = (variant ->> 'audio_url' IS NULL) THEN
+                    problems := problems || format('%s: a voicemail step needs a body (said) or an audio_url (played), not both', where_);
+                ELSIF char_length(body) > 1000 THEN
+                    problems := problems || format('%s: a voicemail body has at most 1000 characters', where_);
+                ELSIF variant ->> 'audio_url' IS NOT NULL AND (char_length(variant ->> 'audio_url') > 2048
+                      OR variant ->> 'audio_url' !~ '^https://[^/\s?#]+[^\s<>"]*$') THEN
+                    problems := problems || format('%s: audio_url must be an absolute https URL of at most 2048 characters', where_);
+                END IF;
+            ELSIF channel = 'call' AND (body IS NOT NULL OR variant ? 'audio_url') THEN
+                problems := problems || format('%s: a call step (a bridge to the agent) has no body or audio', where_);
+            END IF;
             IF channel = 'email' THEN
                 IF subject IS NULL OR btrim(subject) = '' OR subject ~ '[\r\n]' THEN
                     problems := problems || format('%s: an email step needs a one-line subject', where_);
@@ -361,7 +375,8 @@ BEGIN
             END;
             weights := weights || weight::float8;
             out_variants := out_variants || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
-                'name', vname, 'weight', weight, 'body', body, 'subject', subject, 'html', html)));
+                'name', vname, 'weight', weight, 'body', body, 'subject', subject, 'html', html,
+                'audio_url', variant ->> 'audio_url')));
         END LOOP;
         where_ := format('step %s', n);
         IF channel = 'email' THEN
@@ -388,11 +403,29 @@ BEGIN
                SELECT 1 FROM crefinder.integration_configs c WHERE c.user_id = tenant AND c.provider = 'twilio') THEN
             problems := problems || format('%s: twilio is not configured for this tenant', where_);
         END IF;
+        -- Twilio calls: the number they come from and the route that answers them; a drop
+        -- names the business and a number to call back; a bridge rings the agent, only in
+        -- the agent's working window
+        IF channel IN ('call', 'voicemail') AND NOT EXISTS (
+               SELECT 1 FROM crefinder.integration_configs c WHERE c.user_id = tenant AND c.provider = 'twilio'
+                 AND c.config ? 'phoneNumber' AND c.config ? 'voiceWebhookUrl') THEN
+            problems := problems || format('%s: a %s step needs twilio phoneNumber and voiceWebhookUrl', where_, channel);
+        END IF;
+        IF channel = 'voicemail' AND (settings ->> 'business_name' IS NULL OR settings ->> 'callback_number' IS NULL) THEN
+            problems := problems || format('%s: a voicemail step needs the tenant''s business_name and callback_number (47 CFR 64.1200(b))', where_);
+        END IF;
+        IF channel = 'call' AND (settings ->> 'agent_number' IS NULL OR settings ->> 'agent_timezone' IS NULL) THEN
+            problems := problems || format('%s: a call step needs the tenant''s agent_number and agent_timezone (bridges go out in the agent''s working window)', where_);
+        END IF;
+        IF step ? 'record' AND (channel IS DISTINCT FROM 'call' OR jsonb_typeof(step -> 'record') <> 'boolean') THEN
+            problems := problems || format('%s: record (true or false) is for call steps', where_);
+        END IF;
         normalized := normalized || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
             'channel', channel, 'delay', delay::text, 'holdout', holdout, 'variants', out_variants,
             'weights', to_jsonb(weights),
             'on_positive', coalesce(step ->> 'on_positive', 'stop'), 'on_negative', 'stop',
-            'on_no_response', coalesce(step ->> 'on_no_response', 'next'), 'assistant_id', assistant)));
+            'on_no_response', coalesce(step ->> 'on_no_response', 'next'), 'assistant_id', assistant,
+            'record', CASE WHEN channel = 'call' THEN coalesce((step ->> 'record')::boolean, false) END)));
     END LOOP;
     IF cardinality(problems) > 0 THEN
         RAISE EXCEPTION 'invalid sequence'
@@ -779,7 +812,7 @@ BEGIN
                    'state', p.property_state, 'zip', p.property_zip,
                    'mailing_address', p.mailing_address, 'business_name', ts.business_name))
                    || d.campaign_vars AS vars,
-               ts.business_name, ts.postal_address,
+               ts.business_name, ts.postal_address, ts.callback_number, ts.agent_number,
                coalesce(ts.release_window_minutes, 60) AS release_window,
                coalesce(ts.max_attempts_per_property, 10) AS max_attempts,
                ic.configured, ic.paused_at,
@@ -796,7 +829,7 @@ BEGIN
         CROSS JOIN LATERAL (SELECT d.owner_name, d.property_address, d.property_city, d.property_state,
                                    d.property_zip, d.mailing_address) AS p
         LEFT JOIN LATERAL (SELECT t.business_name, t.postal_address, t.release_window_minutes,
-                                  t.max_attempts_per_property
+                                  t.max_attempts_per_property, t.callback_number, t.agent_number
                            FROM crefinder.tenant_settings t WHERE t.user_id = d.user_id) AS ts ON true
         LEFT JOIN LATERAL (SELECT true AS configured, i.paused_at FROM crefinder.integration_configs i
                            WHERE i.user_id = d.user_id
@@ -842,6 +875,11 @@ BEGIN
                        -- a text Twilio would refuse (the variables are the tenant's)
                        (z.channel IN ('sms', 'whatsapp')
                         AND (char_length(z.body) > 1600 OR coalesce(btrim(z.body), '') = ''))
+                       OR (z.channel = 'voicemail' AND NOT z.variant ? 'audio_url'
+                           AND (char_length(z.body) > 1000 OR coalesce(btrim(z.body), '') = ''))
+                       -- (the settings a call needs were there when the sequence was made)
+                       OR (z.channel = 'voicemail' AND (z.business_name IS NULL OR z.callback_number IS NULL))
+                       OR (z.channel = 'call' AND z.agent_number IS NULL)
                        OR (z.channel = 'email' AND ((z.variant ? 'body' AND z.body IS NULL)
                                                     OR (z.variant ? 'html' AND z.html_body IS NULL))) AS too_long
                 FROM (
@@ -873,6 +911,15 @@ BEGIN
                CASE WHEN m.vi = 0 THEN 'holdout' ELSE m.variant ->> 'name' END,
                CASE WHEN m.status <> 'queued' THEN '{}'::jsonb
                     WHEN m.channel IN ('sms', 'whatsapp') THEN jsonb_build_object('body', m.body)
+                    WHEN m.channel = 'voicemail' THEN jsonb_strip_nulls(jsonb_build_object(
+                        'say_text', CASE WHEN NOT m.variant ? 'audio_url' THEN m.body END,
+                        'audio_url', m.variant ->> 'audio_url',
+                        'business_name', m.business_name, 'callback_number', m.callback_number))
+                    WHEN m.channel = 'call' THEN jsonb_build_object(
+                        'agent_number', m.agent_number,
+                        'record', coalesce((m.step ->> 'record')::boolean, false),
+                        'announce_recording', coalesce((m.step ->> 'record')::boolean, false)
+                            AND crefinder.recording_announced(m.user_id, m.contact, m.property_id))
                     WHEN m.channel = 'email' THEN jsonb_strip_nulls(jsonb_build_object(
                         'subject', regexp_replace(crefinder.render(m.variant ->> 'subject', m.vars, false, 998),
                                                   '[\r\n]+', ' ', 'g'),
@@ -1373,6 +1420,9 @@ BEGIN
                          WHEN 'sms' THEN k.segments * (tenant_prefs ->> 'sms_segment_cost_cents')::numeric
                          WHEN 'whatsapp' THEN (k.send + k.held) * (tenant_prefs ->> 'whatsapp_cost_cents')::numeric
                          WHEN 'email' THEN (k.send + k.held) * (tenant_prefs ->> 'email_cost_cents')::numeric
+                         -- (a drop: one leg of about a minute; a bridge: two legs of about 3 minutes)
+                         WHEN 'voicemail' THEN (k.send + k.held) * (tenant_prefs ->> 'call_minute_cost_cents')::numeric
+                         WHEN 'call' THEN (k.send + k.held) * 6 * (tenant_prefs ->> 'call_minute_cost_cents')::numeric
                          ELSE (k.send + k.held) * 2 * (tenant_prefs ->> 'voice_minute_cost_cents')::numeric END, 2)
         FROM counts k;
     END LOOP;
