@@ -1,10 +1,12 @@
 """The campaign part of the demo (test/demo): a few hundred generated
-owners, a three-step sequence (a text, an email two days later, an AI call
-three days after that for owners who consented), pg_cron's job, and
-simulated days: tick(at) takes each day's steps, the dispatcher sends them
-to the sandbox, and the owners answer as people do, through the real
-webhook functions with real signatures (Twilio's HMAC with the tenant's
-auth token, SendGrid's ECDSA with the demo's key pair, Vapi's secret).
+owners, a four-step sequence (a text, an email two days later, a voicemail
+drop the next day and an AI call two days after that, both for owners who
+consented), pg_cron's job, and simulated days: tick(at) takes each day's
+steps, the dispatcher sends them to the sandbox, and the owners answer as
+people do, through the real webhook functions with real signatures
+(Twilio's HMAC with the tenant's auth token, SendGrid's ECDSA with the
+demo's key pair, Vapi's secret; the sandbox's Twilio plays each voicemail
+drop out against README's webhook route, signing as Twilio does).
 
 Simulated days lie in the past (day 0 is five days ago, at this time of
 day): the messages they queue are due at once, and the dispatcher decides
@@ -118,6 +120,42 @@ class People:
                 replies["reply " + kind] = replies.get("reply " + kind, 0) + 1
         return replies
 
+    # --- Twilio calls -------------------------------------------------------
+
+    def answer_drops(self, number):
+        """How a consenting owner's phone answers a voicemail drop: mostly a machine (the message is
+        left after the beep); sometimes a person, who may press 1 (the agent) or 9 (no more calls or
+        texts); sometimes nobody.  The sandbox's Twilio plays it out against the webhook route."""
+        roll = self.rand.random()
+        behaviour = ({"answered_by": "machine_end_beep"} if roll < 0.5 else
+                     {"answered_by": "human", "digits": ["1"]} if roll < 0.65 else
+                     {"answered_by": "human", "digits": ["9"]} if roll < 0.75 else
+                     {"answered_by": "human"} if roll < 0.85 else
+                     {"outcome": "no-answer"} if roll < 0.95 else {"outcome": "busy"})
+        self.ctx.call_behaviour(number, **behaviour)
+
+    def drop_outcomes(self, campaign):
+        """Waits for the drops the dispatcher placed to end, and counts how they went."""
+        deadline = time.time() + 60
+        while time.time() < deadline and self.ctx.query(
+                "SELECT 1 FROM crefinder.outbound_events WHERE campaign_id = %s AND channel = 'voicemail' "
+                "AND (status = 'sending' OR (status IN ('sent', 'delivered') AND "
+                "     provider_status NOT IN ('completed', 'busy', 'no-answer', 'failed', 'canceled'))) LIMIT 1",
+                (campaign,)):
+            time.sleep(0.2)
+        counts = {}
+        for how, n in self.ctx.query(
+                "SELECT CASE WHEN r.keypress = '9' THEN 'pressed 9 (opted out)' "
+                "            WHEN r.keypress = '1' THEN 'pressed 1 (to the agent)' "
+                "            WHEN r.answered_by LIKE 'machine%%' THEN 'message left on a machine' "
+                "            WHEN r.answered_by = 'human' THEN 'heard by the owner' "
+                "            ELSE 'call ' || m.provider_status END, count(*) "
+                "FROM crefinder.outbound_events m LEFT JOIN crefinder.call_results r ON r.message_id = m.id "
+                "WHERE m.campaign_id = %s AND m.channel = 'voicemail' AND m.sent_at IS NOT NULL GROUP BY 1",
+                (campaign,)):
+            counts[how] = n
+        return counts
+
     # --- SendGrid -----------------------------------------------------------
 
     def email_outcomes(self, emails):
@@ -229,22 +267,28 @@ def run(ctx):
             if i % 23 == 5:
                 cur.execute("SELECT crefinder.dnc_add(%s, 'internal')", (phones[0],))
             if i % 3 == 0:
-                cur.execute("SELECT crefinder.record_consent(%s, 'voice', 'express_written', 'web form', "
-                            "'{\"form\": \"sell-my-house\"}')", (phones[0],))
+                # the web form's consent covers AI calls and prerecorded messages alike
+                for channel in ("voice", "voicemail"):
+                    cur.execute("SELECT crefinder.record_consent(%s, %s, 'express_written', 'web form', "
+                                "'{\"form\": \"sell-my-house\"}')", (phones[0], channel))
+                people.answer_drops(phones[0])
     app.close()
     psql("""
 SET crefinder.user_id = '%s';
-SELECT crefinder.set_tenant_settings('{"business_name": "Acme Land", "postal_address": "100 Biscayne Blvd, Miami, FL 33132"}')
+SELECT crefinder.set_tenant_settings('{"business_name": "Acme Land", "postal_address": "100 Biscayne Blvd, Miami, FL 33132",
+                                       "callback_number": "+13055550100", "agent_number": "+13055550111"}')
        ->> 'postal_address' AS postal_address;
 SELECT count(*) AS owners, count(DISTINCT property_state) AS states,
        (SELECT count(*) FROM crefinder.property_contacts) AS extra_phones,
-       (SELECT count(*) FROM crefinder.consents) AS consented_to_calls,
+       (SELECT count(DISTINCT contact) FROM crefinder.consents) AS consented_to_calls,
        (SELECT count(*) FROM crefinder.dnc_numbers) AS on_dnc
 FROM crefinder.property_records;
 """ % ctx.tenant)
 
     say("10. Templates and a sequence: a text (two variants, 10% held out to measure lift), an email "
-        "two days later, an AI call three days after that.  The sequence is checked as a whole when it "
+        "two days later, a voicemail drop the next day (only the owners who consented get one: the "
+        "others are blocked no_consent; a drop names the business and the number to call back), an AI "
+        "call two days after that.  The sequence is checked as a whole when it "
         "is created: a misspelt variable is refused, with the step named.")
     psql("""
 SET crefinder.user_id = '%s';
@@ -252,18 +296,20 @@ SELECT crefinder.create_sequence('typo', '[{"channel": "sms", "body": "Hi {{fris
 \\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT crefinder.save_template('intro text', 'sms',
     'Hi {{first_name | there}}, this is Sam with {{business_name}}. Would you consider an offer for {{property_address}}? Reply STOP to opt out.');
-SELECT crefinder.create_sequence('three touches', '[
+SELECT crefinder.create_sequence('four touches', '[
   {"channel": "sms", "holdout": 10, "variants": [
       {"name": "A", "template": "intro text"},
       {"name": "B", "body": "{{first_name | Hello}}, quick question: is {{property_address}} for sale? Reply STOP to opt out."}]},
   {"channel": "email", "delay": "2 days", "subject": "An offer for {{property_address}}",
    "body": "Hi {{first_name | there}},\\n\\nWe buy properties like {{property_address}} for cash.\\n\\nSam",
    "html": "<p>Hi {{first_name | there}},</p><p>We buy properties like {{property_address}} for cash.</p><p>Sam</p>"},
-  {"channel": "voice", "delay": "3 days"}]') AS sequence_id \\gset
+  {"channel": "voicemail", "delay": "1 day",
+   "body": "Hi {{first_name | there}}, this is Sam with {{business_name}} about {{property_address}}. We would like to make you a cash offer."},
+  {"channel": "voice", "delay": "2 days"}]') AS sequence_id \\gset
 """ % ctx.tenant, stop_on_error=False)
     psql("""
 SET crefinder.user_id = '%s';
-SELECT crefinder.create_campaign('Spring outreach', (SELECT id FROM crefinder.sequences WHERE name = 'three touches'),
+SELECT crefinder.create_campaign('Spring outreach', (SELECT id FROM crefinder.sequences WHERE name = 'four touches'),
                                  (SELECT array_agg(id ORDER BY id) FROM crefinder.property_records),
                                  starts_at => now() - interval '5 days') AS campaign_id;
 SELECT step, channel, enrollments, send, held, blocked, skipped, sms_segments, estimated_cost_cents
@@ -278,7 +324,7 @@ FROM crefinder.preview_campaign((SELECT id FROM crefinder.campaigns WHERE name =
         "real time).")
 
     campaign = query("SELECT id FROM crefinder.campaigns WHERE name = 'Spring outreach'")[0][0]
-    days = [(0, "5 days"), (2, "3 days"), (5, "0 days")]
+    days = [(0, "5 days"), (2, "3 days"), (3, "2 days"), (5, "0 days")]
     for day, ago in days:
         moved = query("SELECT crefinder.tick(now() - %s::interval)", (ago,))[0][0]
         ctx.wait_dispatcher()
@@ -292,6 +338,8 @@ FROM crefinder.preview_campaign((SELECT id FROM crefinder.campaigns WHERE name =
                            "WHERE campaign_id = %s AND channel = 'email' AND status = 'sent' ORDER BY id",
                            (campaign,))
             story["answers"] = people.email_outcomes(emails)
+        elif day == 3:
+            story["answers"] = people.drop_outcomes(campaign)
         else:
             answered = {}
             deadline = time.time() + 60
@@ -312,35 +360,36 @@ FROM crefinder.preview_campaign((SELECT id FROM crefinder.campaigns WHERE name =
             story["answers"] = answered
         tell(ctx, campaign, day, ago, story)
 
-    say("15. Now pg_cron's job takes over: schedule() registers tick() every minute, in this database.")
+    say("16. Now pg_cron's job takes over: schedule() registers tick() every minute, in this database.")
     psql("""
 CREATE EXTENSION pg_cron;
 SELECT crefinder.schedule() > 0 AS scheduled;
 SELECT jobname, schedule, command FROM cron.job;
 """, user="postgres")
 
-    say("16. True costs.  Twilio gives a text's price only after its final status: the dispatcher asks for "
-        "it (GET .../Messages/{sid}.json) a minute later, and asks about texts whose callbacks never came "
-        "once crefinder.reconcile_after (2 hours) has passed.  The demo moves that time forward.")
+    say("17. True costs.  Twilio gives a text's or a call's price only after its final status: the "
+        "dispatcher asks for it (GET .../Messages/{sid}.json, .../Calls/{sid}.json) a minute later, and "
+        "asks about texts whose callbacks never came once crefinder.reconcile_after (2 hours) has passed.  "
+        "The demo moves that time forward.")
     query("ALTER SYSTEM SET crefinder.lookups_per_second = 50")
     query("SELECT pg_reload_conf()")
-    query("UPDATE crefinder.outbound_events SET lookup_at = now() WHERE campaign_id = %s AND lookup_at IS NOT NULL "
-          "AND channel IN ('sms', 'whatsapp')", (campaign,))
-    # until each text is settled: its final status and price known
+    # until each text and drop is settled: its final status and price known
     deadline = time.time() + 60
     while query("SELECT 1 FROM crefinder.outbound_events WHERE campaign_id = %s AND lookup_at IS NOT NULL "
-                "AND channel IN ('sms', 'whatsapp') LIMIT 1", (campaign,)) and time.time() < deadline:
+                "AND channel IN ('sms', 'whatsapp', 'voicemail') LIMIT 1", (campaign,)) and time.time() < deadline:
+        query("UPDATE crefinder.outbound_events SET lookup_at = now() WHERE campaign_id = %s "
+              "AND lookup_at > now() AND channel IN ('sms', 'whatsapp', 'voicemail')", (campaign,))
         time.sleep(0.2)
     query("ALTER SYSTEM RESET crefinder.lookups_per_second")
     query("SELECT pg_reload_conf()")
     psql("""
 SET crefinder.user_id = '%(tenant)s';
-SELECT status, provider_status, count(*) AS texts, count(cost_cents) AS priced, sum(cost_cents) AS cost_cents
-FROM crefinder.outbound_events WHERE campaign_id = %(campaign)d AND channel = 'sms' AND sent_at IS NOT NULL
-GROUP BY 1, 2 ORDER BY 3 DESC;
+SELECT channel, status, provider_status, count(*) AS messages, count(cost_cents) AS priced, sum(cost_cents) AS cost_cents
+FROM crefinder.outbound_events WHERE campaign_id = %(campaign)d AND channel IN ('sms', 'voicemail') AND sent_at IS NOT NULL
+GROUP BY 1, 2, 3 ORDER BY 1 DESC, 4 DESC;
 """ % {"tenant": ctx.tenant, "campaign": campaign})
 
-    say("17. What the campaign did, from the analytics views (rollups kept current by every message's "
+    say("18. What the campaign did, from the analytics views (rollups kept current by every message's "
         "changes): per channel, the funnel, the A/B test against the holdout, the channels compared "
         "with cost and ROI, the hours owners answer, the guardrails; then replies and where each owner stands.")
     psql("""
@@ -395,13 +444,13 @@ def tell(ctx, campaign, day, ago, story):
                         "WHERE campaign_id = %s AND status IN ('stopped', 'nurture') GROUP BY 1 ORDER BY 2 DESC",
                         (campaign,))
     optouts = ctx.query("SELECT count(*) FROM crefinder.opt_outs WHERE revoked_at IS NULL")[0][0]
-    label = {0: "12", 2: "13", 5: "14"}[day]
+    label = {0: "12", 2: "13", 3: "14", 5: "15"}[day]
     def why(key):
         reasons = by.get("%s_reasons" % key)
         return " (%s)" % ", ".join("%s %d" % kv for kv in sorted(reasons.items())) if reasons else ""
     ctx.say("%s. Day %d (%s ago): tick() advanced %d enrollments.  The %s step: %d sent, %d held until the "
             "owner's window opens, %d blocked%s, %d skipped%s." % (
-                label, day, ago, story["advanced"], {"sms": "text", "email": "email", "voice": "AI call"}
+                label, day, ago, story["advanced"], {"sms": "text", "email": "email", "voice": "AI call", "voicemail": "voicemail drop"}
                 .get(channel, channel), by.get("sent", 0), by.get("held", 0), by.get("blocked", 0),
                 why("blocked"), by.get("skipped", 0), why("skipped")))
     answers = story.get("answers") or {}

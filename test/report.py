@@ -18,7 +18,8 @@ import sys
 
 WIDTH = 540                  # every chart's width in pixels
 FUNNEL_COLOUR = "#2f6fb0"
-CHANNEL_COLOURS = {"sms": "#d9485f", "email": "#7a4fbf", "voice": "#e39b12", "whatsapp": "#2a9d8f"}
+CHANNEL_COLOURS = {"sms": "#d9485f", "email": "#7a4fbf", "voice": "#e39b12", "whatsapp": "#2a9d8f",
+                   "voicemail": "#3b7dd8", "call": "#8c564b"}
 OTHER_CHANNEL_COLOUR = "#6c757d"
 VARIANT_COLOUR = "#3a9d5d"
 WINNER_COLOUR = "#1b6b3a"
