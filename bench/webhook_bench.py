@@ -16,10 +16,16 @@
   4. Inbound replies from owners who were messaged (attribution,
      classification, opt-outs, responses, lead status).
   5. Vapi end-of-call reports with a ~2 kB transcript.
+  6. Twilio voice webhooks (handle_twilio_voice_webhook(), signed): for each
+     voicemail drop its status callbacks (initiated, ringing, answered,
+     completed) and the TwiML of its answer (a machine for 6 in 10; a
+     person otherwise, 1 in 10 of whom presses 9: one more request); for
+     each bridge call its callbacks, the agent's answer, the 1 that
+     connects, the <Dial>'s end; all requests/s, and the TwiML ones alone.
 
 Usage: bench/webhook_bench.py [--emails N] [--batches N] [--batch-size N] [--sms N]
                               [--replies N] [--calls N] [--threads N] [--explain]
-                              [--sendgrid-only] [--rollups-compare]
+                              [--sendgrid-only] [--rollups-compare] [--voice-calls N]
 --explain sends one more batch with auto_explain on (ANALYZE, BUFFERS,
 nested statements of 1 ms or more) and prints the plan of sendgrid_apply's
 statement from the server log, then EXPLAIN (ANALYZE, BUFFERS) of the
@@ -64,6 +70,7 @@ NUMBER = "+13055550100"
 MESSAGING_SERVICE = "MG" + "5e" * 16
 VAPI_SECRET = "vapi-bench-secret"
 STATUS_URL = "https://app.example.com/webhooks/twilio/status"
+VOICE_URL = "https://app.example.com/webhooks/twilio/voice"
 INBOUND_URL = "https://app.example.com/webhooks/twilio/inbound"
 
 # SendGrid event ranks, as the baseline writes them inline.
@@ -373,6 +380,7 @@ def main():
     parser.add_argument("--replies", type=int, default=5000)
     parser.add_argument("--calls", type=int, default=5000, help="Vapi end-of-call reports")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--voice-calls", type=int, default=5000, help="Twilio calls (half drops, half bridges)")
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--sendgrid-only", action="store_true", help="parts 1 and 2 only")
     parser.add_argument("--rollups-compare", action="store_true",
@@ -393,12 +401,13 @@ def main():
         cur.execute("SET crefinder.user_id = %s", (TENANT,))
         for provider, config in [
                 ("twilio", {"accountSid": ACCOUNT, "authToken": AUTH_TOKEN, "phoneNumber": NUMBER,
-                            "messagingServiceSid": MESSAGING_SERVICE}),
+                            "messagingServiceSid": MESSAGING_SERVICE, "voiceWebhookUrl": VOICE_URL}),
                 ("sendgrid", {"apiKey": "SG.bench.key", "fromEmail": "deals@example.com",
                               "eventWebhookPublicKey": public}),
                 ("vapi", {"apiKey": "vapi-bench", "orgId": "org-bench", "webhookSecret": VAPI_SECRET})]:
             cur.execute("SELECT crefinder.configure(%s, %s)", (provider, json.dumps(config)))
-        cur.execute("SELECT crefinder.set_tenant_settings('{\"business_name\": \"Acme Realty\"}')")
+        cur.execute("SELECT crefinder.set_tenant_settings('{\"business_name\": \"Acme Realty\", "
+                    "\"callback_number\": \"+13055550100\", \"agent_number\": \"+13055550111\"}')")
         cur.execute("RESET crefinder.user_id")
 
         # --- the messages, as the dispatcher leaves them -----------------
@@ -686,6 +695,85 @@ def main():
         figures.append(("Vapi end-of-call reports (analyze_transcript: %s)"
                         % language("crefinder.analyze_transcript(text)"), len(reports) / elapsed,
                         "reports/s"))
+
+        # --- 6: Twilio voice webhooks -------------------------------------
+        n_calls = args.voice_calls
+        if n_calls:
+            half = n_calls // 2
+            sids = ["CA" + uuid.uuid4().hex for _ in range(n_calls)]
+            cur.execute("INSERT INTO crefinder.outbound_events (user_id, channel, to_contact, status, "
+                        "provider_message_id, provider_status, attempts, first_attempt_at, sent_at, payload) "
+                        "SELECT %s, CASE WHEN i <= %s THEN 'voicemail' ELSE 'call' END, '+1646' || (2000000 + i), "
+                        "'sent', s, 'queued', 1, now(), now(), CASE WHEN i <= %s THEN "
+                        "'{\"say_text\": \"We buy buildings for cash.\", \"business_name\": \"Acme Realty\", "
+                        "\"callback_number\": \"+13055550100\"}'::jsonb ELSE "
+                        "'{\"agent_number\": \"+13055550111\", \"record\": false}'::jsonb END "
+                        "FROM unnest(%s::text[]) WITH ORDINALITY AS t(s, i) ORDER BY i RETURNING id",
+                        (TENANT, half, half, sids))
+            call_msgs = [r[0] for r in cur.fetchall()]
+            cur.execute("ANALYZE crefinder.outbound_events")
+
+            def voice_request(message_id, step, params):
+                url = "%s?crefinder_message_id=%d&crefinder_step=%s" % (VOICE_URL, message_id, step)
+                params = list(params) + [("AccountSid", ACCOUNT), ("ApiVersion", "2010-04-01"),
+                                         ("From", NUMBER), ("Direction", "outbound-api")]
+                return (url, urlencode(params), twilio_signature(url, params), str(uuid.uuid4()))
+
+            requests = []      # (kind, args), in the order Twilio sends them, call by call
+            for i, (m, sid) in enumerate(zip(call_msgs, sids)):
+                drop = i < half
+                to = "+1646%07d" % (2000001 + i)
+                base = [("CallSid", sid), ("To", to)]
+                for seq, s in enumerate(("initiated", "ringing")):
+                    requests.append(("status", voice_request(m, "status", base + [
+                        ("CallStatus", s), ("SequenceNumber", str(seq)), ("CallbackSource", "call-progress-events")])))
+                if drop:
+                    human = rng.random() < 0.4
+                    requests.append(("twiml", voice_request(m, "answer", base + [
+                        ("CallStatus", "in-progress"), ("AnsweredBy", "human" if human else "machine_end_beep")])))
+                else:
+                    requests.append(("twiml", voice_request(m, "answer", base + [("CallStatus", "in-progress")])))
+                requests.append(("status", voice_request(m, "status", base + [
+                    ("CallStatus", "in-progress"), ("SequenceNumber", "2"), ("CallbackSource", "call-progress-events")])))
+                if drop and human and rng.random() < 0.1:
+                    requests.append(("twiml", voice_request(m, "keypress", base + [("Digits", "9")])))
+                elif not drop:
+                    requests.append(("twiml", voice_request(m, "connect", base + [("Digits", "1")])))
+                    requests.append(("twiml", voice_request(m, "dial", base + [
+                        ("DialCallStatus", "completed"), ("DialCallDuration", "75"),
+                        ("DialCallSid", "CA" + uuid.uuid4().hex)])))
+                requests.append(("status", voice_request(m, "status", base + [
+                    ("CallStatus", "completed"), ("CallDuration", "80"), ("SequenceNumber", "3"),
+                    ("CallbackSource", "call-progress-events")])))
+            voice_sql = "SELECT crefinder.handle_twilio_voice_webhook(%s, %s, %s, %s) ->> 'http_status'"
+            spent = {"twiml": 0.0, "status": 0.0}
+            count = {"twiml": 0, "status": 0}
+            answers = {}
+            vcur = conn.cursor()
+            for kind, request_args in requests:
+                t0 = time.perf_counter()
+                vcur.execute(voice_sql, request_args)
+                answer = vcur.fetchone()[0]
+                spent[kind] += time.perf_counter() - t0
+                count[kind] += 1
+                answers[answer] = answers.get(answer, 0) + 1
+            t_twiml, t_status = spent["twiml"], spent["status"]
+            total = len(requests)
+            cur.execute("SELECT channel, status, count(*) FROM crefinder.outbound_events "
+                        "WHERE channel IN ('call', 'voicemail') GROUP BY 1, 2 ORDER BY 1, 2")
+            states = cur.fetchall()
+            print("twilio voice webhooks, 1 connection: %d calls (%d drops, %d bridges), %d requests in %.2f s "
+                  "= %.0f/s; TwiML answers %d = %.0f/s (%.3f ms each), status callbacks %d = %.0f/s "
+                  "(%.3f ms each); answers %r; messages %r"
+                  % (n_calls, half, n_calls - half, total, t_twiml + t_status, total / (t_twiml + t_status),
+                     count["twiml"], count["twiml"] / t_twiml, t_twiml / count["twiml"] * 1000,
+                     count["status"], count["status"] / t_status, t_status / count["status"] * 1000,
+                     answers, states))
+            figures.append(("Twilio voice webhooks (TwiML and callbacks), 1 connection",
+                            total / (t_twiml + t_status), "requests/s"))
+            figures.append(("Twilio voice TwiML answers, 1 connection", count["twiml"] / t_twiml, "requests/s"))
+            figures.append(("Twilio call status callbacks, 1 connection", count["status"] / t_status,
+                            "callbacks/s"))
 
         print_table(figures)
         conn.close()

@@ -1395,10 +1395,17 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at, Da
 				   "JOIN crefinder.dnc_lists l ON l.id = d.list_id "
 				   "WHERE d.phone_number = ANY ($2) AND (l.user_id IS NULL OR l.user_id = $1)",
 				   2, argtypes, args, on_dnc);
+		/*
+		 * One index probe per contact (the lateral subquery, kept apart by
+		 * OFFSET 0): a plan kept across calls must not scan all of a
+		 * tenant's consents, as one made before the table had statistics
+		 * would (a semi join over every consent of the channel).
+		 */
 		FlagDigits(contacts, n, &consent_plan,
-				   "SELECT DISTINCT ltrim(c.contact, '+')::bigint FROM crefinder.consents c "
-				   "WHERE c.user_id = $1 AND c.revoked_at IS NULL AND c.channel = $3 "
-				   "  AND c.contact = ANY (SELECT '+' || x FROM unnest($2) AS x)",
+				   "SELECT DISTINCT ltrim(c.contact, '+')::bigint FROM unnest($2) AS x(digits) "
+				   "CROSS JOIN LATERAL (SELECT k.contact FROM crefinder.consents k "
+				   "  WHERE k.user_id = $1 AND k.contact = '+' || x.digits AND k.channel = $3 "
+				   "    AND k.revoked_at IS NULL OFFSET 0) AS c",
 				   3, argtypes, args, consented);
 		for (int i = 0; i < n; i++)
 		{

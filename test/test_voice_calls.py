@@ -222,6 +222,20 @@ def test_calls_dispatched_and_played_out(cluster):
             assert all(p < 0 for p in prices), prices
             assert round(costs[m], 4) == round(-100 * sum(prices), 4), (m, costs, prices)
 
+        # Twilio's 503 and 429 are retried like any other request: the call goes out once
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01/Accounts/%s/Calls.json" % ACCOUNT,
+                                                    "fault": "503", "count": 1})
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01/Accounts/%s/Calls.json" % ACCOUNT,
+                                                    "fault": "429", "count": 1})
+        behave(s, AGENT, digits=[])
+        retried = value(cur, "SELECT crefinder.bridge_call(%s)", ("+12125550172",))
+        row = wait_for(cur, retried, lambda r: r[2] is not None, timeout=30)
+        assert value(cur, "SELECT attempts FROM crefinder.outbound_events WHERE id = %s", (retried,)) == 3
+        call = played(s, row[2])
+        assert not [e for e in call["log"] if "crefinder_step=connect" in e.get("url", "") or e.get("verb") == "dial"]
+        row = wait_for(cur, retried, lambda r: r[1] == "completed")
+        assert row[0] == "sent" and not row[3], row     # the agent pressed nothing: the owner was never dialled
+
         # unanswered calls: busy, no answer; no TwiML is fetched, nothing is delivered
         behave(s, "+12125550171", outcome="busy")
         behave(s, AGENT, outcome="no-answer")
@@ -374,6 +388,12 @@ def test_call_compliance(cluster):
         assert w.value("SELECT payload ->> 'announce_recording' FROM crefinder.outbound_events WHERE id = %s",
                        (m,)) == "true"
         cur.execute("DELETE FROM crefinder.recording_consent_states WHERE source = 'operator'")
+
+        # both channels are Twilio's, everywhere a provider is named
+        assert w.value("SELECT array_agg(crefinder.provider_of(c) ORDER BY c) FROM unnest('{call,voicemail}'::text[]) c") \
+            == ["twilio", "twilio"]
+        assert w.value("SELECT array_agg(crefinder.channel_provider(c) ORDER BY c) "
+                       "FROM unnest('{call,voicemail}'::text[]) c") == ["twilio", "twilio"]
 
         # bad input
         assert w.error("SELECT crefinder.drop_voicemail(%s)", (NY_OWNER,))[0] == "22023"

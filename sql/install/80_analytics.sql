@@ -8,7 +8,8 @@ CREATE FUNCTION crefinder.provider_of(channel text) RETURNS text
     SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT CASE channel WHEN 'email' THEN 'sendgrid' WHEN 'voice' THEN 'vapi'
-                        WHEN 'sms' THEN 'twilio' WHEN 'whatsapp' THEN 'twilio' END
+                        WHEN 'sms' THEN 'twilio' WHEN 'whatsapp' THEN 'twilio'
+                        WHEN 'call' THEN 'twilio' WHEN 'voicemail' THEN 'twilio' END
 $$;
 
 -- error_code: the provider's error code in a message's last_error (a
