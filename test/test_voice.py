@@ -8,6 +8,7 @@ application's route does.  Every TwiML document that comes back is parsed
 as XML and checked against what Twilio accepts (test/twiml.py).  The calls
 are rows as the dispatcher leaves them; test_voice_calls.py dials them.
 """
+import json
 import uuid
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
@@ -136,6 +137,15 @@ def test_voicemail_drop_flows(cluster):
         root = verbs(voice(w, step_url(m3, "answer"), {"CallSid": sid3, "AnsweredBy": "human", "To": OWNER}))
         assert [e.tag for e in root] == ["Hangup"]
 
+        # whatever a tenant's texts hold is escaped; TwiML stays what Twilio accepts
+        sid5 = call_sid()
+        m5 = call_message(w, A, "voicemail", "+12125550125", sid5, json.dumps({
+            "say_text": "]]></Say><Dial>+19005550000</Dial><Say>",
+            "business_name": 'A&B <Land> "LLC" \u0007\ufffe', "callback_number": CALLBACK}))
+        root = verbs(voice(w, step_url(m5, "answer"), {"CallSid": sid5, "AnsweredBy": "machine_end_silence"}))
+        assert root.find("Dial") is None and [e.tag for e in root] == ["Say", "Say", "Say", "Hangup"]
+        assert 'A&B <Land> "LLC"' in root[0].text and root[1].text.startswith("]]></Say><Dial>")
+
         # a fax: nothing is said, the drop is not delivered
         sid4 = call_sid()
         m4 = call_message(w, A, "voicemail", "+12125550124", sid4, '{"say_text": "Hello."}')
@@ -200,6 +210,14 @@ def test_bridge_call_flows(cluster):
         m3 = call_message(w, A, "call", "+12125550125", sid3, '{"agent_number": "%s"}' % AGENT)
         verbs(voice(w, step_url(m3, "dial"), {"CallSid": sid3, "DialCallStatus": "completed", "DialCallDuration": "8"}))
         assert w.row(m3)["status"] == "delivered" and w.row(m3)["responded_at"] is None
+
+        # settings that lost the number: the owner is dialled from the number the call came from
+        w.cur.execute("UPDATE crefinder.integration_configs SET config = config - 'phoneNumber' "
+                      "WHERE user_id = %s AND provider = 'twilio'", (A,))
+        root = verbs(voice(w, step_url(m2, "connect"), {"CallSid": sid2, "Digits": "1", "From": NUMBER[A]}))
+        assert root.find("Dial").get("callerId") == NUMBER[A]
+        w.cur.execute("UPDATE crefinder.integration_configs SET config = config || %s "
+                      "WHERE user_id = %s AND provider = 'twilio'", ('{"phoneNumber": "%s"}' % NUMBER[A], A))
 
         # an owner who opted out since: the agent is told, nobody is dialled
         w.as_tenant(A)

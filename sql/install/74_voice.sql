@@ -49,11 +49,15 @@ CREATE FUNCTION crefinder.xml_text(value text) RETURNS text
                '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&apos;')
 $$;
 
--- twiml_say: one <Say>.
+-- twiml_say: one <Say>; nothing for nothing to say (Twilio refuses an
+-- empty <Say>).
 CREATE FUNCTION crefinder.twiml_say(words text) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT '<Say>' || crefinder.xml_text(words) || '</Say>' $$;
+    AS $$
+    SELECT CASE WHEN nullif(btrim(crefinder.xml_text(words)), '') IS NULL THEN ''
+                ELSE '<Say>' || crefinder.xml_text(words) || '</Say>' END
+$$;
 
 -- twiml_answer: a TwiML document of verbs, as the route answers it.
 CREATE FUNCTION crefinder.twiml_answer(verbs text) RETURNS jsonb
@@ -61,7 +65,8 @@ CREATE FUNCTION crefinder.twiml_answer(verbs text) RETURNS jsonb
     SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT crefinder.webhook_answer(200, 'text/xml',
-                                    '<?xml version="1.0" encoding="UTF-8"?><Response>' || verbs || '</Response>')
+                                    '<?xml version="1.0" encoding="UTF-8"?><Response>' || coalesce(verbs, '')
+                                    || '</Response>')
 $$;
 
 -- spoken_number: a phone number as it should be read out, digit by digit
@@ -177,8 +182,8 @@ CREATE FUNCTION crefinder.voice_menu(action text, business text, agent text, con
     SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT '<Gather input="dtmf" numDigits="1" timeout="6" action="' || crefinder.xml_text(action) || '" method="POST">'
-           || crefinder.twiml_say(format('Hello, this is %s. To stop these calls, press 9 at any time.%s',
-                                         business, CASE WHEN agent IS NOT NULL
+           || crefinder.twiml_say(format('Hello%s. To stop these calls, press 9 at any time.%s',
+                                         ', this is ' || business, CASE WHEN agent IS NOT NULL
                                                         THEN ' To speak with us now, press 1.' ELSE '' END))
            || coalesce(content, '')
            || crefinder.twiml_say(concat_ws(' ',
@@ -197,12 +202,13 @@ CREATE FUNCTION crefinder.voice_dial(url text, caller_id text, number text, reco
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT '<Dial callerId="' || crefinder.xml_text(caller_id) || '" timeout="30" action="'
+    SELECT CASE WHEN number IS NOT NULL THEN
+           '<Dial' || coalesce(' callerId="' || crefinder.xml_text(caller_id) || '"', '') || ' timeout="30" action="'
            || crefinder.xml_text(crefinder.voice_step_url(url, 'dial')) || '" method="POST"'
            || CASE WHEN record THEN ' record="record-from-answer-dual"' ELSE '' END || '>'
            || '<Number' || CASE WHEN announce IS NOT NULL
                                THEN ' url="' || crefinder.xml_text(announce) || '" method="POST"' ELSE '' END
-           || '>' || crefinder.xml_text(number) || '</Number></Dial>'
+           || '>' || crefinder.xml_text(number) || '</Number></Dial>' ELSE '' END
 $$;
 
 -- twilio_voice_step: one verified voice request about tenant's message m
@@ -221,9 +227,11 @@ DECLARE
     payload jsonb := m.payload;
     digits text := nullif(left(btrim(params ->> 'Digits'), 8), '');
     answered_by text := nullif(left(params ->> 'AnsweredBy', 32), '');
-    business text := coalesce(m.payload ->> 'business_name', settings ->> 'business_name', 'us');
+    business text := coalesce(m.payload ->> 'business_name', settings ->> 'business_name');
     callback text := coalesce(m.payload ->> 'callback_number', settings ->> 'callback_number');
     agent text := settings ->> 'agent_number';
+    -- the number the call came from (should the settings have lost it)
+    caller_id text := coalesce(cfg ->> 'phoneNumber', crefinder.try_phone(params ->> 'From'));
     opted_out boolean;
     dial_status text := lower(left(params ->> 'DialCallStatus', 32));
     talked integer := CASE WHEN params ->> 'DialCallDuration' ~ '^[0-9]{1,6}$'
@@ -260,7 +268,7 @@ BEGIN
                                               || '<Hangup/>');
             END IF;
             RETURN crefinder.twiml_answer(crefinder.voice_dial(
-                url, cfg ->> 'phoneNumber', m.to_contact, coalesce((payload ->> 'record')::boolean, false),
+                url, caller_id, m.to_contact, coalesce((payload ->> 'record')::boolean, false),
                 CASE WHEN coalesce((payload ->> 'announce_recording')::boolean, false)
                      THEN crefinder.voice_step_url(url, 'announce') END));
         ELSIF step = 'announce' THEN
@@ -278,10 +286,10 @@ BEGIN
             IF answered_by LIKE 'machine%' THEN
                 -- after the beep: who calls, the message, the number to call back
                 RETURN crefinder.twiml_answer(
-                    crefinder.twiml_say(format('Hello, this is a message from %s.', business))
+                    crefinder.twiml_say('Hello, this is a message from ' || business || '.')
                     || content
-                    || crefinder.twiml_say(format('Please call us back at %s. To stop these calls, call that number and press 9.',
-                                                  crefinder.spoken_number(callback)))
+                    || crefinder.twiml_say('Please call us back at ' || crefinder.spoken_number(callback)
+                                           || '. To stop these calls, call that number and press 9.')
                     || '<Hangup/>');
             END IF;
             RETURN crefinder.twiml_answer(
@@ -294,12 +302,13 @@ BEGIN
                 PERFORM crefinder.record_opt_out(tenant, m.channel, m.to_contact, 'keypad: 9 on a voicemail drop');
                 PERFORM crefinder.voice_response(tenant, m, 'opt_out', 'pressed 9 on a voicemail drop', 'keypad');
                 RETURN crefinder.twiml_answer(
-                    crefinder.twiml_say(format('You will not be called or texted by %s again. Goodbye.', business))
+                    crefinder.twiml_say(format('You will not be called or texted by %s again. Goodbye.',
+                                               coalesce(business, 'us')))
                     || '<Hangup/>');
             ELSIF digits = '1' AND agent IS NOT NULL AND NOT opted_out THEN
                 PERFORM crefinder.voice_response(tenant, m, 'interested', 'pressed 1 on a voicemail drop', 'keypad');
                 RETURN crefinder.twiml_answer(crefinder.twiml_say('Connecting you now.')
-                                              || crefinder.voice_dial(url, cfg ->> 'phoneNumber', agent, false, NULL));
+                                              || crefinder.voice_dial(url, caller_id, agent, false, NULL));
             END IF;
             RETURN crefinder.twiml_answer(
                 '<Gather input="dtmf" numDigits="1" timeout="6" action="'
@@ -335,8 +344,9 @@ BEGIN
         END IF;
         IF dial_status IN ('completed', 'answered') OR m.channel = 'voicemail' THEN
             RETURN crefinder.twiml_answer(CASE WHEN dial_status IN ('completed', 'answered') THEN ''
-                                               ELSE crefinder.twiml_say(format('No one is available. Please call us back at %s. Goodbye.',
-                                                                               crefinder.spoken_number(callback))) END
+                                               ELSE crefinder.twiml_say(concat_ws(' ', 'No one is available.',
+                                                        'Please call us back at ' || crefinder.spoken_number(callback) || '.',
+                                                        'Goodbye.')) END
                                           || '<Hangup/>');
         END IF;
         RETURN crefinder.twiml_answer(crefinder.twiml_say('The owner did not answer. Goodbye.') || '<Hangup/>');
@@ -358,7 +368,7 @@ DECLARE
     settings jsonb := crefinder.settings_of(tenant);
     caller text := crefinder.try_phone(params ->> 'From');
     digits text := nullif(btrim(params ->> 'Digits'), '');
-    business text := coalesce(settings ->> 'business_name', 'us');
+    business text := settings ->> 'business_name';
     agent text := settings ->> 'agent_number';
     caller_id text := (SELECT c.config ->> 'phoneNumber' FROM crefinder.integration_configs c
                        WHERE c.user_id = tenant AND c.provider = 'twilio');
@@ -373,7 +383,8 @@ BEGIN
     IF digits = '9' AND caller IS NOT NULL THEN
         PERFORM crefinder.record_opt_out(tenant, 'call', caller, 'keypad: 9 on a call to the tenant''s number');
         RETURN crefinder.twiml_answer(
-            crefinder.twiml_say(format('You will not be called or texted by %s again. Goodbye.', business))
+            crefinder.twiml_say(format('You will not be called or texted by %s again. Goodbye.',
+                                       coalesce(business, 'us')))
             || '<Hangup/>');
     ELSIF digits = '1' AND agent IS NOT NULL AND caller_id IS NOT NULL THEN
         RETURN crefinder.twiml_answer(crefinder.twiml_say('Connecting you now.')
