@@ -1405,7 +1405,9 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at, Da
 				   "SELECT DISTINCT ltrim(c.contact, '+')::bigint FROM unnest($2) AS x(digits) "
 				   "CROSS JOIN LATERAL (SELECT k.contact FROM crefinder.consents k "
 				   "  WHERE k.user_id = $1 AND k.contact = '+' || x.digits AND k.channel = $3 "
-				   "    AND k.revoked_at IS NULL OFFSET 0) AS c",
+				   "    AND k.revoked_at IS NULL "
+				   /* a prerecorded message needs prior express written consent */
+				   "    AND (k.kind = 'express_written' OR $3 <> 'voicemail') OFFSET 0) AS c",
 				   3, argtypes, args, consented);
 		for (int i = 0; i < n; i++)
 		{

@@ -125,7 +125,8 @@ crefinder_register_dispatcher(void)
 /*
  * This worker's number: worker 0 serves every message; the others (helpers)
  * claim only messages that need no memory of what was sent before (no
- * pacing, no concurrent-call limit), so those limits live in one process.
+ * pacing, no concurrent-call limit, no agent on a bridge), so those limits
+ * live in one process.
  */
 static int	MyWorker = 0;
 
@@ -741,6 +742,74 @@ TakeCallSlot(HTAB **calls, OutboundMessage *m, MemoryContext cxt)
 }
 
 /*
+ * A bridge call (channel call) rings the tenant's agent first, and an agent
+ * takes one call at a time: a bridge to an agent whose previous bridge is
+ * still in progress (claimed, or sent and not ended, for at most its
+ * TimeLimit and 10 minutes) waits in the queue, looked at again
+ * AGENT_HOLD_SECONDS later or released when that bridge ends
+ * (crefinder.twilio_call_set_status()); that is no attempt.  Only worker 0
+ * claims bridges, so the count cannot race with another claim.
+ */
+#define AGENT_HOLD_SECONDS 30
+#define AGENT_HELD "held: the agent is on another bridge call"
+
+typedef struct AgentLine
+{
+	char		key[UUID_LEN * 2 + 5 + 24];	/* tenant uuid / agent number */
+	bool		busy;
+} AgentLine;
+
+static bool
+TakeAgentLine(HTAB **agents, OutboundMessage *m, MemoryContext cxt)
+{
+	AgentLine  *line;
+	char		key[UUID_LEN * 2 + 5 + 24];
+	char	   *agent = outbound_text(m->payload, "agent_number");
+	bool		found;
+
+	if (agent == NULL)
+		return true;			/* twilio_call.c refuses it */
+	if (*agents == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(AgentLine);
+		ctl.hcxt = cxt;
+		*agents = hash_create("crefinder agent lines", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	memset(key, 0, sizeof(key));
+	snprintf(key, sizeof(key), "%s/%s", m->tenant, agent);
+	line = hash_search(*agents, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		Oid			types[3] = {UUIDOID, TEXTOID, INT4OID};
+		Datum		values[3];
+		int			rc;
+
+		MemoryContext caller = CurrentMemoryContext;	/* SPI leaves its own */
+
+		values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(m->tenant));
+		values[1] = CStringGetTextDatum(agent);
+		values[2] = Int32GetDatum(TWILIO_BRIDGE_TIME_LIMIT + 600);
+		rc = SPI_execute_with_args("SELECT 1 FROM crefinder.outbound_events "
+								   "WHERE user_id = $1 AND channel = 'call' AND status IN ('sending', 'sent') "
+								   "  AND (status = 'sending' OR (sent_at > now() - make_interval(secs => $3) "
+								   "       AND crefinder.twilio_call_rank(provider_status) < 5)) "
+								   "  AND payload ->> 'agent_number' = $2 LIMIT 1",
+								   3, types, values, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not look for the agent's bridges in progress: %s", SPI_result_code_string(rc));
+		line->busy = SPI_processed > 0;
+		MemoryContextSwitchTo(caller);
+	}
+	if (line->busy)
+		return false;
+	line->busy = true;			/* this claim's bridge takes the line */
+	return true;
+}
+
+/*
  * ScheduleAtTwilio reads a text's Twilio scheduling (see enqueue() in
  * 60_sending.sql).  A cancellation request needs the scheduled message's
  * sid.  A message for a time at least SENDAT_MIN_SECONDS ahead goes out
@@ -1020,6 +1089,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 	MemoryContext old;
 	TimestampTz now;
 	HTAB	   *calls = NULL;
+	HTAB	   *agents = NULL;
 	CrefinderKey key;
 	ErrorData  *edata;
 
@@ -1046,7 +1116,7 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 							   "WITH due AS ("
 							   "  SELECT e.id FROM crefinder.outbound_events e "
 							   "  WHERE e.status = 'queued' AND e.next_attempt_at <= now() "
-							   "    AND NOT ($2 AND e.channel = 'voice') "
+							   "    AND NOT ($2 AND e.channel IN ('voice', 'call')) "
 							   /* a number a guardrail paused: held by the next hold, never sent */
 							   "    AND NOT EXISTS (SELECT 1 FROM crefinder.sender_pauses sp "
 							   "      WHERE sp.user_id = e.user_id AND sp.channel = e.channel) "
@@ -1152,6 +1222,11 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 			if (strcmp(m->channel, "voice") == 0 && !TakeCallSlot(&calls, m, cxt))
 			{
 				Hold(m, "call_limit", CALL_HELD, CALL_HOLD_SECONDS * 1000);
+				continue;
+			}
+			if (strcmp(m->channel, "call") == 0 && !TakeAgentLine(&agents, m, cxt))
+			{
+				Hold(m, "agent_busy", AGENT_HELD, AGENT_HOLD_SECONDS * 1000);
 				continue;
 			}
 			wait = TakeToken(m, now);

@@ -60,6 +60,11 @@ def prepare(w):
         w.cur.execute("SELECT crefinder.set_tenant_settings(%s)",
                       ('{"business_name": "Acme Capital", "callback_number": "%s", "agent_number": "%s"}'
                        % (CALLBACK, AGENT),))
+        # the owners these tests leave voicemail drops for consented in writing (the voice
+        # URL checks compliance again when a drop is answered)
+        for number in [OWNER] + ["+1212555%04d" % n for n in range(120, 160)]:
+            w.cur.execute("SELECT crefinder.record_consent(%s, 'voicemail', 'express_written', 'web form')",
+                          (number,))
     w.cur.execute("RESET crefinder.user_id")
 
 
@@ -377,5 +382,131 @@ def test_call_lookups_price_every_leg(cluster):
         assert w.one("SELECT crefinder.twilio_call_fetched(%s, %s::jsonb) AS r",
                      (mm, '{"sid": "%s", "status": "no-answer", "price": null}' % s))["r"] == "settled"
         assert float(w.row(mm)["cost_cents"]) == 0
+    finally:
+        w.close()
+
+
+def test_review_findings(cluster):
+    """What a hostile review found, each tried."""
+    w = World(cluster, "voice_review")
+    try:
+        prepare(w)
+        # a dialled leg that is the call itself is no leg: the lookups never loop on it
+        sid = call_sid()
+        m = call_message(w, A, "call", OWNER, sid, '{"agent_number": "%s"}' % AGENT)
+        voice(w, step_url(m, "status"), {"CallSid": sid, "CallStatus": "busy"})
+        voice(w, step_url(m, "dial"), {"CallSid": sid, "DialCallStatus": "completed", "DialCallSid": sid})
+        assert w.one("SELECT dial_call_sid FROM crefinder.call_results WHERE call_id = %s", (sid,))["dial_call_sid"] is None
+        assert w.one("SELECT crefinder.twilio_call_fetched(%s, %s::jsonb) AS r",
+                     (m, json.dumps({"sid": sid, "status": "busy", "price": None})))["r"] == "settled"
+        # a dialled leg whose price does not come: asked about at once once, then at the lookups' pace
+        sid2, child = call_sid(), call_sid()
+        m2 = call_message(w, A, "call", OWNER, sid2, '{"agent_number": "%s"}' % AGENT)
+        voice(w, step_url(m2, "dial"), {"CallSid": sid2, "DialCallStatus": "completed", "DialCallSid": child})
+        w.cur.execute("UPDATE crefinder.outbound_events SET lookup_at = now() + interval '4 minutes' WHERE id = %s", (m2,))
+        fetched = json.dumps({"sid": sid2, "status": "completed", "price": "-0.014", "price_unit": "USD"})
+        assert w.one("SELECT crefinder.twilio_call_fetched(%s, %s::jsonb) AS r", (m2, fetched))["r"] == "pending"
+        assert w.one("SELECT lookup_at <= now() AS due FROM crefinder.outbound_events WHERE id = %s", (m2,))["due"]
+        w.cur.execute("UPDATE crefinder.outbound_events SET lookup_at = now() + interval '8 minutes' WHERE id = %s", (m2,))
+        pending = json.dumps({"sid": child, "status": "completed", "price": None})
+        assert w.one("SELECT crefinder.twilio_call_fetched(%s, %s::jsonb) AS r", (m2, pending))["r"] == "pending"
+        assert w.one("SELECT crefinder.twilio_call_fetched(%s, %s::jsonb) AS r", (m2, fetched))["r"] == "pending"
+        assert w.one("SELECT lookup_at > now() + interval '7 minutes' AS later FROM crefinder.outbound_events "
+                     "WHERE id = %s", (m2,))["later"]
+        w.cur.execute("UPDATE crefinder.outbound_events SET lookup_at = NULL WHERE id = %s", (m2,))   # spent
+        w.one("SELECT crefinder.twilio_call_fetched(%s, %s::jsonb) AS r", (m2, fetched))
+        assert w.row(m2)["lookup_at"] is None
+
+        # the agent is never an owner, nor a number that opted out
+        w.as_tenant(A)
+        w.cur.execute("SELECT crefinder.configure('twilio', %s)", (json.dumps({
+            "accountSid": ACCOUNT[A], "authToken": TOKEN[A], "phoneNumber": NUMBER[A],
+            "voiceWebhookUrl": VOICE_URL}),))
+        w.cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone) VALUES ('Ann', '+12125550150')")
+        w.cur.execute("SELECT crefinder.opt_out('call', '+12125550151')")
+        for agent, why in (("+12125550150", "an owner"), ("+12125550151", "opted out")):
+            try:
+                w.cur.execute("SELECT crefinder.bridge_call(%s, %s)", (OWNER, agent))
+                raise AssertionError("agent %s was accepted" % agent)
+            except Exception as e:
+                assert getattr(e, "pgcode", None) == "22023" and why in str(e), e
+        # a voicemail drop needs a written consent: an express one is not enough
+        w.cur.execute("SELECT crefinder.record_consent('+12125550199', 'voicemail', 'express', 'phone call')")
+        assert w.one("SELECT reason FROM crefinder.can_contact('voicemail', '+12125550199', now(), NULL)")["reason"] \
+            == "no_consent"
+        # nothing to say is refused
+        for text in ("\ufffe", "\n\n", "   "):
+            try:
+                w.cur.execute("SELECT crefinder.drop_voicemail(%s, say_text => %s)", (OWNER, text))
+                raise AssertionError("said %r" % text)
+            except Exception as e:
+                assert getattr(e, "pgcode", None) == "22023", e
+        w.cur.execute("RESET crefinder.user_id")
+
+        # a keypad 9 cancels the texts that wait at Twilio, as a texted STOP does
+        later = w.message(A, "sms", OWNER, "SM" + uuid.uuid4().hex, provider_status="scheduled",
+                          payload='{"body": "Later", "twilio_send_at": "2099-01-01T00:00:00Z"}')
+        w.cur.execute("UPDATE crefinder.outbound_events SET provider_status = 'scheduled' WHERE id = %s", (later,))
+        sid3 = call_sid()
+        m3 = call_message(w, A, "voicemail", OWNER, sid3, '{"say_text": "Hi."}')
+        verbs(voice(w, step_url(m3, "keypress"), {"CallSid": sid3, "Digits": "9"}))
+        row = w.row(later)
+        assert row["status"] == "queued" and row["payload"].get("twilio_cancel") is True, row
+
+        # a fax is no delivery, even after an "answered" callback said so
+        sid4 = call_sid()
+        m4 = call_message(w, A, "voicemail", "+12125550153", sid4, '{"say_text": "Hi."}')
+        voice(w, step_url(m4, "status"), {"CallSid": sid4, "CallStatus": "in-progress", "AnsweredBy": "human"})
+        assert w.row(m4)["status"] == "delivered"
+        voice(w, step_url(m4, "answer"), {"CallSid": sid4, "CallStatus": "in-progress", "AnsweredBy": "fax"})
+        row = w.row(m4)
+        assert (row["status"], row["delivered_at"]) == ("sent", None), row
+
+        # a call that was never placed answers nothing, whoever signs
+        m5 = call_message(w, A, "call", "+12125550154", None, '{"agent_number": "%s"}' % AGENT, status="blocked",
+                          block_reason="dnc")
+        root = verbs(voice(w, step_url(m5, "connect"), {"CallSid": call_sid(), "Digits": "1"}))
+        assert [e.tag for e in root] == ["Hangup"]
+        row = w.row(m5)
+        assert (row["status"], row["provider_message_id"], row["provider_status"]) == ("blocked", None, "queued"), row
+        # a number put on DNC after the drop was placed hears nothing
+        sid6 = call_sid()
+        m6 = call_message(w, A, "voicemail", "+12125550155", sid6, '{"say_text": "Hi."}')
+        w.as_tenant(A)
+        w.cur.execute("SELECT crefinder.record_consent('+12125550155', 'voicemail', 'express_written', 'form')")
+        w.cur.execute("SELECT crefinder.revoke_consent('+12125550155', 'voicemail')")
+        w.cur.execute("RESET crefinder.user_id")
+        root = verbs(voice(w, step_url(m6, "answer"), {"CallSid": sid6, "AnsweredBy": "machine_end_beep"}))
+        assert [e.tag for e in root] == ["Hangup"]
+
+        # Twilio's retry of a voice request (the same idempotency token) gets the same TwiML
+        sid7 = call_sid()
+        m7 = call_message(w, A, "call", "+12125550156", sid7, '{"agent_number": "%s"}' % AGENT)
+        params = [("CallSid", sid7), ("Digits", "1"), ("AccountSid", ACCOUNT[A])]
+        url = step_url(m7, "connect")
+        answers = [w.one("SELECT crefinder.handle_twilio_voice_webhook(%s, %s, %s, 'token-7') AS r",
+                         (url, urlencode(params), twilio_signature(TOKEN[A], url, params)))["r"] for _ in range(2)]
+        assert answers[0] == answers[1] and answers[0]["http_status"] == 200
+        verbs(answers[1])
+
+        # a call to a number of a tenant that shares another's Twilio account opts out with that tenant
+        w.as_tenant(B)
+        w.cur.execute("SELECT crefinder.configure('twilio', %s)", (json.dumps({
+            "accountSid": ACCOUNT[A], "authToken": TOKEN[A], "phoneNumber": NUMBER[B]}),))
+        w.cur.execute("SELECT crefinder.set_tenant_settings('{\"callback_number\": \"+13055550299\"}')")
+        w.cur.execute("RESET crefinder.user_id")
+        caller = "+12125550157"
+        url = VOICE_URL + "?crefinder_step=inbound_keypress"
+        verbs(voice(w, url, {"CallSid": call_sid(), "From": caller, "To": "+13055550299", "Digits": "9"}))
+        assert [r["user_id"] for r in w.all("SELECT user_id::text FROM crefinder.opt_outs WHERE contact = %s",
+                                             (caller,))] == [B]
+        # a number that is neither's: both tenants that signed
+        caller2 = "+12125550158"
+        verbs(voice(w, url, {"CallSid": call_sid(), "From": caller2, "To": "+13055550777", "Digits": "9"}))
+        assert sorted(r["user_id"] for r in w.all("SELECT user_id::text FROM crefinder.opt_outs WHERE contact = %s",
+                                                   (caller2,))) == sorted([A, B])
+        # a hidden number cannot be opted out: said so
+        root = verbs(voice(w, url, {"CallSid": call_sid(), "From": "anonymous", "To": NUMBER[A], "Digits": "9"}))
+        assert "hidden" in said(root)
     finally:
         w.close()

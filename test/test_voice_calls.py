@@ -239,7 +239,7 @@ def test_calls_dispatched_and_played_out(cluster):
         # unanswered calls: busy, no answer; no TwiML is fetched, nothing is delivered
         behave(s, "+12125550171", outcome="busy")
         behave(s, AGENT, outcome="no-answer")
-        cur.execute("SELECT crefinder.record_consent('+12125550171', 'voicemail', 'express', 'web form')")
+        cur.execute("SELECT crefinder.record_consent('+12125550171', 'voicemail', 'express_written', 'web form')")
         busy = value(cur, "SELECT crefinder.drop_voicemail('+12125550171', say_text => 'Hi.')")
         missed = value(cur, "SELECT crefinder.bridge_call(%s)", (NY_OWNER,))
         for m, final in ((busy, "busy"), (missed, "no-answer")):
@@ -460,3 +460,38 @@ def test_campaign_call_steps(cluster):
             assert b["payload"] == {"agent_number": AGENT, "record": True, "announce_recording": False}, b
     finally:
         w.cur.close()
+
+
+def test_one_bridge_per_agent_at_a_time(cluster):
+    s, route = voice_setup(cluster)
+    try:
+        cur = s.cur
+        # the agent stays on each call 2 s and confirms none: bridges end without the owner
+        behave(s, AGENT, hold_in_progress=2, digits=[])
+        cur.execute("BEGIN")
+        first = value(cur, "SELECT crefinder.bridge_call('+12125550175')")
+        second = value(cur, "SELECT crefinder.bridge_call('+12125550176')")
+        cur.execute("COMMIT")
+        seen = set()
+        deadline = time.time() + 30
+        while message(cur, second)[2] is None:
+            seen.add(message(cur, second)[6])
+            assert time.time() < deadline, (message(cur, first), message(cur, second))
+            time.sleep(0.05)
+        assert "agent_busy" in seen, seen
+        # the second rang the agent only once the first had ended
+        assert message(cur, first)[1] == "completed", message(cur, first)
+        calls = {parse_qs(r["body"]).get("Url", [""])[0]: r["at"] for r in s.sandbox.requests()
+                 if r["path"].endswith("/Calls.json")}
+        ended = [e for e in played(s, message(cur, first)[2])["log"]
+                 if e.get("kind") == "status" and e.get("params", {}).get("CallStatus") == "completed"]
+        assert ended, "no completed callback"
+        second_at = [at for url, at in calls.items() if "crefinder_message_id=%d&" % second in url]
+        first_at = [at for url, at in calls.items() if "crefinder_message_id=%d&" % first in url]
+        assert second_at and first_at and second_at[0] >= first_at[0] + 1.5, (first_at, second_at)
+        # released when the first ended, not after the 30 s hold
+        assert second_at[0] < first_at[0] + 15, (first_at, second_at)
+        assert value(cur, "SELECT attempts FROM crefinder.outbound_events WHERE id = %s", (second,)) == 1
+    finally:
+        route.stop()
+        s.close()

@@ -440,6 +440,22 @@ BEGIN
         RAISE EXCEPTION 'the agent and the owner are the same number'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- the agent is rung first, by crefinder: never an owner, nor a number that asked not to be called
+    IF EXISTS (SELECT 1 FROM crefinder.property_contacts c
+               WHERE c.user_id = tenant AND c.kind = 'phone' AND c.value = agent)
+       OR EXISTS (SELECT 1 FROM crefinder.property_records p
+                  WHERE p.user_id = tenant AND p.owner_phone = agent) THEN
+        RAISE EXCEPTION 'the agent number is an owner''s number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'It is a phone of one of the tenant''s properties.',
+                  HINT = 'Give the agent''s own number (or set agent_number in the tenant''s settings).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM crefinder.opt_outs o
+               WHERE o.user_id = tenant AND o.contact = agent AND o.revoked_at IS NULL AND o.channel <> 'email') THEN
+        RAISE EXCEPTION 'the agent number has opted out'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A bridge call rings the agent first; this number asked not to be called.';
+    END IF;
     ready := crefinder.provider_ready('call');
     RETURN crefinder.enqueue('call', owner,
                              jsonb_build_object('agent_number', agent, 'record', coalesce(record, false),
@@ -467,7 +483,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'audio_url must be an absolute https URL of at most 2048 characters.';
     END IF;
-    IF say_text IS NOT NULL AND (btrim(say_text) = '' OR char_length(say_text) > 1000
+    IF say_text IS NOT NULL AND (btrim(crefinder.xml_text(say_text), E' \t\r\n') = '' OR char_length(say_text) > 1000
                                  OR say_text ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]') THEN
         RAISE EXCEPTION 'invalid say_text'
             USING ERRCODE = 'invalid_parameter_value',
@@ -567,9 +583,10 @@ BEGIN
 END
 $$;
 
--- A new opt-out cancels the messages to that contact on that channel that
--- wait at Twilio (scheduled with SendAt): the re-check they passed when
--- they were handed over no longer holds.
+-- A new phone opt-out, on whichever channel it came (it covers them all),
+-- cancels the texts to that contact that wait at Twilio (scheduled with
+-- SendAt): the re-check they passed when they were handed over no longer
+-- holds.
 CREATE FUNCTION crefinder.cancel_scheduled_on_opt_out() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -577,13 +594,14 @@ CREATE FUNCTION crefinder.cancel_scheduled_on_opt_out() RETURNS trigger
 BEGIN
     PERFORM crefinder.cancel_at_twilio(NEW.user_id, ARRAY(
         SELECT e.id FROM crefinder.outbound_events e
-        WHERE e.user_id = NEW.user_id AND e.channel = NEW.channel AND e.to_contact = NEW.contact
+        WHERE e.user_id = NEW.user_id AND e.channel IN ('sms', 'whatsapp') AND e.to_contact = NEW.contact
           AND e.status = 'sent' AND e.provider_status = 'scheduled'));
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER cancel_scheduled_on_opt_out AFTER INSERT ON crefinder.opt_outs
-    FOR EACH ROW WHEN (NEW.channel IN ('sms', 'whatsapp') AND NEW.revoked_at IS NULL)
+    -- (a phone opt-out on any channel: a STOP, a press of 9, a call's request)
+    FOR EACH ROW WHEN (NEW.channel <> 'email' AND NEW.revoked_at IS NULL)
     EXECUTE FUNCTION crefinder.cancel_scheduled_on_opt_out();
 
 -- The dispatcher's state, from shared memory.  It holds no tenant data:

@@ -95,10 +95,13 @@ CREATE FUNCTION crefinder.voice_step_url(url text, step text) RETURNS text
 $$;
 
 -- twilio_call_set_status: a call status (from a callback, the voice URL
--- or a lookup) on message_id, never moving it back.  A voicemail drop is
--- delivered once answered (by a person or a machine, not a fax); a bridge
--- call is delivered only when the owner answers (twilio_dial_ended).  A
--- call that ended gets its price by a lookup a minute later.
+-- or a lookup) on message_id, never moving it back; applied only to calls
+-- that were placed (not queued, blocked, skipped or cancelled).  A
+-- voicemail drop is delivered once answering-machine detection says who
+-- answered (a person or a machine; a fax is no delivery, and undoes one); a
+-- bridge call only when the owner answers (the dial step).  A call that
+-- ended gets its price by a lookup a minute later.  Returns whether the
+-- status moved on.
 CREATE FUNCTION crefinder.twilio_call_set_status(message_id bigint, new_status text, sid text,
                                                  answered_by text, duration integer)
     RETURNS boolean
@@ -108,14 +111,19 @@ CREATE FUNCTION crefinder.twilio_call_set_status(message_id bigint, new_status t
 #variable_conflict use_variable
 DECLARE
     final boolean := crefinder.twilio_call_rank(new_status) = 5;
-    answered boolean := (new_status = 'in-progress' OR (new_status = 'completed' AND duration > 0))
-                        AND answered_by IS DISTINCT FROM 'fax';
     m record;
+    applied boolean;
 BEGIN
+    SELECT e.user_id, e.property_id, e.channel, e.payload ->> 'agent_number' AS agent
+    INTO m FROM crefinder.outbound_events e
+    WHERE e.id = message_id AND e.channel IN ('call', 'voicemail')
+      AND (e.status IN ('sending', 'sent', 'delivered', 'unknown')
+           OR (e.status = 'failed' AND e.provider_message_id IS NOT NULL));
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
     UPDATE crefinder.outbound_events e SET
         status = CASE
-            WHEN answered AND e.channel = 'voicemail' AND e.status IN ('sending', 'sent', 'unknown', 'failed')
-                THEN 'delivered'
             WHEN new_status = 'failed' AND e.status IN ('sending', 'sent', 'unknown') THEN 'failed'
             WHEN e.status IN ('sending', 'unknown') THEN 'sent'
             ELSE e.status END,
@@ -123,8 +131,6 @@ BEGIN
         provider_status = new_status,
         provider_message_id = coalesce(e.provider_message_id, sid),
         sent_at = coalesce(e.sent_at, now()),
-        delivered_at = CASE WHEN answered AND e.channel = 'voicemail' THEN coalesce(e.delivered_at, now())
-                            ELSE e.delivered_at END,
         last_error = CASE WHEN new_status = 'failed' AND e.status IN ('sending', 'sent', 'unknown')
                           THEN 'twilio call failed' ELSE e.last_error END,
         lookup_at = CASE WHEN final AND e.cost_cents IS NULL THEN now() + interval '1 minute'
@@ -137,11 +143,29 @@ BEGIN
                          ELSE e.lookup_at END,
         lookups = CASE WHEN final THEN 0 ELSE e.lookups END,
         updated_at = now()
-    WHERE e.id = message_id AND e.channel IN ('call', 'voicemail') AND e.status <> 'queued'
-      AND crefinder.twilio_call_rank(new_status) > crefinder.twilio_call_rank(e.provider_status)
-    RETURNING e.user_id, e.property_id INTO m;
-    IF NOT FOUND THEN
-        RETURN false;
+    WHERE e.id = message_id
+      AND crefinder.twilio_call_rank(new_status) > crefinder.twilio_call_rank(e.provider_status);
+    applied := FOUND;
+    -- a bridge that ended frees its agent: the next bridge waiting for the agent goes now
+    IF applied AND final AND m.channel = 'call' THEN
+        UPDATE crefinder.outbound_events e SET next_attempt_at = now(), updated_at = now()
+        WHERE e.user_id = m.user_id AND e.channel = 'call' AND e.status = 'queued'
+          AND e.hold_reason = 'agent_busy' AND e.payload ->> 'agent_number' = m.agent;
+        IF FOUND THEN
+            PERFORM crefinder.wake_dispatcher_on_commit();
+        END IF;
+    END IF;
+    -- who answered a drop, whenever it is said (the voice URL's request may
+    -- come after the "answered" callback)
+    IF m.channel = 'voicemail' AND answered_by IS NOT NULL AND new_status IN ('in-progress', 'completed') THEN
+        UPDATE crefinder.outbound_events e SET
+            status = CASE WHEN answered_by = 'fax' AND e.status = 'delivered' THEN 'sent'
+                          WHEN answered_by <> 'fax' AND e.status IN ('sending', 'sent', 'unknown') THEN 'delivered'
+                          ELSE e.status END,
+            delivered_at = CASE WHEN answered_by = 'fax' THEN NULL ELSE coalesce(e.delivered_at, now()) END,
+            updated_at = now()
+        WHERE e.id = message_id AND e.status IN ('sending', 'sent', 'unknown', 'delivered')
+          AND (e.status = 'delivered') <> (answered_by <> 'fax');
     END IF;
     INSERT INTO crefinder.call_results AS r (user_id, call_id, message_id, property_id, status, answered_by,
                                              started_at, ended_at, duration_seconds)
@@ -149,13 +173,13 @@ BEGIN
             CASE WHEN new_status = 'in-progress' THEN now() END,
             CASE WHEN final THEN now() END, CASE WHEN final THEN duration END)
     ON CONFLICT (user_id, call_id) DO UPDATE SET
-        status = excluded.status,
+        status = CASE WHEN applied THEN excluded.status ELSE r.status END,
         answered_by = coalesce(excluded.answered_by, r.answered_by),
         started_at = coalesce(r.started_at, excluded.started_at),
-        ended_at = coalesce(excluded.ended_at, r.ended_at),
-        duration_seconds = coalesce(excluded.duration_seconds, r.duration_seconds),
+        ended_at = coalesce(r.ended_at, excluded.ended_at),
+        duration_seconds = coalesce(r.duration_seconds, excluded.duration_seconds),
         updated_at = now();
-    RETURN true;
+    RETURN applied;
 END
 $$;
 
@@ -239,9 +263,12 @@ DECLARE
     content text;
     owner_text text;
 BEGIN
-    opted_out := EXISTS (SELECT 1 FROM crefinder.opt_outs o
-                         WHERE o.user_id = tenant AND o.contact = m.to_contact AND o.revoked_at IS NULL
-                           AND o.channel <> 'email');
+    -- what compliance says of the owner now (a STOP since the call was
+    -- placed, a DNC listing, a consent revoked): no message, no dial
+    opted_out := (SELECT s.reason IN ('opted_out', 'dnc', 'no_consent', 'invalid_contact')
+                  FROM crefinder.scrub_for(tenant, m.channel, ARRAY[m.to_contact],
+                                           ARRAY[m.property_id], now()) AS s
+                  LIMIT 1);
     IF m.channel = 'call' THEN
         IF step = 'answer' THEN
             PERFORM crefinder.twilio_call_set_status(m.id, 'in-progress', params ->> 'CallSid', NULL, NULL);
@@ -322,16 +349,21 @@ BEGIN
 
     IF step = 'dial' THEN
         -- the <Dial> ended: the owner (bridge) or the agent (after a 1) answered or not
-        UPDATE crefinder.call_results r SET
-            dial_call_sid = CASE WHEN params ->> 'DialCallSid' ~ '^CA[0-9a-f]{32}$' THEN params ->> 'DialCallSid'
-                                 ELSE r.dial_call_sid END,
-            dial_status = coalesce(dial_status, r.dial_status),
-            bridged_seconds = coalesce(talked, r.bridged_seconds),
-            recording_url = CASE WHEN params ->> 'RecordingUrl' ~ '^https://[^\s<>"]+$'
-                                      AND char_length(params ->> 'RecordingUrl') <= 2000
-                                 THEN params ->> 'RecordingUrl' ELSE r.recording_url END,
-            updated_at = now()
-        WHERE r.user_id = tenant AND r.call_id = params ->> 'CallSid';
+        -- (the call's row may not exist yet: its callbacks may come later)
+        INSERT INTO crefinder.call_results AS r (user_id, call_id, message_id, property_id, status, dial_call_sid,
+                                                 dial_status, bridged_seconds, recording_url)
+        VALUES (tenant, params ->> 'CallSid', m.id, m.property_id, 'in-progress',
+                CASE WHEN params ->> 'DialCallSid' ~ '^CA[0-9a-f]{32}$' AND params ->> 'DialCallSid' <> params ->> 'CallSid'
+                     THEN params ->> 'DialCallSid' END,
+                dial_status, talked,
+                CASE WHEN params ->> 'RecordingUrl' ~ '^https://[^\s<>"]+$' AND char_length(params ->> 'RecordingUrl') <= 2000
+                     THEN params ->> 'RecordingUrl' END)
+        ON CONFLICT (user_id, call_id) DO UPDATE SET
+            dial_call_sid = coalesce(excluded.dial_call_sid, r.dial_call_sid),
+            dial_status = coalesce(excluded.dial_status, r.dial_status),
+            bridged_seconds = coalesce(excluded.bridged_seconds, r.bridged_seconds),
+            recording_url = coalesce(excluded.recording_url, r.recording_url),
+            updated_at = now();
         IF m.channel = 'call' AND dial_status IN ('completed', 'answered') THEN
             UPDATE crefinder.outbound_events e
             SET status = CASE WHEN e.status IN ('sending', 'sent', 'unknown', 'failed') THEN 'delivered' ELSE e.status END,
@@ -355,17 +387,20 @@ BEGIN
 END
 $$;
 
--- twilio_voice_inbound: a call to the tenant's number (the callback number
--- a voicemail drop gives): the keypad menu; 9 opts the caller out of every
--- phone channel, 1 connects the tenant's agent.
-CREATE FUNCTION crefinder.twilio_voice_inbound(tenant uuid, params jsonb, url text, step text)
+-- twilio_voice_inbound: a call to a tenant's number (the callback number a
+-- voicemail drop gives): the keypad menu; 9 opts the caller out of every
+-- phone channel with each of the tenants (the first speaks), 1 connects the
+-- first tenant's agent.
+CREATE FUNCTION crefinder.twilio_voice_inbound(tenants uuid[], params jsonb, url text, step text)
     RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 #variable_conflict use_variable
 DECLARE
-    settings jsonb := crefinder.settings_of(tenant);
+    tenant uuid := tenants[1];
+    each_tenant uuid;
+    settings jsonb := crefinder.settings_of(tenants[1]);
     caller text := crefinder.try_phone(params ->> 'From');
     digits text := nullif(btrim(params ->> 'Digits'), '');
     business text := settings ->> 'business_name';
@@ -380,8 +415,14 @@ BEGIN
             crefinder.voice_menu(crefinder.voice_step_url(url, 'inbound_keypress'), business, agent, NULL, NULL)
             || crefinder.twiml_say('Goodbye.') || '<Hangup/>');
     END IF;
-    IF digits = '9' AND caller IS NOT NULL THEN
-        PERFORM crefinder.record_opt_out(tenant, 'call', caller, 'keypad: 9 on a call to the tenant''s number');
+    IF digits = '9' AND caller IS NULL THEN
+        RETURN crefinder.twiml_answer(
+            crefinder.twiml_say('Your number is hidden, so it cannot be removed. Please call again from the number '
+                                || 'you want removed, or reply STOP to one of our texts. Goodbye.') || '<Hangup/>');
+    ELSIF digits = '9' THEN
+        FOREACH each_tenant IN ARRAY tenants LOOP
+            PERFORM crefinder.record_opt_out(each_tenant, 'call', caller, 'keypad: 9 on a call to the tenant''s number');
+        END LOOP;
         RETURN crefinder.twiml_answer(
             crefinder.twiml_say(format('You will not be called or texted by %s again. Goodbye.',
                                        coalesce(business, 'us')))
@@ -422,11 +463,15 @@ BEGIN
         IF step IS NOT NULL AND step <> 'inbound_keypress' THEN
             RAISE EXCEPTION 'a voice step without its message' USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        -- a call to the tenant's own number: the tenant whose number it is
-        SELECT c.user_id INTO tenant FROM crefinder.integration_configs c
-        WHERE c.provider = 'twilio' AND c.user_id = ANY (tenants) AND c.config ->> 'phoneNumber' = params ->> 'To'
-        ORDER BY array_position(tenants, c.user_id) LIMIT 1;
-        RETURN crefinder.twilio_voice_inbound(coalesce(tenant, tenants[1]), params, url, step);
+        -- a call to a tenant's number: the tenants whose number (or callback number) it is;
+        -- when it is none of theirs, every tenant that signed (an opt-out errs on the safe side)
+        RETURN crefinder.twilio_voice_inbound(coalesce(nullif(ARRAY(
+                   SELECT c.user_id FROM crefinder.integration_configs c
+                   LEFT JOIN crefinder.tenant_settings s ON s.user_id = c.user_id
+                   WHERE c.provider = 'twilio' AND c.user_id = ANY (tenants)
+                     AND params ->> 'To' IN (c.config ->> 'phoneNumber', s.callback_number)
+                   ORDER BY array_position(tenants, c.user_id)), '{}'), tenants),
+               params, url, step);
     END IF;
 
     -- the message: one of the signers' calls; the request's call must be its
@@ -435,7 +480,9 @@ BEGIN
     INTO m
     FROM crefinder.outbound_events e
     WHERE e.id = url_message::bigint AND e.user_id = ANY (tenants) AND e.channel IN ('call', 'voicemail')
-      AND e.status <> 'queued'
+      -- a call that was placed: never one that compliance blocked or that waits
+      AND (e.status IN ('sending', 'sent', 'delivered', 'unknown')
+           OR (e.status = 'failed' AND e.provider_message_id IS NOT NULL))
       AND (e.provider_message_id IS NULL
            OR e.provider_message_id = CASE WHEN step = 'announce' THEN parent ELSE sid END)
     FOR UPDATE;
@@ -465,7 +512,9 @@ BEGIN
     INSERT INTO crefinder.webhook_events (user_id, provider, idempotency_token, event_type, verified,
                                           http_status, outcome, message_id)
     VALUES (tenant, 'twilio', left(token, 200), 'voice:' || coalesce(step, 'none'), true, 200,
-            CASE WHEN m.id IS NULL THEN 'unknown_message' ELSE 'applied' END, m.id);
+            CASE WHEN m.id IS NULL THEN 'unknown_message' ELSE 'applied' END, m.id)
+    -- a retried request (the same idempotency token) is answered again: every step is idempotent
+    ON CONFLICT DO NOTHING;
     IF m.id IS NULL OR step IS NULL OR step NOT IN ('answer', 'connect', 'announce', 'keypress', 'dial') THEN
         -- not (or no longer) a call of these tenants: nothing is said
         RETURN crefinder.twiml_answer('<Hangup/>');
@@ -524,6 +573,7 @@ DECLARE
     cost numeric;
     foreign_price boolean := price IS NOT NULL AND resource ->> 'price_unit' IS DISTINCT FROM 'USD';
     settled boolean;
+    before numeric;
 BEGIN
     IF jsonb_typeof(resource) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'a Twilio Call resource must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
@@ -545,6 +595,8 @@ BEGIN
         cost := 0;
     END IF;
 
+    SELECT c.cost INTO before FROM crefinder.call_results c
+    WHERE c.user_id = e.user_id AND c.call_id = e.provider_message_id;
     IF resource ->> 'sid' = e.provider_message_id THEN
         IF new_status IS NOT NULL THEN
             PERFORM crefinder.twilio_call_set_status(e.id, new_status, e.provider_message_id, answered_by, duration);
@@ -575,8 +627,11 @@ BEGIN
         cost_cents = CASE WHEN settled AND r.cost >= 0 AND coalesce(r.dial_cost, 0) >= 0
                           THEN coalesce(m.cost_cents, round((r.cost + coalesce(r.dial_cost, 0)) * 100, 4))
                           ELSE m.cost_cents END,
-        -- the dialled leg is asked about next, at once
-        lookup_at = CASE WHEN settled THEN NULL WHEN r.cost IS NOT NULL THEN now() ELSE m.lookup_at END
+        -- the dialled leg is asked about next, at once (once: then the lookups' own
+        -- backoff and their last attempt stand)
+        lookup_at = CASE WHEN settled THEN NULL
+                         WHEN r.cost IS NOT NULL AND before IS NULL AND m.lookup_at IS NOT NULL THEN now()
+                         ELSE m.lookup_at END
     WHERE m.id = e.id;
     RETURN CASE WHEN settled THEN 'settled' ELSE 'pending' END;
 END

@@ -341,7 +341,7 @@ BEGIN
             END IF;
             -- a voicemail drop says its body (a template, rendered per owner) or plays audio_url
             IF channel = 'voicemail' THEN
-                IF (nullif(btrim(body), '') IS NULL) = (variant ->> 'audio_url' IS NULL) THEN
+                IF (nullif(btrim(crefinder.xml_text(body), E' \t\r\n'), '') IS NULL) = (variant ->> 'audio_url' IS NULL) THEN
                     problems := problems || format('%s: a voicemail step needs a body (said) or an audio_url (played), not both', where_);
                 ELSIF char_length(body) > 1000 THEN
                     problems := problems || format('%s: a voicemail body has at most 1000 characters', where_);
@@ -812,7 +812,7 @@ BEGIN
                    'state', p.property_state, 'zip', p.property_zip,
                    'mailing_address', p.mailing_address, 'business_name', ts.business_name))
                    || d.campaign_vars AS vars,
-               ts.business_name, ts.postal_address, ts.callback_number, ts.agent_number,
+               ts.business_name, ts.postal_address, ts.callback_number, ts.agent_number, ts.agent_timezone,
                coalesce(ts.release_window_minutes, 60) AS release_window,
                coalesce(ts.max_attempts_per_property, 10) AS max_attempts,
                ic.configured, ic.paused_at,
@@ -829,7 +829,8 @@ BEGIN
         CROSS JOIN LATERAL (SELECT d.owner_name, d.property_address, d.property_city, d.property_state,
                                    d.property_zip, d.mailing_address) AS p
         LEFT JOIN LATERAL (SELECT t.business_name, t.postal_address, t.release_window_minutes,
-                                  t.max_attempts_per_property, t.callback_number, t.agent_number
+                                  t.max_attempts_per_property, t.callback_number, t.agent_number,
+                                  t.agent_timezone
                            FROM crefinder.tenant_settings t WHERE t.user_id = d.user_id) AS ts ON true
         LEFT JOIN LATERAL (SELECT true AS configured, i.paused_at FROM crefinder.integration_configs i
                            WHERE i.user_id = d.user_id
@@ -876,10 +877,11 @@ BEGIN
                        (z.channel IN ('sms', 'whatsapp')
                         AND (char_length(z.body) > 1600 OR coalesce(btrim(z.body), '') = ''))
                        OR (z.channel = 'voicemail' AND NOT z.variant ? 'audio_url'
-                           AND (char_length(z.body) > 1000 OR coalesce(btrim(z.body), '') = ''))
+                           AND (char_length(z.body) > 1000
+                                OR coalesce(btrim(crefinder.xml_text(z.body), E' \t\r\n'), '') = ''))
                        -- (the settings a call needs were there when the sequence was made)
                        OR (z.channel = 'voicemail' AND (z.business_name IS NULL OR z.callback_number IS NULL))
-                       OR (z.channel = 'call' AND z.agent_number IS NULL)
+                       OR (z.channel = 'call' AND (z.agent_number IS NULL OR z.agent_timezone IS NULL))
                        OR (z.channel = 'email' AND ((z.variant ? 'body' AND z.body IS NULL)
                                                     OR (z.variant ? 'html' AND z.html_body IS NULL))) AS too_long
                 FROM (

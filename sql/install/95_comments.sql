@@ -78,7 +78,7 @@ COMMENT ON FUNCTION crefinder.enqueue_text(text, text, text, bigint, bigint, tex
 COMMENT ON FUNCTION crefinder.cancel_at_twilio(uuid, bigint[]) IS
     'Internal: put messages already handed to Twilio for later (SendAt, still ahead) back in the queue marked for cancellation; the dispatcher then cancels them at Twilio and records them cancelled.  Returns how many.';
 COMMENT ON FUNCTION crefinder.cancel_scheduled_on_opt_out() IS
-    'Internal: trigger function on opt_outs: a new sms or whatsapp opt-out cancels the messages to that contact on that channel that wait at Twilio (scheduled with SendAt).';
+    'Internal: trigger function on opt_outs: a new phone opt-out (any phone channel: it covers them all) cancels the texts to that contact that wait at Twilio (scheduled with SendAt).';
 COMMENT ON FUNCTION crefinder.dispatcher_status_rows() IS
     'Internal: each dispatcher worker''s state, read from shared memory; query the view crefinder.dispatcher_status instead.';
 
@@ -1216,7 +1216,7 @@ COMMENT ON FUNCTION crefinder.twilio_call_rank(text) IS 'Internal: how far along
 COMMENT ON FUNCTION crefinder.twilio_call_set_status(bigint, text, text, text, integer) IS 'Internal: apply a Twilio call status to its message, never moving it back.';
 COMMENT ON FUNCTION crefinder.twilio_signers(text, text, text, text) IS 'Internal: the tenants whose auth token verifies a Twilio request, and its parameters; or the answer rejecting it.';
 COMMENT ON FUNCTION crefinder.twilio_voice(uuid[], jsonb, text, text) IS 'Internal: one verified Twilio voice request (a step of a call, a status callback, an inbound call).';
-COMMENT ON FUNCTION crefinder.twilio_voice_inbound(uuid, jsonb, text, text) IS 'Internal: a call to the tenant''s number: the keypad menu (1: the agent, 9: opt out).';
+COMMENT ON FUNCTION crefinder.twilio_voice_inbound(uuid[], jsonb, text, text) IS 'Internal: a call to a tenant''s number: the keypad menu (1: the agent, 9: opt out with each of the tenants).';
 COMMENT ON FUNCTION crefinder.twilio_voice_step(uuid, record, text, jsonb, text) IS 'Internal: the TwiML of one step of a bridge call or voicemail drop.';
 COMMENT ON FUNCTION crefinder.twiml_answer(text) IS 'Internal: a TwiML document of verbs as a handler''s answer.';
 COMMENT ON FUNCTION crefinder.twiml_say(text) IS 'Internal: one escaped <Say>.';
