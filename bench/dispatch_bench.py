@@ -221,8 +221,9 @@ def main():
                                  "FROM generate_series(1, %s) i")
         # Twilio calls beside texts, in the same run: bridges and drops, then as many texts
         half = args.twilio_calls // 2
-        run("call", half, "SELECT count(crefinder.bridge_call('+1718' || (2000000 + i)::text)) "
-                          "FROM generate_series(1, %s) i")
+        # (an agent takes one bridge at a time: each bridge its own agent here)
+        run("call", half, "SELECT count(crefinder.bridge_call('+1718' || (2000000 + i)::text, "
+                          "'+1917' || (2000000 + i)::text)) FROM generate_series(1, %s) i")
         run("voicemail", half, "SELECT count(crefinder.drop_voicemail('+1646' || (2000000 + i)::text, "
                                "say_text => 'We buy buildings.')) FROM generate_series(1, %s) i")
         run("sms", args.twilio_calls, "SELECT count(crefinder.send_sms('+1347' || (2000000 + i)::text, 'Hello')) "
