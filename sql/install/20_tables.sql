@@ -203,9 +203,9 @@ CREATE INDEX outbound_events_calls_idx ON crefinder.outbound_events (user_id, se
     WHERE channel = 'voice' AND status IN ('sending', 'sent');
 -- An agent takes one bridge call at a time: the dispatcher looks for the
 -- agent's bridge in progress, and a bridge that ends releases the next.
-CREATE INDEX outbound_events_bridges_idx ON crefinder.outbound_events (user_id, sent_at)
+CREATE INDEX outbound_events_bridges_idx ON crefinder.outbound_events (user_id, (payload ->> 'agent_number'))
     WHERE channel = 'call' AND status IN ('sending', 'sent');
-CREATE INDEX outbound_events_agent_busy_idx ON crefinder.outbound_events (user_id)
+CREATE INDEX outbound_events_agent_busy_idx ON crefinder.outbound_events (user_id, (payload ->> 'agent_number'))
     WHERE channel = 'call' AND status = 'queued' AND hold_reason = 'agent_busy';
 -- Webhooks find their message by the provider's id.
 CREATE INDEX outbound_events_provider_message_idx
