@@ -1406,8 +1406,13 @@ Evaluate(Datum tenant, int channel, Contact *contacts, int n, TimestampTz at, Da
 				   "CROSS JOIN LATERAL (SELECT k.contact FROM crefinder.consents k "
 				   "  WHERE k.user_id = $1 AND k.contact = '+' || x.digits AND k.channel = $3 "
 				   "    AND k.revoked_at IS NULL "
-				   /* a prerecorded message needs prior express written consent */
-				   "    AND (k.kind = 'express_written' OR $3 <> 'voicemail') OFFSET 0) AS c",
+				   /*
+					* only a written consent lifts a DNC listing (47 CFR
+					* 64.1200(c)(2)(ii)) or allows an artificial or
+					* prerecorded voice for sales calls: an oral one is a
+					* record, nothing more
+					*/
+				   "    AND k.kind = 'express_written' OFFSET 0) AS c",
 				   3, argtypes, args, consented);
 		for (int i = 0; i < n; i++)
 		{

@@ -744,21 +744,74 @@ TakeCallSlot(HTAB **calls, OutboundMessage *m, MemoryContext cxt)
 /*
  * A bridge call (channel call) rings the tenant's agent first, and an agent
  * takes one call at a time: a bridge to an agent whose previous bridge is
- * still in progress (claimed, or sent and not ended, for at most its
- * TimeLimit and 10 minutes) waits in the queue, looked at again
- * AGENT_HOLD_SECONDS later or released when that bridge ends
- * (crefinder.twilio_call_set_status()); that is no attempt.  Only worker 0
- * claims bridges, so the count cannot race with another claim.
+ * still in progress (claimed, recorded unknown after a crash, or sent and
+ * not ended, for at most its TimeLimit and 10 minutes; a lost final
+ * callback is found by the bridge's first lookup, 5 minutes on) waits in
+ * the queue, looked at again AGENT_HOLD_SECONDS later or released when that
+ * bridge ends (crefinder.twilio_call_set_status()); that is no attempt.  A
+ * bridge whose agent has since opted out is blocked (agent_opted_out).
+ * Only worker 0 claims bridges, so the count cannot race with another
+ * claim.
  */
 #define AGENT_HOLD_SECONDS 30
 #define AGENT_HELD "held: the agent is on another bridge call"
 
+typedef enum AgentState
+{
+	AGENT_FREE,
+	AGENT_BUSY,
+	AGENT_OPTED_OUT
+} AgentState;
+
 typedef struct AgentLine
 {
 	char		key[UUID_LEN * 2 + 5 + 24];	/* tenant uuid / agent number */
-	bool		busy;
+	AgentState	state;
 } AgentLine;
 
+typedef struct AgentLookup
+{
+	OutboundMessage *m;
+	const char *agent;
+	AgentState	state;
+} AgentLookup;
+
+static void
+LookUpAgent(void *arg)
+{
+	AgentLookup *a = (AgentLookup *) arg;
+	Oid			types[3] = {UUIDOID, TEXTOID, INT4OID};
+	Datum		values[3];
+	int			rc;
+	bool		isnull;
+
+	values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(a->m->tenant));
+	values[1] = CStringGetTextDatum(a->agent);
+	values[2] = Int32GetDatum(TWILIO_BRIDGE_TIME_LIMIT + 600);
+	rc = SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM crefinder.opt_outs o "
+							   "    WHERE o.user_id = $1 AND o.contact = $2 AND o.revoked_at IS NULL "
+							   "      AND o.channel <> 'email'), "
+							   "  EXISTS (SELECT 1 FROM crefinder.outbound_events e "
+							   "    WHERE e.user_id = $1 AND e.channel = 'call' "
+							   "      AND e.status IN ('sending', 'sent', 'unknown') "
+							   "      AND crefinder.twilio_call_rank(e.provider_status) < 5 "
+							   "      AND e.payload ->> 'agent_number' = $2 "
+							   "      AND (e.status = 'sending' "
+							   "           OR coalesce(e.sent_at, e.updated_at) > now() - make_interval(secs => $3)))",
+							   3, types, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look for the agent's bridges in progress: %s", SPI_result_code_string(rc));
+	a->state = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ?
+		AGENT_OPTED_OUT :
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) ?
+		AGENT_BUSY : AGENT_FREE;
+}
+
+/*
+ * TakeAgentLine decides a claimed bridge: true when it may go now (its
+ * agent's line is then taken for the rest of the claim), else m is held or
+ * blocked.
+ */
 static bool
 TakeAgentLine(HTAB **agents, OutboundMessage *m, MemoryContext cxt)
 {
@@ -783,29 +836,30 @@ TakeAgentLine(HTAB **agents, OutboundMessage *m, MemoryContext cxt)
 	line = hash_search(*agents, key, HASH_ENTER, &found);
 	if (!found)
 	{
-		Oid			types[3] = {UUIDOID, TEXTOID, INT4OID};
-		Datum		values[3];
-		int			rc;
+		AgentLookup a = {m, agent, AGENT_FREE};
+		ErrorData  *edata = RunGuarded(LookUpAgent, &a);
 
-		MemoryContext caller = CurrentMemoryContext;	/* SPI leaves its own */
-
-		values[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(m->tenant));
-		values[1] = CStringGetTextDatum(agent);
-		values[2] = Int32GetDatum(TWILIO_BRIDGE_TIME_LIMIT + 600);
-		rc = SPI_execute_with_args("SELECT 1 FROM crefinder.outbound_events "
-								   "WHERE user_id = $1 AND channel = 'call' AND status IN ('sending', 'sent') "
-								   "  AND (status = 'sending' OR (sent_at > now() - make_interval(secs => $3) "
-								   "       AND crefinder.twilio_call_rank(provider_status) < 5)) "
-								   "  AND payload ->> 'agent_number' = $2 LIMIT 1",
-								   3, types, values, NULL, true, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not look for the agent's bridges in progress: %s", SPI_result_code_string(rc));
-		line->busy = SPI_processed > 0;
-		MemoryContextSwitchTo(caller);
+		if (edata != NULL)
+		{
+			/* this agent's bridges wait; the others go on */
+			hash_search(*agents, key, HASH_REMOVE, NULL);
+			HoldForError(m, "locked", "looking for the agent's bridges", edata, cxt);
+			return false;
+		}
+		line->state = a.state;
 	}
-	if (line->busy)
+	if (line->state == AGENT_OPTED_OUT)
+	{
+		m->status = "blocked";
+		m->block_reason = "agent_opted_out";
 		return false;
-	line->busy = true;			/* this claim's bridge takes the line */
+	}
+	if (line->state == AGENT_BUSY)
+	{
+		Hold(m, "agent_busy", AGENT_HELD, AGENT_HOLD_SECONDS * 1000);
+		return false;
+	}
+	line->state = AGENT_BUSY;	/* this claim's bridge takes the line */
 	return true;
 }
 
@@ -1224,11 +1278,6 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 				Hold(m, "call_limit", CALL_HELD, CALL_HOLD_SECONDS * 1000);
 				continue;
 			}
-			if (strcmp(m->channel, "call") == 0 && !TakeAgentLine(&agents, m, cxt))
-			{
-				Hold(m, "agent_busy", AGENT_HELD, AGENT_HOLD_SECONDS * 1000);
-				continue;
-			}
 			wait = TakeToken(m, now);
 			if (wait > 0)
 			{
@@ -1236,6 +1285,9 @@ Claim(int limit, MemoryContext cxt, OutboundMessage ***out, bool *full)
 				m->next_attempt_at = now + wait;
 				continue;
 			}
+			/* (after pacing: a paced bridge does not take its agent's line) */
+			if (strcmp(m->channel, "call") == 0 && !TakeAgentLine(&agents, m, cxt))
+				continue;
 			sending[nsending++] = m;
 			if (strcmp(m->channel, "email") == 0)
 			{
@@ -1466,6 +1518,22 @@ ProviderError(OutboundMessage *m, int *code)
 }
 
 /*
+ * CallMayHaveGone: a failed request of a Twilio call that may nonetheless
+ * have been taken (anything but a failure to connect).
+ */
+static bool
+CallMayHaveGone(OutboundMessage *m)
+{
+	CURLcode	r = m->request.result;
+
+	if (strcmp(m->channel, "call") != 0 && strcmp(m->channel, "voicemail") != 0)
+		return false;
+	return r != CURLE_COULDNT_CONNECT && r != CURLE_COULDNT_RESOLVE_HOST &&
+		r != CURLE_COULDNT_RESOLVE_PROXY && r != CURLE_SSL_CONNECT_ERROR &&
+		r != CURLE_UNSUPPORTED_PROTOCOL && r != CURLE_URL_MALFORMAT;
+}
+
+/*
  * Classify turns a finished request into the message's outcome.  A
  * temporary failure is retried (hold_reason retry) until
  * crefinder.max_attempts attempts or crefinder.retry_max_age after the
@@ -1478,7 +1546,19 @@ Classify(OutboundMessage *m)
 	int			code;
 
 	m->status = NULL;
-	if (m->request.result != CURLE_OK)
+	if (m->request.result != CURLE_OK && CallMayHaveGone(m))
+	{
+		/*
+		 * A Twilio call whose request may have reached Twilio (a timeout, a
+		 * connection dropped while waiting for the answer): sent again, it
+		 * could ring the owner or the agent twice.  Like a crash, it is
+		 * unknown, never re-sent on its own (retry_unknown() re-queues it).
+		 */
+		m->error = psprintf("request failed after it may have reached Twilio: %s",
+							ClipText(m->request.error, PROVIDER_TEXT_MAX));
+		m->status = "unknown";
+	}
+	else if (m->request.result != CURLE_OK)
 	{
 		/* timeout, refused or dropped connection: try again later */
 		m->error = psprintf("request failed: %s", ClipText(m->request.error, PROVIDER_TEXT_MAX));

@@ -97,11 +97,13 @@ lookup_reconcile_at(OutboundMessage *m, TimestampTz now)
 
 		return now + (seconds + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
 	}
-	/* Twilio calls: their TimeLimit (twilio_call.c) and the same margin */
-	if (strcmp(m->channel, "call") == 0)
-		return now + (TWILIO_BRIDGE_TIME_LIMIT + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
-	if (strcmp(m->channel, "voicemail") == 0)
-		return now + (TWILIO_DROP_TIME_LIMIT + CALL_MARGIN_SECONDS) * USECS_PER_SEC;
+	/*
+	 * Twilio calls: 5 minutes on, then at the lookups' growing pace (a call
+	 * still going on is asked about again): a lost final callback must not
+	 * keep an agent's line taken for the whole TimeLimit.
+	 */
+	if (strcmp(m->channel, "call") == 0 || strcmp(m->channel, "voicemail") == 0)
+		return now + TWILIO_CALL_FIRST_LOOKUP_SECONDS * USECS_PER_SEC;
 	return Max(now, m->schedule_at) + (int64) crefinder_reconcile_after * USECS_PER_SEC;
 }
 

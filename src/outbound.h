@@ -89,6 +89,7 @@ extern void twilio_check_sid(const char *what, const char *sid, const char *pref
 /* the longest a Twilio call lasts (its TimeLimit), in seconds */
 #define TWILIO_BRIDGE_TIME_LIMIT 3600
 #define TWILIO_DROP_TIME_LIMIT 300
+#define TWILIO_CALL_FIRST_LOOKUP_SECONDS 300	/* a call's status is first asked then */
 
 extern char *twilio_voice_url(const char *base, int64 id, const char *step);
 extern void twilio_build_call(OutboundMessage *m);

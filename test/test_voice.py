@@ -9,6 +9,7 @@ as XML and checked against what Twilio accepts (test/twiml.py).  The calls
 are rows as the dispatcher leaves them; test_voice_calls.py dials them.
 """
 import json
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
@@ -136,11 +137,17 @@ def test_voicemail_drop_flows(cluster):
         # the owner's other tenant is untouched
         assert w.one("SELECT count(*) AS n FROM crefinder.opt_outs WHERE user_id = %s", (B,))["n"] == 0
 
-        # once opted out, a later drop that is answered says nothing
+        # once opted out, a later drop answered by a person says only who called (never a
+        # silent hang-up on a person); a machine hears nothing; neither is a delivery
         sid3 = call_sid()
         m3 = call_message(w, A, "voicemail", OWNER, sid3, '{"say_text": "Hello again."}')
         root = verbs(voice(w, step_url(m3, "answer"), {"CallSid": sid3, "AnsweredBy": "human", "To": OWNER}))
+        assert [e.tag for e in root] == ["Say", "Hangup"] and said(root) == "This was a call from Acme Capital. Goodbye."
+        sid3b = call_sid()
+        m3b = call_message(w, A, "voicemail", OWNER, sid3b, '{"say_text": "Hello again."}')
+        root = verbs(voice(w, step_url(m3b, "answer"), {"CallSid": sid3b, "AnsweredBy": "machine_end_beep"}))
         assert [e.tag for e in root] == ["Hangup"]
+        assert (w.row(m3)["status"], w.row(m3b)["status"]) == ("sent", "sent")
 
         # whatever a tenant's texts hold is escaped; TwiML stays what Twilio accepts
         sid5 = call_sid()
@@ -295,7 +302,8 @@ def test_call_status_callbacks(cluster):
         status("ringing", 1)
         status("in-progress", 2, AnsweredBy="machine_end_beep")
         row = w.row(m)
-        assert (row["status"], row["provider_status"]) == ("delivered", "completed"), row
+        # (the callbacks alone deliver no drop: its answer step, which plays the message, does)
+        assert (row["status"], row["provider_status"], row["delivered_at"]) == ("sent", "completed", None), row
         assert row["lookup_at"] is not None and row["lookups"] == 0     # the price comes by a lookup
         outcomes = [e["outcome"] for e in w.all("SELECT outcome FROM crefinder.webhook_events "
                                                  "WHERE event_type LIKE 'call:%%' ORDER BY id")]
@@ -453,12 +461,15 @@ def test_review_findings(cluster):
         row = w.row(later)
         assert row["status"] == "queued" and row["payload"].get("twilio_cancel") is True, row
 
-        # a fax is no delivery, even after an "answered" callback said so
+        # a drop is delivered when its message is played, not by a callback; a fax undoes it
         sid4 = call_sid()
         m4 = call_message(w, A, "voicemail", "+12125550153", sid4, '{"say_text": "Hi."}')
         voice(w, step_url(m4, "status"), {"CallSid": sid4, "CallStatus": "in-progress", "AnsweredBy": "human"})
+        assert w.row(m4)["status"] == "sent"
+        verbs(voice(w, step_url(m4, "answer"), {"CallSid": sid4, "CallStatus": "in-progress", "AnsweredBy": "human"}))
         assert w.row(m4)["status"] == "delivered"
-        voice(w, step_url(m4, "answer"), {"CallSid": sid4, "CallStatus": "in-progress", "AnsweredBy": "fax"})
+        voice(w, step_url(m4, "status"), {"CallSid": sid4, "CallStatus": "completed", "CallDuration": "3",
+                                          "AnsweredBy": "fax"})
         row = w.row(m4)
         assert (row["status"], row["delivered_at"]) == ("sent", None), row
 
@@ -508,5 +519,59 @@ def test_review_findings(cluster):
         # a hidden number cannot be opted out: said so
         root = verbs(voice(w, url, {"CallSid": call_sid(), "From": "anonymous", "To": NUMBER[A], "Digits": "9"}))
         assert "hidden" in said(root)
+    finally:
+        w.close()
+
+
+def test_second_review_findings(cluster):
+    """What the second hostile review found, each tried."""
+    w = World(cluster, "voice_review2")
+    try:
+        prepare(w)
+        w.as_tenant(A)
+        # press 1 connects whether compliance has a time-based word for the owner or none at all
+        sid = call_sid()
+        m = call_message(w, A, "voicemail", OWNER, sid, '{"say_text": "Hi."}')
+        hour = (time.gmtime().tm_hour + 12) % 24
+        for window in (('00:00', '23:59:59'), ('%02d:00' % hour, '%02d:30' % hour)):
+            w.cur.execute("SELECT crefinder.set_tenant_settings(%s)", (json.dumps(
+                {"voicemail_window_start": window[0], "voicemail_window_end": window[1]}),))
+            w.cur.execute("RESET crefinder.user_id")
+            root = verbs(voice(w, step_url(m, "keypress"), {"CallSid": sid, "Digits": "1"}))
+            assert root.find("Dial/Number") is not None and root.find("Dial/Number").text == AGENT, window
+            w.as_tenant(A)
+        # only a written consent lifts a DNC listing
+        w.cur.execute("SELECT crefinder.dnc_add('+12125550190')")
+        w.cur.execute("SELECT crefinder.record_consent('+12125550190', 'sms', 'express', 'phone call')")
+        assert w.one("SELECT reason FROM crefinder.can_contact('sms', '+12125550190', now(), NULL)")["reason"] == "dnc"
+        w.cur.execute("SELECT crefinder.record_consent('+12125550190', 'sms', 'express_written', 'web form')")
+        assert w.one("SELECT reason FROM crefinder.can_contact('sms', '+12125550190', now(), NULL)")["reason"] \
+            in (None, "quiet_hours")
+        # an agent that is an owner's phone however it was typed, or that opted out, is refused everywhere
+        w.cur.execute("SELECT crefinder.configure('twilio', %s)", (json.dumps({
+            "accountSid": ACCOUNT[A], "authToken": TOKEN[A], "phoneNumber": NUMBER[A],
+            "voiceWebhookUrl": VOICE_URL}),))
+        w.cur.execute("INSERT INTO crefinder.property_records (owner_name, owner_phone) VALUES ('Bo', '(305) 555-0161')")
+        w.cur.execute("SELECT crefinder.opt_out('sms', '+13055550162')")
+        for agent in ("(305) 555-0161", "+13055550162"):
+            for sql, args in (("SELECT crefinder.bridge_call(%s, %s)", (OWNER, agent)),
+                              ("SELECT crefinder.set_tenant_settings(%s)",
+                               (json.dumps({"agent_number": w.one("SELECT crefinder.normalize_phone(%s) AS n",
+                                                                  (agent,))["n"]}),))):
+                try:
+                    w.cur.execute(sql, args)
+                    raise AssertionError("%s accepted %s" % (sql, agent))
+                except Exception as e:
+                    assert getattr(e, "pgcode", None) == "22023", e
+        w.cur.execute("RESET crefinder.user_id")
+
+        # Twilio's stand-in for a withheld number is no one's number
+        url = VOICE_URL + "?crefinder_step=inbound_keypress"
+        root = verbs(voice(w, url, {"CallSid": call_sid(), "From": "+266696687", "To": NUMBER[A], "Digits": "9"}))
+        assert "hidden" in said(root)
+        assert w.one("SELECT count(*) AS n FROM crefinder.opt_outs WHERE contact = '+266696687'")["n"] == 0
+        # a call to a number that is none of the signers': no tenant's name, no agent
+        root = verbs(voice(w, VOICE_URL, {"CallSid": call_sid(), "From": "+12125550191", "To": "+13055550777"}))
+        assert "Acme" not in said(root) and "press 1" not in said(root) and "press 9" in said(root)
     finally:
         w.close()

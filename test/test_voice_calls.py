@@ -495,3 +495,32 @@ def test_one_bridge_per_agent_at_a_time(cluster):
     finally:
         route.stop()
         s.close()
+
+
+def test_calls_that_may_have_gone_are_never_sent_twice(cluster):
+    s, route = voice_setup(cluster)
+    try:
+        cur = s.cur
+        # the connection drops after Twilio read the request: unknown, never re-sent on its own
+        s.sandbox.call("POST", "/_sandbox/faults", {"path": "/2010-04-01/Accounts/%s/Calls.json" % ACCOUNT,
+                                                    "fault": "drop", "count": 1})
+        lost = value(cur, "SELECT crefinder.bridge_call('+12125550177')")
+        row = wait_for(cur, lost, lambda r: r[0] != "queued" and r[0] != "sending")
+        assert row[0] == "unknown", row
+        # ... and it keeps the agent's line: the next bridge to that agent waits
+        nxt = value(cur, "SELECT crefinder.bridge_call('+12125550178')")
+        row = wait_for(cur, nxt, lambda r: r[6] == "agent_busy")
+        assert row[0] == "queued"
+        cur.execute("DELETE FROM crefinder.outbound_events WHERE id IN (%s, %s)", (lost, nxt))
+        # an agent who opted out after the bridge was queued is not rung
+        cur.execute("BEGIN")
+        late = value(cur, "SELECT crefinder.bridge_call('+12125550179')")
+        cur.execute("SELECT crefinder.opt_out('call', %s)", (AGENT,))
+        cur.execute("COMMIT")
+        row = wait_for(cur, late, lambda r: r[0] != "queued" and r[0] != "sending")
+        assert (row[0], row[5]) == ("blocked", "agent_opted_out"), row
+        assert not [r for r in s.sandbox.requests() if r["path"].endswith("/Calls.json") and
+                    "crefinder_message_id=%d&" % late in r["body"].replace("%3D", "=").replace("%26", "&")]
+    finally:
+        route.stop()
+        s.close()

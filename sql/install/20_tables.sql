@@ -201,12 +201,6 @@ CREATE INDEX outbound_events_sending_idx ON crefinder.outbound_events (claimed_b
 -- Vapi's concurrent-call limit counts a tenant's calls in progress.
 CREATE INDEX outbound_events_calls_idx ON crefinder.outbound_events (user_id, sent_at)
     WHERE channel = 'voice' AND status IN ('sending', 'sent');
--- An agent takes one bridge call at a time: the dispatcher looks for the
--- agent's bridge in progress, and a bridge that ends releases the next.
-CREATE INDEX outbound_events_bridges_idx ON crefinder.outbound_events (user_id, (payload ->> 'agent_number'))
-    WHERE channel = 'call' AND status IN ('sending', 'sent');
-CREATE INDEX outbound_events_agent_busy_idx ON crefinder.outbound_events (user_id, (payload ->> 'agent_number'))
-    WHERE channel = 'call' AND status = 'queued' AND hold_reason = 'agent_busy';
 -- Webhooks find their message by the provider's id.
 CREATE INDEX outbound_events_provider_message_idx
     ON crefinder.outbound_events (provider_message_id)

@@ -444,7 +444,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM crefinder.property_contacts c
                WHERE c.user_id = tenant AND c.kind = 'phone' AND c.value = agent)
        OR EXISTS (SELECT 1 FROM crefinder.property_records p
-                  WHERE p.user_id = tenant AND p.owner_phone = agent) THEN
+                  WHERE p.user_id = tenant AND crefinder.try_normalize_contact('sms', p.owner_phone) = agent) THEN
         RAISE EXCEPTION 'the agent number is an owner''s number'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'It is a phone of one of the tenant''s properties.',

@@ -38,6 +38,15 @@ CREATE FUNCTION crefinder.twilio_call_rank(status text) RETURNS integer
         ELSE 0 END
 $$;
 
+-- An agent takes one bridge call at a time: the dispatcher looks for the
+-- agent's bridge in progress, and a bridge that ends releases the next.
+-- (a bridge that ended leaves it: an agent's history is not scanned)
+CREATE INDEX outbound_events_bridges_idx ON crefinder.outbound_events (user_id, (payload ->> 'agent_number'))
+    WHERE channel = 'call' AND status IN ('sending', 'sent', 'unknown')
+      AND crefinder.twilio_call_rank(provider_status) < 5;
+CREATE INDEX outbound_events_agent_busy_idx ON crefinder.outbound_events (user_id, (payload ->> 'agent_number'))
+    WHERE channel = 'call' AND status = 'queued' AND hold_reason = 'agent_busy';
+
 -- xml_text: text escaped for XML content and attribute values, without the
 -- characters XML 1.0 forbids.
 CREATE FUNCTION crefinder.xml_text(value text) RETURNS text
@@ -97,9 +106,8 @@ $$;
 -- twilio_call_set_status: a call status (from a callback, the voice URL
 -- or a lookup) on message_id, never moving it back; applied only to calls
 -- that were placed (not queued, blocked, skipped or cancelled).  A
--- voicemail drop is delivered once answering-machine detection says who
--- answered (a person or a machine; a fax is no delivery, and undoes one); a
--- bridge call only when the owner answers (the dial step).  A call that
+-- voicemail drop is delivered when its message is played (the answer step;
+-- a fax undoes it), a bridge call when the owner answers (the dial step).  A call that
 -- ended gets its price by a lookup a minute later.  Returns whether the
 -- status moved on.
 CREATE FUNCTION crefinder.twilio_call_set_status(message_id bigint, new_status text, sid text,
@@ -135,11 +143,10 @@ BEGIN
                           THEN 'twilio call failed' ELSE e.last_error END,
         lookup_at = CASE WHEN final AND e.cost_cents IS NULL THEN now() + interval '1 minute'
                          WHEN final THEN NULL
-                         -- faster than the dispatcher's record: reconciled all the same, after
-                         -- the call's TimeLimit and 10 minutes (src/twilio_call.c)
+                         -- faster than the dispatcher's record: reconciled all the same, from
+                         -- 5 minutes on (lookup.c)
                          WHEN e.status IN ('sending', 'unknown')
-                             THEN coalesce(e.lookup_at, now() + CASE e.channel WHEN 'call' THEN interval '70 minutes'
-                                                                              ELSE interval '15 minutes' END)
+                             THEN coalesce(e.lookup_at, now() + interval '5 minutes')
                          ELSE e.lookup_at END,
         lookups = CASE WHEN final THEN 0 ELSE e.lookups END,
         updated_at = now()
@@ -148,24 +155,22 @@ BEGIN
     applied := FOUND;
     -- a bridge that ended frees its agent: the next bridge waiting for the agent goes now
     IF applied AND final AND m.channel = 'call' THEN
-        UPDATE crefinder.outbound_events e SET next_attempt_at = now(), updated_at = now()
-        WHERE e.user_id = m.user_id AND e.channel = 'call' AND e.status = 'queued'
-          AND e.hold_reason = 'agent_busy' AND e.payload ->> 'agent_number' = m.agent;
+        -- (in the order they were queued)
+        UPDATE crefinder.outbound_events e
+        SET next_attempt_at = now() + make_interval(secs => w.n / 1000.0), updated_at = now()
+        FROM (SELECT x.id, row_number() OVER (ORDER BY x.id) AS n FROM crefinder.outbound_events x
+              WHERE x.user_id = m.user_id AND x.channel = 'call' AND x.status = 'queued'
+                AND x.hold_reason = 'agent_busy' AND x.payload ->> 'agent_number' = m.agent) AS w
+        WHERE e.id = w.id;
         IF FOUND THEN
             PERFORM crefinder.wake_dispatcher_on_commit();
         END IF;
     END IF;
-    -- who answered a drop, whenever it is said (the voice URL's request may
-    -- come after the "answered" callback)
-    IF m.channel = 'voicemail' AND answered_by IS NOT NULL AND new_status IN ('in-progress', 'completed') THEN
-        UPDATE crefinder.outbound_events e SET
-            status = CASE WHEN answered_by = 'fax' AND e.status = 'delivered' THEN 'sent'
-                          WHEN answered_by <> 'fax' AND e.status IN ('sending', 'sent', 'unknown') THEN 'delivered'
-                          ELSE e.status END,
-            delivered_at = CASE WHEN answered_by = 'fax' THEN NULL ELSE coalesce(e.delivered_at, now()) END,
-            updated_at = now()
-        WHERE e.id = message_id AND e.status IN ('sending', 'sent', 'unknown', 'delivered')
-          AND (e.status = 'delivered') <> (answered_by <> 'fax');
+    -- a fax is no delivery, whatever was said before (a drop is delivered by
+    -- its answer step, when its message is played)
+    IF m.channel = 'voicemail' AND answered_by = 'fax' THEN
+        UPDATE crefinder.outbound_events e SET status = 'sent', delivered_at = NULL, updated_at = now()
+        WHERE e.id = message_id AND e.status = 'delivered';
     END IF;
     INSERT INTO crefinder.call_results AS r (user_id, call_id, message_id, property_id, status, answered_by,
                                              started_at, ended_at, duration_seconds)
@@ -265,10 +270,10 @@ DECLARE
 BEGIN
     -- what compliance says of the owner now (a STOP since the call was
     -- placed, a DNC listing, a consent revoked): no message, no dial
-    opted_out := (SELECT s.reason IN ('opted_out', 'dnc', 'no_consent', 'invalid_contact')
-                  FROM crefinder.scrub_for(tenant, m.channel, ARRAY[m.to_contact],
-                                           ARRAY[m.property_id], now()) AS s
-                  LIMIT 1);
+    opted_out := step IN ('answer', 'connect', 'keypress') AND coalesce(
+        (SELECT s.reason IN ('opted_out', 'dnc', 'no_consent', 'invalid_contact')
+         FROM crefinder.scrub_for(tenant, m.channel, ARRAY[m.to_contact], ARRAY[m.property_id], now()) AS s
+         LIMIT 1), false);
     IF m.channel = 'call' THEN
         IF step = 'answer' THEN
             PERFORM crefinder.twilio_call_set_status(m.id, 'in-progress', params ->> 'CallSid', NULL, NULL);
@@ -304,9 +309,19 @@ BEGIN
     ELSE
         IF step = 'answer' THEN
             PERFORM crefinder.twilio_call_set_status(m.id, 'in-progress', params ->> 'CallSid', answered_by, NULL);
-            IF opted_out OR answered_by = 'fax' THEN
+            IF answered_by = 'fax' OR (opted_out AND answered_by LIKE 'machine%') THEN
                 RETURN crefinder.twiml_answer('<Hangup/>');
+            ELSIF opted_out THEN
+                -- a person, whom compliance no longer lets crefinder address: who called, and goodbye
+                -- (never a silent hang-up on a person, 47 CFR 64.1200(a)(7))
+                RETURN crefinder.twiml_answer(crefinder.twiml_say(
+                           'This was a call from ' || coalesce(business, 'us') || '. Goodbye.') || '<Hangup/>');
             END IF;
+            -- the message is played: the drop is delivered
+            UPDATE crefinder.outbound_events e
+            SET status = CASE WHEN e.status IN ('sending', 'sent', 'unknown') THEN 'delivered' ELSE e.status END,
+                delivered_at = coalesce(e.delivered_at, now()), updated_at = now()
+            WHERE e.id = m.id AND e.status IN ('sending', 'sent', 'unknown', 'delivered');
             content := CASE WHEN payload ? 'audio_url'
                             THEN '<Play>' || crefinder.xml_text(payload ->> 'audio_url') || '</Play>'
                             ELSE crefinder.twiml_say(payload ->> 'say_text') END;
@@ -391,7 +406,8 @@ $$;
 -- voicemail drop gives): the keypad menu; 9 opts the caller out of every
 -- phone channel with each of the tenants (the first speaks), 1 connects the
 -- first tenant's agent.
-CREATE FUNCTION crefinder.twilio_voice_inbound(tenants uuid[], params jsonb, url text, step text)
+CREATE FUNCTION crefinder.twilio_voice_inbound(tenants uuid[], params jsonb, url text, step text,
+                                                known boolean)
     RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -401,10 +417,14 @@ DECLARE
     tenant uuid := tenants[1];
     each_tenant uuid;
     settings jsonb := crefinder.settings_of(tenants[1]);
-    caller text := crefinder.try_phone(params ->> 'From');
+    -- Twilio's stand-ins for a withheld number are no one's number
+    caller text := CASE WHEN crefinder.try_phone(params ->> 'From') IN
+                             ('+266696687', '+86282452253', '+7378742833', '+2562533', '+8656696')
+                        THEN NULL ELSE crefinder.try_phone(params ->> 'From') END;
     digits text := nullif(btrim(params ->> 'Digits'), '');
-    business text := settings ->> 'business_name';
-    agent text := settings ->> 'agent_number';
+    -- a number that is none of the tenants': no name, no agent (whose would they be?)
+    business text := CASE WHEN known THEN settings ->> 'business_name' END;
+    agent text := CASE WHEN known THEN settings ->> 'agent_number' END;
     caller_id text := (SELECT c.config ->> 'phoneNumber' FROM crefinder.integration_configs c
                        WHERE c.user_id = tenant AND c.provider = 'twilio');
 BEGIN
@@ -453,6 +473,7 @@ DECLARE
                              THEN (params ->> 'CallDuration')::integer END;
     m record;
     tenant uuid;
+    owners uuid[];
     event_row bigint;
 BEGIN
     IF sid IS NULL OR sid !~ '^CA[0-9a-f]{32}$' OR (parent IS NOT NULL AND parent !~ '^CA[0-9a-f]{32}$')
@@ -465,13 +486,13 @@ BEGIN
         END IF;
         -- a call to a tenant's number: the tenants whose number (or callback number) it is;
         -- when it is none of theirs, every tenant that signed (an opt-out errs on the safe side)
-        RETURN crefinder.twilio_voice_inbound(coalesce(nullif(ARRAY(
-                   SELECT c.user_id FROM crefinder.integration_configs c
-                   LEFT JOIN crefinder.tenant_settings s ON s.user_id = c.user_id
-                   WHERE c.provider = 'twilio' AND c.user_id = ANY (tenants)
-                     AND params ->> 'To' IN (c.config ->> 'phoneNumber', s.callback_number)
-                   ORDER BY array_position(tenants, c.user_id)), '{}'), tenants),
-               params, url, step);
+        owners := ARRAY(SELECT c.user_id FROM crefinder.integration_configs c
+                        LEFT JOIN crefinder.tenant_settings s ON s.user_id = c.user_id
+                        WHERE c.provider = 'twilio' AND c.user_id = ANY (tenants)
+                          AND params ->> 'To' IN (c.config ->> 'phoneNumber', s.callback_number)
+                        ORDER BY array_position(tenants, c.user_id));
+        RETURN crefinder.twilio_voice_inbound(CASE WHEN cardinality(owners) > 0 THEN owners ELSE tenants END,
+                                              params, url, step, cardinality(owners) > 0);
     END IF;
 
     -- the message: one of the signers' calls; the request's call must be its

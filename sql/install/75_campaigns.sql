@@ -94,6 +94,9 @@ $$;
 CREATE FUNCTION crefinder.try_normalize_contact(channel text, contact text) RETURNS text
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'crefinder_try_normalize_contact';
+-- bridge_call() makes sure its agent is no owner, whatever form the phone was typed in
+CREATE INDEX property_records_owner_phone_e164_idx
+    ON crefinder.property_records (user_id, crefinder.try_normalize_contact('sms', owner_phone));
 
 -- ----------------------------------------------------------------------
 -- Contact points
@@ -881,7 +884,11 @@ BEGIN
                                 OR coalesce(btrim(crefinder.xml_text(z.body), E' \t\r\n'), '') = ''))
                        -- (the settings a call needs were there when the sequence was made)
                        OR (z.channel = 'voicemail' AND (z.business_name IS NULL OR z.callback_number IS NULL))
-                       OR (z.channel = 'call' AND (z.agent_number IS NULL OR z.agent_timezone IS NULL))
+                       OR (z.channel = 'call' AND (z.agent_number IS NULL OR z.agent_timezone IS NULL
+                                                   -- (an agent who opted out is rung by no bridge)
+                                                   OR EXISTS (SELECT 1 FROM crefinder.opt_outs o
+                                                              WHERE o.user_id = z.user_id AND o.contact = z.agent_number
+                                                                AND o.revoked_at IS NULL AND o.channel <> 'email')))
                        OR (z.channel = 'email' AND ((z.variant ? 'body' AND z.body IS NULL)
                                                     OR (z.variant ? 'html' AND z.html_body IS NULL))) AS too_long
                 FROM (

@@ -337,7 +337,7 @@ COMMENT ON COLUMN crefinder.email_suppressions.removed_at IS
     'When the suppression was lifted (opt_in() lifts unsubscribe and group_unsubscribe ones); NULL while it is active.';
 
 COMMENT ON TABLE crefinder.consents IS
-    'Consents to be contacted (TCPA prior express or express written consent), written by record_consent(); a row is active until revoked_at.  A consent lets a number on a Do-Not-Call list be reached on its channel and is what AI calls need while voice_requires_consent is on.';
+    'Consents to be contacted (TCPA prior express or express written consent), written by record_consent(); a row is active until revoked_at.  A written consent (express_written) lets a number on a Do-Not-Call list be reached on its channel, is what AI calls need while voice_requires_consent is on, and what every voicemail drop needs; an oral one (express) is kept as a record only.';
 COMMENT ON COLUMN crefinder.consents.id IS
     'Identifies the consent; generated, and returned by record_consent().';
 COMMENT ON COLUMN crefinder.consents.user_id IS
@@ -1216,7 +1216,7 @@ COMMENT ON FUNCTION crefinder.twilio_call_rank(text) IS 'Internal: how far along
 COMMENT ON FUNCTION crefinder.twilio_call_set_status(bigint, text, text, text, integer) IS 'Internal: apply a Twilio call status to its message, never moving it back.';
 COMMENT ON FUNCTION crefinder.twilio_signers(text, text, text, text) IS 'Internal: the tenants whose auth token verifies a Twilio request, and its parameters; or the answer rejecting it.';
 COMMENT ON FUNCTION crefinder.twilio_voice(uuid[], jsonb, text, text) IS 'Internal: one verified Twilio voice request (a step of a call, a status callback, an inbound call).';
-COMMENT ON FUNCTION crefinder.twilio_voice_inbound(uuid[], jsonb, text, text) IS 'Internal: a call to a tenant''s number: the keypad menu (1: the agent, 9: opt out with each of the tenants).';
+COMMENT ON FUNCTION crefinder.twilio_voice_inbound(uuid[], jsonb, text, text, boolean) IS 'Internal: a call to a tenant''s number: the keypad menu (1: the agent, 9: opt out with each of the tenants).';
 COMMENT ON FUNCTION crefinder.twilio_voice_step(uuid, record, text, jsonb, text) IS 'Internal: the TwiML of one step of a bridge call or voicemail drop.';
 COMMENT ON FUNCTION crefinder.twiml_answer(text) IS 'Internal: a TwiML document of verbs as a handler''s answer.';
 COMMENT ON FUNCTION crefinder.twiml_say(text) IS 'Internal: one escaped <Say>.';
