@@ -268,19 +268,9 @@ BEGIN
         END IF;
     END LOOP;
     -- the agent a bridge call rings first is the tenant's own: no owner, nobody who opted out
-    IF jsonb_typeof(changes -> 'agent_number') = 'string' THEN
-        IF EXISTS (SELECT 1 FROM crefinder.opt_outs o
-                   WHERE o.user_id = tenant AND o.contact = changes ->> 'agent_number'
-                     AND o.revoked_at IS NULL AND o.channel <> 'email') THEN
-            problems := problems || 'agent_number: that number has opted out'::text;
-        END IF;
-        IF EXISTS (SELECT 1 FROM crefinder.property_records p
-                   WHERE p.user_id = tenant
-                     AND crefinder.try_normalize_contact('sms', p.owner_phone) = changes ->> 'agent_number')
-           OR EXISTS (SELECT 1 FROM crefinder.property_contacts c
-                      WHERE c.user_id = tenant AND c.kind = 'phone' AND c.value = changes ->> 'agent_number') THEN
-            problems := problems || 'agent_number: that is an owner''s number'::text;
-        END IF;
+    IF jsonb_typeof(changes -> 'agent_number') = 'string'
+       AND crefinder.agent_problem(tenant, changes ->> 'agent_number') IS NOT NULL THEN
+        problems := problems || ('agent_number: the number ' || crefinder.agent_problem(tenant, changes ->> 'agent_number'));
     END IF;
     IF cardinality(problems) > 0 THEN
         RAISE EXCEPTION 'invalid tenant settings'

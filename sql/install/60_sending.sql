@@ -412,6 +412,24 @@ BEGIN
 END
 $$;
 
+-- agent_problem: why number cannot be a tenant's agent (an owner's phone,
+-- however it was typed; a number that opted out), or NULL.
+CREATE FUNCTION crefinder.agent_problem(tenant uuid, number text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM crefinder.property_contacts c
+                     WHERE c.user_id = tenant AND c.kind = 'phone' AND c.value = number)
+          OR EXISTS (SELECT 1 FROM crefinder.property_records p
+                     WHERE p.user_id = tenant AND crefinder.try_normalize_contact('sms', p.owner_phone) = number)
+            THEN 'is an owner''s number'
+        WHEN EXISTS (SELECT 1 FROM crefinder.opt_outs o
+                     WHERE o.user_id = tenant AND o.contact = number AND o.revoked_at IS NULL
+                       AND o.channel <> 'email')
+            THEN 'has opted out' END
+$$;
+
 -- bridge_call: Twilio rings the agent (agent_number, else the tenant's
 -- agent_number setting) from the tenant's number; when the agent answers,
 -- the owner is dialled with the tenant's number as caller id.  Compliance
@@ -429,6 +447,7 @@ DECLARE
     tenant uuid := crefinder.current_user_id();
     owner text;
     agent text;
+    problem text;
     ready record;
 BEGIN
     PERFORM crefinder.require_argument(owner_number IS NULL, 'owner_number');
@@ -440,21 +459,12 @@ BEGIN
         RAISE EXCEPTION 'the agent and the owner are the same number'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- the agent is rung first, by crefinder: never an owner, nor a number that asked not to be called
-    IF EXISTS (SELECT 1 FROM crefinder.property_contacts c
-               WHERE c.user_id = tenant AND c.kind = 'phone' AND c.value = agent)
-       OR EXISTS (SELECT 1 FROM crefinder.property_records p
-                  WHERE p.user_id = tenant AND crefinder.try_normalize_contact('sms', p.owner_phone) = agent) THEN
-        RAISE EXCEPTION 'the agent number is an owner''s number'
+    problem := crefinder.agent_problem(tenant, agent);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'the agent number %', problem
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'It is a phone of one of the tenant''s properties.',
+                  DETAIL = 'A bridge call rings the agent first: never an owner, nor a number that asked not to be called.',
                   HINT = 'Give the agent''s own number (or set agent_number in the tenant''s settings).';
-    END IF;
-    IF EXISTS (SELECT 1 FROM crefinder.opt_outs o
-               WHERE o.user_id = tenant AND o.contact = agent AND o.revoked_at IS NULL AND o.channel <> 'email') THEN
-        RAISE EXCEPTION 'the agent number has opted out'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'A bridge call rings the agent first; this number asked not to be called.';
     END IF;
     ready := crefinder.provider_ready('call');
     RETURN crefinder.enqueue('call', owner,

@@ -1225,3 +1225,4 @@ COMMENT ON FUNCTION crefinder.voice_menu(text, text, text, text, text) IS 'Inter
 COMMENT ON FUNCTION crefinder.voice_response(uuid, record, text, text, text) IS 'Internal: store a keypress or conversation as a response, once per message and kind.';
 COMMENT ON FUNCTION crefinder.voice_step_url(text, text) IS 'Internal: the URL of another step of the call''s flow (the signed URL with its crefinder_step replaced).';
 COMMENT ON FUNCTION crefinder.xml_text(text) IS 'Internal: text escaped for XML, without the characters XML 1.0 forbids.';
+COMMENT ON FUNCTION crefinder.agent_problem(uuid, text) IS 'Internal: why a number cannot be a tenant''s agent (an owner''s phone, an opt-out), or NULL.';
